@@ -1,0 +1,31 @@
+#pragma once
+// Reader and writer for the safetensors format: 8-byte little-endian header length, a JSON
+// header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
+// then the raw little-endian tensor bytes. Every offset, size and dtype is checked; a bad file
+// gives a starft::Error naming the file and the tensor, never a crash or silent zeros.
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+namespace starft::safetensors {
+
+using TensorMap = std::map<std::string, torch::Tensor>;
+using Metadata = std::map<std::string, std::string>;
+
+struct Contents {
+  TensorMap tensors;  // CPU, contiguous, in the stored dtype (F16 stays kHalf)
+  Metadata metadata;  // the "__metadata__" object (string values), empty if absent
+};
+
+// Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
+Contents load(const std::string& path);
+
+// Writes atomically: to `path`.tmp-<pid>, flushed, then renamed over `path`. Tensors may live
+// on any device and be non-contiguous; they are written in name order.
+void save(const std::string& path, const TensorMap& tensors, const Metadata& metadata = {});
+
+// Parses an in-memory image of a file; `name` is used in error messages.
+Contents parse(const std::string& bytes, const std::string& name);
+
+}  // namespace starft::safetensors

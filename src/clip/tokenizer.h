@@ -1,0 +1,44 @@
+#pragma once
+// CLIP's byte-level BPE tokenizer: same ids as the reference implementation
+// (open_clip / OpenAI `SimpleTokenizer`, and Hugging Face `CLIPTokenizer`).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace starft::clip {
+
+class Tokenizer {
+ public:
+  // Loads a merges file in the format of `bpe_simple_vocab_16e6.txt.gz` (gzip read directly;
+  // plain text accepted too), or a directory / `vocab.json` path of a Hugging Face tokenizer
+  // (`vocab.json` + `merges.txt` side by side).
+  static Tokenizer load(const std::string& path);
+  static Tokenizer from_bpe_merges(const std::string& merges_path);
+  static Tokenizer from_hf(const std::string& vocab_json_path, const std::string& merges_txt_path);
+
+  // BPE ids of the cleaned, lower-cased text, without start and end tokens.
+  std::vector<int64_t> encode(const std::string& text) const;
+  // Start token + encode(text) + end token; cut to `context` ids with the end token kept last.
+  std::vector<int64_t> tokenize(const std::string& text, int context = 77) const;
+  // [N, context] int64, zero padded (the reference padding).
+  torch::Tensor tokenize_batch(const std::vector<std::string>& texts, int context = 77) const;
+  std::string decode(const std::vector<int64_t>& ids) const;
+
+  int64_t sot() const;
+  int64_t eot() const;
+  int64_t vocab_size() const;
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace starft::clip

@@ -1,0 +1,61 @@
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "starft/build_config.h"
+
+namespace starft::testing {
+
+std::string fixture(const std::string& rel) {
+  const char* env = std::getenv("STARFT_FIXTURES");
+  std::filesystem::path p = std::filesystem::path(env ? env : STARFT_FIXTURES_DIR) / rel;
+  if (!std::filesystem::exists(p)) {
+    ADD_FAILURE() << "fixture not found: " << p << " (set STARFT_FIXTURES or place ../shared beside the project)";
+  }
+  return p.string();
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    auto p = std::filesystem::temp_directory_path() /
+             ("starft-test-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+    if (std::filesystem::create_directory(p)) {
+      path_ = p;
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temporary directory");
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string starft_binary() {
+  const char* env = std::getenv("STARFT_BINARY");
+  return env ? env : "starft";
+}
+
+int run_command(const std::string& command, std::string* output) {
+  std::string cmd = command + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return -1;
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  int status = pclose(pipe);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace starft::testing

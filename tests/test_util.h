@@ -1,0 +1,31 @@
+#pragma once
+// Shared helpers for the tests: fixture paths and scratch directories.
+#include <filesystem>
+#include <string>
+
+namespace starft::testing {
+
+// ../shared/fixtures (or $STARFT_FIXTURES), joined with `rel`. Fails the test if missing.
+std::string fixture(const std::string& rel);
+
+// A fresh, empty directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& rel) const { return (path_ / rel).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Path of the built `starft` executable (set by CTest through $STARFT_BINARY).
+std::string starft_binary();
+
+// Runs a shell command, returns its exit status; stdout+stderr go to `output` if given.
+int run_command(const std::string& command, std::string* output = nullptr);
+
+}  // namespace starft::testing
