@@ -1,0 +1,129 @@
+#pragma once
+// The OpenAI CLIP ViT architecture in LibTorch. Parameter names are those of the OpenAI /
+// open_clip state dict (`visual.conv1.weight`, `transformer.resblocks.0.attn.in_proj_weight`,
+// `logit_scale`, ...), so `named_parameters()` maps one to one onto published checkpoints.
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace starft::clip {
+
+struct CLIPConfig {
+  int64_t embed_dim = 512;
+  // image tower
+  int64_t image_size = 224;
+  int64_t patch_size = 16;
+  int64_t vision_width = 768;
+  int64_t vision_layers = 12;
+  int64_t vision_heads = 12;
+  // text tower
+  int64_t context_length = 77;
+  int64_t vocab_size = 49408;
+  int64_t text_width = 512;
+  int64_t text_layers = 12;
+  int64_t text_heads = 8;
+  // QuickGELU (x * sigmoid(1.702 x)) as in OpenAI's weights; false = exact GELU.
+  bool quick_gelu = true;
+  double init_logit_scale = 4.605170185988092;  // log(1 / 0.07), for random initialisation
+
+  int64_t grid() const { return image_size / patch_size; }
+  nlohmann::json to_json() const;
+  static CLIPConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults
+  // Checks that the numbers make a valid model; throws starft::Error naming the bad key.
+  void validate() const;
+};
+
+// Shorthands for well-known shapes: "ViT-B-16", "ViT-B-32", "ViT-L-14", "tiny" (32 px, patch 8,
+// width 128, 2 layers, embed 64: the fixture's shape). Throws for an unknown name.
+CLIPConfig config_by_name(const std::string& name);
+
+// Pre-LayerNorm transformer block: x + attn(ln_1(x)); x + mlp(ln_2(x)). Fused q/k/v projection.
+class ResidualAttentionBlockImpl : public torch::nn::Module {
+ public:
+  ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu);
+  // x: [B, L, W]; mask: additive [L, L] or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+
+ private:
+  torch::Tensor attention(const torch::Tensor& x, const torch::Tensor& mask);
+  int64_t width_, heads_;
+  bool quick_gelu_;
+  std::shared_ptr<torch::nn::Module> attn_, mlp_;
+  torch::Tensor in_proj_weight_, in_proj_bias_;
+  torch::nn::Linear out_proj_{nullptr}, c_fc_{nullptr}, c_proj_{nullptr};
+  torch::nn::LayerNorm ln_1_{nullptr}, ln_2_{nullptr};
+};
+TORCH_MODULE(ResidualAttentionBlock);
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  TransformerImpl(int64_t width, int64_t layers, int64_t heads, bool quick_gelu);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask);
+
+ private:
+  torch::nn::ModuleList resblocks_;
+};
+TORCH_MODULE(Transformer);
+
+class VisionTransformerImpl : public torch::nn::Module {
+ public:
+  explicit VisionTransformerImpl(const CLIPConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& images);  // [N,3,S,S] -> [N, embed_dim]
+
+ private:
+  torch::nn::Conv2d conv1_{nullptr};
+  torch::Tensor class_embedding_, positional_embedding_, proj_;
+  torch::nn::LayerNorm ln_pre_{nullptr}, ln_post_{nullptr};
+  Transformer transformer_{nullptr};
+};
+TORCH_MODULE(VisionTransformer);
+
+class CLIPImpl : public torch::nn::Module {
+ public:
+  explicit CLIPImpl(const CLIPConfig& cfg);
+
+  // Image features before L2 normalisation: [N, embed_dim].
+  torch::Tensor encode_image(const torch::Tensor& images);
+  // Text features before L2 normalisation: [M, embed_dim]. tokens: [M, L<=context] int64, the end
+  // token has the largest id in each row. With `truncate` the tower runs only on the first
+  // (largest end-token position + 1) positions, which gives identical features because attention
+  // is causal and pooling happens at the end token.
+  torch::Tensor encode_text(const torch::Tensor& tokens, bool truncate = true);
+  // exp(logit_scale) * norm(image) @ norm(text)^T: [N, M].
+  torch::Tensor logits_per_image(const torch::Tensor& image_features, const torch::Tensor& text_features);
+
+  const CLIPConfig& config() const { return cfg_; }
+  torch::Device device() const { return logit_scale.device(); }
+
+  VisionTransformer visual{nullptr};
+  Transformer transformer{nullptr};
+  torch::nn::Embedding token_embedding{nullptr};
+  torch::nn::LayerNorm ln_final{nullptr};
+  torch::Tensor positional_embedding, text_projection, logit_scale;
+
+ private:
+  CLIPConfig cfg_;
+  torch::Tensor causal_mask_;  // [context, context], -inf above the diagonal (a buffer)
+};
+TORCH_MODULE(CLIP);
+
+// Initialises a fresh model the way open_clip does (normal with the towers' stds), for training
+// from scratch (the built-in benchmark's pre-training).
+void init_parameters(CLIP& model, uint64_t seed);
+
+// Enables bfloat16 autocast for CUDA forward passes for the guard's lifetime (no-op on CPU).
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, const torch::Device& device);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool active_ = false;
+  bool prev_enabled_ = false;
+};
+
+}  // namespace starft::clip
