@@ -1,0 +1,200 @@
+#include "train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "clip/weights.h"
+#include "common/error.h"
+#include "data/manifest.h"
+
+namespace starft::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kPrefix = "step-";
+
+std::optional<int64_t> step_of(const fs::path& dir) {
+  const std::string name = dir.filename().string();
+  if (name.rfind(kPrefix, 0) != 0) return std::nullopt;
+  const std::string digits = name.substr(std::char_traits<char>::length(kPrefix));
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return std::stoll(digits);
+}
+
+void write_json_file(const fs::path& path, const nlohmann::json& j) {
+  data::write_file_atomically(path.string(), j.dump(2) + "\n");
+}
+
+}  // namespace
+
+nlohmann::json TrainState::to_json() const {
+  return {{"step", step},
+          {"epoch", epoch},
+          {"sampler", sampler.to_json()},
+          {"rng", {{"torch_cpu", torch_rng}}},
+          {"counters", {{"images_seen", images_seen}, {"last_loss", last_loss}}},
+          {"config", config_ini},
+          {"teacher_fingerprint", teacher_fingerprint}};
+}
+
+TrainState TrainState::from_json(const nlohmann::json& j, const std::string& where) {
+  TrainState s;
+  try {
+    s.step = j.at("step").get<int64_t>();
+    s.epoch = j.at("epoch").get<int64_t>();
+    s.sampler = data::SamplerState::from_json(j.at("sampler"));
+    s.torch_rng = j.at("rng").at("torch_cpu").get<std::string>();
+    s.images_seen = j.at("counters").at("images_seen").get<int64_t>();
+    s.last_loss = j.at("counters").at("last_loss").get<double>();
+    s.config_ini = j.at("config").get<std::string>();
+    s.teacher_fingerprint = j.at("teacher_fingerprint");
+  } catch (const nlohmann::json::exception& e) {
+    fail(where, ": not a valid training state (", e.what(), "); the checkpoint is damaged");
+  }
+  return s;
+}
+
+std::string capture_torch_rng() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  torch::Tensor state;
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    state = gen.get_state();
+  }
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(state.numel() * 2);
+  const uint8_t* p = state.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < state.numel(); ++i) {
+    hex.push_back(digits[p[i] >> 4]);
+    hex.push_back(digits[p[i] & 15]);
+  }
+  return hex;
+}
+
+void restore_torch_rng(const std::string& hex, const std::string& where) {
+  check(hex.size() % 2 == 0 && hex.find_first_not_of("0123456789abcdef") == std::string::npos, where,
+        ": the saved torch RNG state is not a hex string; the checkpoint is damaged");
+  auto state = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
+  uint8_t* p = state.data_ptr<uint8_t>();
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  try {
+    gen.set_state(state);
+  } catch (const c10::Error& e) {
+    fail(where, ": the saved torch RNG state does not fit this LibTorch (", e.what_without_backtrace(), ")");
+  }
+}
+
+std::string checkpoints_dir(const std::string& run_dir) { return (fs::path(run_dir) / "checkpoints").string(); }
+
+std::string checkpoint_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%09lld", kPrefix, static_cast<long long>(step));
+  return buf;
+}
+
+std::string weights_path(const std::string& checkpoint_dir) {
+  return (fs::path(checkpoint_dir) / "weights.safetensors").string();
+}
+
+std::string write_checkpoint(const std::string& run_dir, const CheckpointContents& c, int64_t keep) {
+  check(c.model != nullptr, "write_checkpoint: no model given");
+  const fs::path root = checkpoints_dir(run_dir);
+  fs::create_directories(root);
+  const fs::path final_dir = root / checkpoint_name(c.state.step);
+  const fs::path tmp = root / (".tmp-" + checkpoint_name(c.state.step) + "-" + std::to_string(getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  clip::save_weights(*c.model, (tmp / "weights.safetensors").string());
+  if (!c.head.empty()) safetensors::save((tmp / "head.safetensors").string(), c.head);
+  safetensors::save((tmp / "optimizer.safetensors").string(), c.optimizer);
+  write_json_file(tmp / "state.json", c.state.to_json());
+  // A checkpoint of the same step (e.g. written again after a resume) is replaced whole.
+  if (fs::exists(final_dir)) {
+    const fs::path old = root / (".old-" + checkpoint_name(c.state.step) + "-" + std::to_string(getpid()));
+    fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    fs::remove_all(old);
+  } else {
+    fs::rename(tmp, final_dir);
+  }
+  // Make the rename durable before older checkpoints go.
+  if (FILE* f = std::fopen(root.c_str(), "r")) {
+    fsync(fileno(f));
+    std::fclose(f);
+  }
+  auto all = list_checkpoints(run_dir);
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 1)) < all.size(); ++i) fs::remove_all(all[i]);
+  // Leftovers of writers that were killed.
+  for (const auto& entry : fs::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".tmp-", 0) == 0 || name.rfind(".old-", 0) == 0) {
+      std::error_code ec;
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+  return final_dir.string();
+}
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  const fs::path root = checkpoints_dir(run_dir);
+  if (!fs::is_directory(root)) return {};
+  for (const auto& entry : fs::directory_iterator(root)) {
+    auto step = step_of(entry.path());
+    if (step && entry.is_directory() && fs::exists(entry.path() / "state.json")) {
+      found.emplace_back(*step, entry.path().string());
+    }
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& f : found) out.push_back(f.second);
+  return out;
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+  auto all = list_checkpoints(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+std::optional<std::string> resolve_checkpoint(const std::string& spec, const std::string& run_dir) {
+  if (spec == "latest") return latest_checkpoint(run_dir);
+  check(fs::exists(fs::path(spec) / "state.json"), "checkpoint ", spec,
+        ": no state.json there; give a directory under <run-dir>/checkpoints or `latest`");
+  return spec;
+}
+
+TrainState read_train_state(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "state.json";
+  std::ifstream in(path);
+  check(static_cast<bool>(in), "checkpoint ", dir, ": cannot read state.json");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    fail(path.string(), ": not valid JSON (", e.what(), "); the checkpoint is damaged");
+  }
+  return TrainState::from_json(j, path.string());
+}
+
+safetensors::TensorMap read_optimizer_state(const std::string& dir) {
+  return safetensors::load((fs::path(dir) / "optimizer.safetensors").string()).tensors;
+}
+
+safetensors::TensorMap read_head(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "head.safetensors";
+  if (!fs::exists(path)) return {};
+  return safetensors::load(path.string()).tensors;
+}
+
+}  // namespace starft::train

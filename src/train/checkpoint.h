@@ -1,0 +1,67 @@
+#pragma once
+// Training checkpoints: <run-dir>/checkpoints/step-NNNNNNNNN/ holding
+//   weights.safetensors    the model in the OpenAI naming (clip::save_weights)
+//   head.safetensors       the CE head (`head.weight`, `head.bias`), only with --loss ce
+//   optimizer.safetensors  AdamW state per parameter (train/optimizer.h)
+//   state.json             step, epoch, sampler position, RNG states, counters, config, cache fingerprint
+// Written by rank 0 into a temporary directory, every file flushed, then renamed: a directory
+// named step-* is always complete. The newest K are kept.
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "clip/model.h"
+#include "clip/safetensors.h"
+#include "data/sampler.h"
+
+namespace starft::train {
+
+struct TrainState {
+  int64_t step = 0;                 // optimizer steps done in total
+  int64_t epoch = 0;                // epoch of the sampler position
+  data::SamplerState sampler;       // position after the last batch trained on
+  std::string torch_rng;            // the CPU generator state, hex
+  int64_t images_seen = 0;          // counters of our own
+  double last_loss = 0;
+  std::string config_ini;           // the effective configuration (to_ini)
+  nlohmann::json teacher_fingerprint = nullptr;  // null without a teacher cache
+
+  nlohmann::json to_json() const;
+  static TrainState from_json(const nlohmann::json& j, const std::string& where);
+};
+
+// Hex of the default CPU generator's state, and its restoration.
+std::string capture_torch_rng();
+void restore_torch_rng(const std::string& hex, const std::string& where);
+
+std::string checkpoints_dir(const std::string& run_dir);
+std::string checkpoint_name(int64_t step);  // "step-000000042"
+
+struct CheckpointContents {
+  const clip::CLIP* model = nullptr;
+  safetensors::TensorMap head;       // empty without a CE head
+  safetensors::TensorMap optimizer;
+  TrainState state;
+};
+
+// Writes the checkpoint of state.step atomically and keeps the newest `keep`. Returns its path.
+std::string write_checkpoint(const std::string& run_dir, const CheckpointContents& contents, int64_t keep);
+
+// Complete checkpoints of a run, oldest first.
+std::vector<std::string> list_checkpoints(const std::string& run_dir);
+// The newest complete checkpoint of a run, if any.
+std::optional<std::string> latest_checkpoint(const std::string& run_dir);
+// `spec` is a checkpoint directory or `latest` (resolved in run_dir; nullopt when there is none).
+std::optional<std::string> resolve_checkpoint(const std::string& spec, const std::string& run_dir);
+
+TrainState read_train_state(const std::string& checkpoint_dir);
+safetensors::TensorMap read_optimizer_state(const std::string& checkpoint_dir);
+// The CE head, or an empty map when the checkpoint has none.
+safetensors::TensorMap read_head(const std::string& checkpoint_dir);
+std::string weights_path(const std::string& checkpoint_dir);
+
+}  // namespace starft::train

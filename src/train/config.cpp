@@ -1,0 +1,283 @@
+#include "train/config.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "clip/model.h"
+#include "common/error.h"
+#include "data/manifest.h"
+
+namespace starft::train {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string format_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  // Prefer the shortest text that reads back to the same double.
+  for (int precision = 1; precision <= 17; ++precision) {
+    char shorter[64];
+    std::snprintf(shorter, sizeof shorter, "%.*g", precision, v);
+    if (std::strtod(shorter, nullptr) == v) return shorter;
+  }
+  return buf;
+}
+
+// The one list of fields: options_description, to_ini and the section headings all come from it.
+template <typename Visitor>
+void visit_fields(TrainConfig& c, Visitor& v) {
+  v.section("what to train");
+  v.field("mode", c.mode, "finetune: StarFT/FLYP/CE from zero-shot --weights; pretrain: contrastive "
+                          "loss on the store's captions from a random --model");
+  v.field("weights", c.weights, "zero-shot CLIP weights (.safetensors, OpenAI or Hugging Face naming): "
+                                "the student's start and the frozen teacher (finetune)");
+  v.field("model", c.model, "pretrain: architecture name (tiny, ViT-B-16, ViT-B-32, ViT-L-14) or a JSON "
+                            "config file (keys of CLIPConfig)");
+  v.field("store", c.store, "training store directory (manifest.json + shard-*.h5)");
+  v.field("vocab", c.vocab, "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json");
+  v.field("run-dir", c.run_dir, "run directory: config.ini, metrics.jsonl, checkpoints/");
+  v.section("loss");
+  v.field("loss", c.loss, "base loss: flyp (contrastive on captions) or ce (cross-entropy, zero-shot head)");
+  v.field("regulariser", c.regulariser, "starft (masked, default), kl (unmasked variant) or none");
+  v.field("lambda", c.lambda, "regulariser weight lambda (>= 0)");
+  v.field("lambda-schedule", c.lambda_schedule,
+          "constant, or diminishing: lambda * (1 - (epoch + 1) / epochs)");
+  v.field("spurious-pool", c.spurious_pool,
+          "spurious prompt pool(s): built-in names (backgrounds, textures, quality) or template files, "
+          "several joined with ','");
+  v.field("caption-template", c.caption_template, "caption of a class; {} is the class name");
+  v.field("head-templates", c.head_templates, "ce: template set the zero-shot head is built from");
+  v.field("teacher", c.teacher, "cache (precomputed by `starft cache-teacher`) or online (frozen model run "
+                                "on every augmented batch, as the reference code does)");
+  v.field("teacher-cache", c.teacher_cache, "teacher cache file (default: <store>/teacher-cache.h5)");
+  v.section("optimisation");
+  v.field("epochs", c.epochs, "epochs over the store");
+  v.field("batch-size", c.batch_size, "global batch size (divided evenly over the ranks)");
+  v.field("lr", c.lr, "peak learning rate");
+  v.field("min-lr", c.min_lr, "learning rate at the end of the cosine decay");
+  v.field("warmup-steps", c.warmup_steps, "linear warm-up steps: lr * (step + 1) / warmup");
+  v.field("weight-decay", c.weight_decay, "AdamW weight decay");
+  v.field("exclude-gains-biases", c.exclude_gains_biases,
+          "no weight decay on gains, biases (1-D parameters) and logit_scale");
+  v.field("beta1", c.beta1, "AdamW beta1");
+  v.field("beta2", c.beta2, "AdamW beta2");
+  v.field("eps", c.eps, "AdamW epsilon");
+  v.field("grad-clip", c.grad_clip, "clip the global gradient norm to this value; 0 = off");
+  v.field("freeze-text", c.freeze_text, "keep the text tower frozen");
+  v.field("train-logit-scale", c.train_logit_scale, "train the logit scale");
+  v.section("exact savings and augmentation");
+  v.field("truncate", c.truncate, "run the text tower only up to the longest end token (exact)");
+  v.field("dedup", c.dedup, "encode identical captions/prompts of a batch once (exact)");
+  v.field("augment", c.augment, "train augmentation (RandomResizedCrop); false = the deterministic eval view");
+  v.section("runtime");
+  v.field("seed", c.seed, "seed of sampling, augmentation, prompt draws and (pretrain) initialisation");
+  v.field("device", c.device, "cpu, cuda or cuda:N (each rank uses its local GPU for cuda)");
+  v.field("workers", c.workers, "augmentation threads per rank");
+  v.field("checkpoint-every", c.checkpoint_every, "checkpoint every N steps (and at each epoch end); 0 = epoch ends only");
+  v.field("keep-checkpoints", c.keep_checkpoints, "keep the last K checkpoints");
+  v.field("resume", c.resume, "continue from a checkpoint directory, or `latest` in the run directory "
+                              "(starts fresh when there is none)");
+  v.field("stop-after", c.stop_after, "checkpoint and stop after this many steps in total; 0 = run to the end");
+  v.field("log-every", c.log_every, "progress line every N steps");
+  v.field("bucket-mib", c.bucket_mib, "gradient all-reduce bucket size in MiB");
+}
+
+struct OptionsBuilder {
+  po::options_description all{"options (also INI keys: `key = value`)"};
+  std::optional<po::options_description> current;
+  std::string current_name;
+  void flush() {
+    if (current) all.add(*current);
+  }
+  void section(const std::string& name) {
+    flush();
+    current.emplace(name);
+  }
+  void field(const char* name, std::string& v, const char* help) {
+    current->add_options()(name, po::value(&v)->default_value(v), help);
+  }
+  void field(const char* name, int64_t& v, const char* help) {
+    current->add_options()(name, po::value(&v)->default_value(v), help);
+  }
+  void field(const char* name, double& v, const char* help) {
+    current->add_options()(name, po::value(&v)->default_value(v, format_double(v)), help);
+  }
+  void field(const char* name, bool& v, const char* help) {
+    current->add_options()(name, po::value(&v)->default_value(v, v ? "true" : "false")->implicit_value(true, "true"),
+                           help);
+  }
+};
+
+struct IniWriter {
+  std::ostringstream os;
+  void section(const std::string& name) { os << "\n# " << name << "\n"; }
+  void field(const char* name, const std::string& v, const char*) { os << name << " = " << v << "\n"; }
+  void field(const char* name, int64_t v, const char*) { os << name << " = " << v << "\n"; }
+  void field(const char* name, double v, const char*) { os << name << " = " << format_double(v) << "\n"; }
+  void field(const char* name, bool v, const char*) { os << name << " = " << (v ? "true" : "false") << "\n"; }
+};
+
+void one_of(const std::string& key, const std::string& value, std::initializer_list<const char*> allowed) {
+  std::string list;
+  for (const char* a : allowed) {
+    if (value == a) return;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  fail("--", key, ": unknown value '", value, "'; choose one of ", list);
+}
+
+void store_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
+  std::ifstream in(path);
+  check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
+  try {
+    po::store(po::parse_config_file(in, desc), vm);
+  } catch (const po::error& e) {
+    fail("config file ", path, ": ", e.what(), " (keys are the option names of `starft train --help`)");
+  }
+}
+
+}  // namespace
+
+std::string TrainConfig::teacher_cache_path() const {
+  if (!teacher_cache.empty()) return teacher_cache;
+  return (fs::path(store) / "teacher-cache.h5").string();
+}
+
+po::options_description train_options(TrainConfig& config) {
+  OptionsBuilder b;
+  visit_fields(config, b);
+  b.flush();
+  return b.all;
+}
+
+std::optional<TrainConfig> parse_train_config(int argc, char** argv) {
+  TrainConfig config;
+  auto fields = train_options(config);
+  po::options_description all("starft train");
+  all.add_options()("config", po::value<std::vector<std::string>>()->composing(),
+                    "INI file(s) of options (`key = value`, keys as the long options); the command line "
+                    "wins over a file, an earlier file over a later one");
+  all.add(fields);
+  auto vm = cli::parse(argc, argv, all,
+                       "usage: starft train --config configs/X.ini [--key value ...]\n"
+                       "Fine-tunes CLIP with FLYP + the StarFT regulariser (or pre-trains with the contrastive "
+                       "loss), data-parallel over the MPI ranks of the job.");
+  if (!vm) return std::nullopt;
+  if (vm->count("config")) {
+    for (const auto& path : (*vm)["config"].as<std::vector<std::string>>()) store_config_file(path, fields, *vm);
+  }
+  try {
+    po::notify(*vm);
+  } catch (const po::error& e) {
+    fail(argv[0], ": ", e.what());
+  }
+  return config;
+}
+
+std::string to_ini(const TrainConfig& config) {
+  IniWriter w;
+  w.os << "# starft train: effective configuration (command line > config files > defaults)\n";
+  TrainConfig copy = config;
+  visit_fields(copy, w);
+  return w.os.str();
+}
+
+TrainConfig from_ini(const std::string& text, const std::string& where) {
+  TrainConfig config;
+  auto desc = train_options(config);
+  po::variables_map vm;
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    fail(where, ": ", e.what());
+  }
+  return config;
+}
+
+void validate(const TrainConfig& c, int world_size) {
+  one_of("mode", c.mode, {"finetune", "pretrain"});
+  one_of("loss", c.loss, {"flyp", "ce"});
+  one_of("regulariser", c.regulariser, {"starft", "kl", "none"});
+  one_of("lambda-schedule", c.lambda_schedule, {"constant", "diminishing"});
+  one_of("teacher", c.teacher, {"cache", "online"});
+
+  check(!c.run_dir.empty(), "--run-dir is required: where checkpoints, metrics and config.ini go");
+  check(!c.store.empty(), "--store is required: the training store directory (see `starft shard`)");
+  check(fs::exists(fs::path(c.store) / data::kManifestName), "--store ", c.store, ": no ", data::kManifestName,
+        " there; give a store written by `starft shard` (a store without a manifest is incomplete)");
+  const auto manifest = data::Manifest::read(c.store);
+  check(manifest.count() > 0, "--store ", c.store, ": the store has no samples");
+  check(!c.vocab.empty(), "--vocab is required: the CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz)");
+  check(fs::exists(c.vocab), "--vocab ", c.vocab, ": no such file");
+
+  if (c.pretrain()) {
+    check(c.weights.empty(), "--weights is for finetune mode; pretrain starts from random initialisation "
+                             "of --model (drop one of them)");
+    check(!c.model.empty(), "--model is required in pretrain mode: an architecture name (tiny, ViT-B-16, ...) "
+                            "or a JSON config file");
+    if (!fs::exists(c.model)) clip::config_by_name(c.model);  // throws for an unknown name
+    check(manifest.has_captions, "--store ", c.store, ": pretrain mode needs per-image captions but the store "
+                                 "has none (has_captions is false in its manifest)");
+    check(c.loss == "flyp", "--loss ", c.loss, ": pretrain mode uses the contrastive loss (flyp) only");
+  } else {
+    check(!c.weights.empty(), "--weights is required in finetune mode: the zero-shot CLIP weights");
+    check(fs::exists(c.weights), "--weights ", c.weights, ": no such file");
+    check(c.model.empty(), "--model is for pretrain mode; finetune takes the architecture from --weights");
+    check(!manifest.class_names.empty(), "--store ", c.store, ": the manifest lists no class names");
+    check(c.caption_template.find("{}") != std::string::npos, "--caption-template '", c.caption_template,
+          "' has no {} where the class name goes");
+  }
+
+  check(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);
+  check(c.batch_size >= 1, "--batch-size must be at least 1, got ", c.batch_size);
+  check(world_size >= 1 && c.batch_size % world_size == 0, "--batch-size ", c.batch_size,
+        " is not divisible by the ", world_size, " ranks of this job; the global batch is split evenly, "
+        "so choose a multiple of ", world_size);
+  check(c.batch_size / world_size <= manifest.count(), "--batch-size ", c.batch_size, ": the per-rank batch (",
+        c.batch_size / world_size, ") is larger than the store (", manifest.count(), " samples)");
+  auto finite_nonneg = [](const char* key, double v) {
+    check(std::isfinite(v) && v >= 0, "--", key, " must be a finite number >= 0, got ", v);
+  };
+  finite_nonneg("lr", c.lr);
+  check(c.lr > 0, "--lr must be positive, got ", c.lr);
+  finite_nonneg("min-lr", c.min_lr);
+  check(c.min_lr <= c.lr, "--min-lr ", c.min_lr, " is above --lr ", c.lr);
+  finite_nonneg("lambda", c.lambda);
+  finite_nonneg("weight-decay", c.weight_decay);
+  finite_nonneg("grad-clip", c.grad_clip);
+  finite_nonneg("bucket-mib", c.bucket_mib);
+  check(c.bucket_mib > 0, "--bucket-mib must be positive, got ", c.bucket_mib);
+  check(c.warmup_steps >= 0, "--warmup-steps must be >= 0, got ", c.warmup_steps);
+  check(c.beta1 >= 0 && c.beta1 < 1, "--beta1 must be in [0, 1), got ", c.beta1);
+  check(c.beta2 >= 0 && c.beta2 < 1, "--beta2 must be in [0, 1), got ", c.beta2);
+  check(std::isfinite(c.eps) && c.eps > 0, "--eps must be positive, got ", c.eps);
+  check(c.workers >= 1, "--workers must be at least 1, got ", c.workers);
+  check(c.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0 = epoch ends only), got ", c.checkpoint_every);
+  check(c.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1, got ", c.keep_checkpoints);
+  check(c.stop_after >= 0, "--stop-after must be >= 0 (0 = never), got ", c.stop_after);
+  check(c.log_every >= 1, "--log-every must be at least 1, got ", c.log_every);
+  check(c.seed >= 0, "--seed must be >= 0, got ", c.seed);
+  try {
+    torch::Device device(c.device);
+    (void)device;
+  } catch (const std::exception&) {
+    fail("--device '", c.device, "' is not a device; use cpu, cuda or cuda:N");
+  }
+  if (!c.resume.empty() && c.resume != "latest") {
+    check(fs::is_directory(c.resume), "--resume ", c.resume,
+          ": no such checkpoint directory (give one under <run-dir>/checkpoints, or `latest`)");
+  }
+}
+
+}  // namespace starft::train

@@ -1,0 +1,83 @@
+#pragma once
+// The configuration of `starft train`: one struct, bound to Boost.Program_options so every field
+// is a command-line option and an INI key of the same name (`--batch-size 64` = `batch-size = 64`).
+// Precedence: command line, then the `--config` file(s) in order, then the defaults.
+#include <boost/program_options.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace starft::train {
+
+struct TrainConfig {
+  // --- what to train, on what
+  std::string mode = "finetune";     // finetune (StarFT/FLYP/CE from zero-shot weights) | pretrain
+  std::string weights;               // finetune: zero-shot weights = student start and teacher
+  std::string model;                 // pretrain: architecture name (tiny, ViT-B-16, ...) or JSON file
+  std::string store;                 // training store directory
+  std::string vocab;                 // CLIP BPE merges file
+  std::string run_dir;               // checkpoints, metrics.jsonl, config.ini
+  // --- loss
+  std::string loss = "flyp";               // flyp | ce
+  std::string regulariser = "starft";      // starft | kl | none
+  double lambda = 0.5;
+  std::string lambda_schedule = "diminishing";  // constant | diminishing
+  std::string spurious_pool = "backgrounds";    // pool names or files, joined with ','
+  std::string caption_template = "a photo of a {}.";
+  std::string head_templates = "imagenet";      // ce: template set of the zero-shot head
+  std::string teacher = "cache";                // cache | online
+  std::string teacher_cache;                    // default: <store>/teacher-cache.h5
+  // --- optimisation
+  int64_t epochs = 10;
+  int64_t batch_size = 512;  // global: per-rank batch x ranks
+  double lr = 1e-5;
+  double min_lr = 0.0;
+  int64_t warmup_steps = 500;
+  double weight_decay = 0.1;
+  bool exclude_gains_biases = false;  // no weight decay on 1-D parameters and logit_scale
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double grad_clip = 0.0;  // max global gradient norm; 0 = off
+  bool freeze_text = false;
+  bool train_logit_scale = true;
+  // --- exact savings and augmentation
+  bool truncate = true;
+  bool dedup = true;
+  bool augment = true;
+  // --- runtime
+  int64_t seed = 0;
+  std::string device = "cpu";
+  int64_t workers = 2;
+  int64_t checkpoint_every = 0;  // steps; 0 = at epoch ends only
+  int64_t keep_checkpoints = 3;
+  std::string resume;            // "" | latest | checkpoint directory
+  int64_t stop_after = 0;        // checkpoint and stop after this many steps in total; 0 = never
+  int64_t log_every = 10;
+  double bucket_mib = 25.0;
+
+  // The run's teacher cache path (teacher_cache, or its default beside the store).
+  std::string teacher_cache_path() const;
+  bool pretrain() const { return mode == "pretrain"; }
+  bool uses_regulariser() const { return !pretrain() && regulariser != "none"; }
+};
+
+// All options, bound to `config`'s fields, with help text and defaults taken from `config`.
+boost::program_options::options_description train_options(TrainConfig& config);
+
+// Parses argv (argv[0] = program name) plus any `--config FILE` INI files. Returns nullopt after
+// printing usage for --help. Throws starft::Error for unknown options or keys and bad values.
+std::optional<TrainConfig> parse_train_config(int argc, char** argv);
+
+// Checks everything that can be checked before any work, for a job of `world_size` ranks: files
+// that must exist, names that must be known, numeric ranges, divisibility. Throws starft::Error
+// naming the option and what to do. (The teacher cache fingerprint is checked by the trainer.)
+void validate(const TrainConfig& config, int world_size);
+
+// The effective configuration as INI text that parse_train_config reads back identically.
+std::string to_ini(const TrainConfig& config);
+
+// Parses INI text (as written by to_ini) into a config; `where` names the source in errors.
+TrainConfig from_ini(const std::string& text, const std::string& where);
+
+}  // namespace starft::train

@@ -1,0 +1,43 @@
+#pragma once
+// AdamW over the trainable parameters, with optional parameter groups that exclude gains,
+// biases (1-D parameters) and logit_scale from weight decay, and its state as named tensors
+// (for checkpoints): per parameter `<name>.exp_avg`, `<name>.exp_avg_sq` and `<name>.step`.
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "clip/safetensors.h"
+
+namespace starft::train {
+
+// Trainable parameters by name, in a fixed order (the model's registration order).
+using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
+
+struct AdamWSettings {
+  double lr = 1e-5;
+  double weight_decay = 0.1;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  bool exclude_gains_biases = false;
+};
+
+// True for parameters that get no weight decay when gains and biases are excluded.
+bool is_gain_or_bias(const std::string& name, const torch::Tensor& param);
+
+// Group 0: decayed parameters; group 1 (only with exclude_gains_biases): the others, decay 0.
+std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedParams& params, const AdamWSettings& settings);
+
+// Sets the learning rate of every parameter group.
+void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
+
+// The optimizer state of each parameter that has one (parameters not yet stepped have none).
+safetensors::TensorMap optimizer_state(const torch::optim::AdamW& optimizer, const NamedParams& params);
+
+// Restores what optimizer_state wrote, exactly. Throws naming `source` and the tensor when the
+// state does not fit the parameters (unknown name, wrong shape, missing part).
+void load_optimizer_state(torch::optim::AdamW& optimizer, const NamedParams& params,
+                          const safetensors::TensorMap& state, const std::string& source);
+
+}  // namespace starft::train
