@@ -8,10 +8,10 @@
 #include <iostream>
 #include <sstream>
 
-#include "cli/command.h"
 #include "clip/model.h"
 #include "common/error.h"
 #include "data/manifest.h"
+#include "train/prompts.h"
 
 namespace starft::train {
 
@@ -159,27 +159,38 @@ po::options_description train_options(TrainConfig& config) {
   return b.all;
 }
 
-std::optional<TrainConfig> parse_train_config(int argc, char** argv) {
-  TrainConfig config;
-  auto fields = train_options(config);
-  po::options_description all("starft train");
-  all.add_options()("config", po::value<std::vector<std::string>>()->composing(),
-                    "INI file(s) of options (`key = value`, keys as the long options); the command line "
-                    "wins over a file, an earlier file over a later one");
-  all.add(fields);
-  auto vm = cli::parse(argc, argv, all,
-                       "usage: starft train --config configs/X.ini [--key value ...]\n"
-                       "Fine-tunes CLIP with FLYP + the StarFT regulariser (or pre-trains with the contrastive "
-                       "loss), data-parallel over the MPI ranks of the job.");
-  if (!vm) return std::nullopt;
-  if (vm->count("config")) {
-    for (const auto& path : (*vm)["config"].as<std::vector<std::string>>()) store_config_file(path, fields, *vm);
+void add_config_option(po::options_description& options) {
+  options.add_options()("config", po::value<std::vector<std::string>>()->composing(),
+                        "INI file(s) of options (`key = value`, keys as the long options); the command line "
+                        "wins over a file, an earlier file over a later one");
+}
+
+void load_config_files(po::variables_map& vm, const po::options_description& fields) {
+  if (vm.count("config")) {
+    for (const auto& path : vm["config"].as<std::vector<std::string>>()) store_config_file(path, fields, vm);
   }
   try {
-    po::notify(*vm);
+    po::notify(vm);
   } catch (const po::error& e) {
-    fail(argv[0], ": ", e.what());
+    fail("starft train: ", e.what());
   }
+}
+
+TrainConfig parse_train_args(const std::vector<std::string>& args) {
+  TrainConfig config;
+  auto fields = train_options(config);
+  po::options_description all;
+  add_config_option(all);
+  all.add(fields);
+  std::vector<const char*> argv{"starft train"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(static_cast<int>(argv.size()), const_cast<char**>(argv.data())).options(all).run(), vm);
+  } catch (const po::error& e) {
+    fail("starft train: ", e.what(), " (see `starft train --help`)");
+  }
+  load_config_files(vm, fields);
   return config;
 }
 
@@ -237,6 +248,7 @@ void validate(const TrainConfig& c, int world_size) {
     check(!manifest.class_names.empty(), "--store ", c.store, ": the manifest lists no class names");
     check(c.caption_template.find("{}") != std::string::npos, "--caption-template '", c.caption_template,
           "' has no {} where the class name goes");
+    if (c.uses_regulariser()) load_templates(c.spurious_pool);  // throws for an unknown pool or a bad file
   }
 
   check(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);

@@ -65,9 +65,18 @@ struct TrainConfig {
 // All options, bound to `config`'s fields, with help text and defaults taken from `config`.
 boost::program_options::options_description train_options(TrainConfig& config);
 
-// Parses argv (argv[0] = program name) plus any `--config FILE` INI files. Returns nullopt after
-// printing usage for --help. Throws starft::Error for unknown options or keys and bad values.
-std::optional<TrainConfig> parse_train_config(int argc, char** argv);
+// Adds `--config FILE` (repeatable) to a command's options.
+void add_config_option(boost::program_options::options_description& options);
+
+// After the command line is stored in `vm`: stores the INI files named by --config (keys of
+// `fields`; a value from the command line or an earlier file wins) and notifies, so the bound
+// TrainConfig holds the result. Throws starft::Error naming the file for an unknown key or bad value.
+void load_config_files(boost::program_options::variables_map& vm,
+                       const boost::program_options::options_description& fields);
+
+// The whole parse without --help handling (for tests and tools): `args` are the arguments after
+// the program name.
+TrainConfig parse_train_args(const std::vector<std::string>& args);
 
 // Checks everything that can be checked before any work, for a job of `world_size` ranks: files
 // that must exist, names that must be known, numeric ranges, divisibility. Throws starft::Error

@@ -1,0 +1,281 @@
+// The trainer's configuration, schedule, optimizer state and checkpoints.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "clip/weights.h"
+#include "common/error.h"
+#include "test_util.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+#include "train_test_store.h"
+
+using namespace starft;
+using namespace starft::train;
+using starft::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const starft::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+#define EXPECT_ERROR(stmt, text)                                        \
+  do {                                                                  \
+    const std::string message = error_of([&] { stmt; });                \
+    EXPECT_NE(message.find(text), std::string::npos)                   \
+        << "expected an error containing '" << (text) << "', got '" << message << "'"; \
+  } while (0)
+
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+}  // namespace
+
+TEST(TrainConfig, CommandLineWinsOverIniWhichWinsOverDefaults) {
+  TempDir tmp;
+  write_text(tmp / "a.ini", "# a comment\nbatch-size = 64\nlr = 3e-5\nspurious-pool = textures\ndedup = false\n");
+  auto c = parse_train_args({"--config", tmp / "a.ini", "--lr", "7e-6", "--epochs=4"});
+  EXPECT_EQ(c.batch_size, 64);             // from the file
+  EXPECT_DOUBLE_EQ(c.lr, 7e-6);            // command line over the file
+  EXPECT_EQ(c.epochs, 4);                  // command line over the default
+  EXPECT_EQ(c.spurious_pool, "textures");  // file over the default
+  EXPECT_FALSE(c.dedup);
+  EXPECT_TRUE(c.truncate);                 // default
+  EXPECT_EQ(c.warmup_steps, 500);
+  // A switch on the command line.
+  EXPECT_TRUE(parse_train_args({"--freeze-text"}).freeze_text);
+  EXPECT_FALSE(parse_train_args({"--freeze-text=false"}).freeze_text);
+}
+
+TEST(TrainConfig, EffectiveConfigReadsBackIdentically) {
+  TrainConfig c;
+  c.store = "/some/store";
+  c.lr = 1.2345678901234567e-5;
+  c.eps = 1e-8;
+  c.batch_size = 48;
+  c.exclude_gains_biases = true;
+  c.caption_template = "a photo of the {}.";
+  c.resume = "latest";
+  const auto ini = to_ini(c);
+  const auto back = from_ini(ini, "test");
+  EXPECT_EQ(to_ini(back), ini);
+  EXPECT_EQ(back.lr, c.lr);
+  EXPECT_EQ(back.caption_template, c.caption_template);
+  EXPECT_TRUE(back.exclude_gains_biases);
+  // Every option appears, so the file documents the whole run.
+  for (const char* key : {"mode", "weights", "store", "lambda-schedule", "teacher-cache", "grad-clip", "stop-after"}) {
+    EXPECT_NE(ini.find(std::string("\n") + key + " = "), std::string::npos) << key;
+  }
+}
+
+TEST(TrainConfig, UnknownKeysAndBadValuesAreErrors) {
+  TempDir tmp;
+  write_text(tmp / "bad.ini", "batch-sise = 4\n");
+  EXPECT_ERROR(parse_train_args({"--config", tmp / "bad.ini"}), "bad.ini");
+  EXPECT_ERROR(parse_train_args({"--batch-size", "many"}), "batch-size");
+  EXPECT_ERROR(parse_train_args({"--no-such-option"}), "no-such-option");
+  EXPECT_ERROR(parse_train_args({"--config", tmp / "missing.ini"}), "missing.ini");
+}
+
+TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  const auto good = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  EXPECT_EQ(error_of([&] { validate(good, 2); }), "");
+
+  auto with = [&](const std::function<void(TrainConfig&)>& change) {
+    TrainConfig c = good;
+    change(c);
+    return c;
+  };
+  EXPECT_ERROR(validate(with([&](TrainConfig& c) { c.store = tmp / "nowhere"; }), 1), "manifest.json");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.store = ""; }), 1), "--store is required");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.spurious_pool = "weather"; }), 1), "weather");
+  EXPECT_ERROR(validate(good, 3), "not divisible by the 3 ranks");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.lr = -1e-5; }), 1), "--lr");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.lambda = -0.5; }), 1), "--lambda");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.weight_decay = -0.1; }), 1), "--weight-decay");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.min_lr = 1.0; }), 1), "--min-lr");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.warmup_steps = -1; }), 1), "--warmup-steps");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.grad_clip = -1; }), 1), "--grad-clip");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.beta2 = 1.0; }), 1), "--beta2");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.epochs = 0; }), 1), "--epochs");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.loss = "hinge"; }), 1), "--loss: unknown value 'hinge'");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.teacher = "oracle"; }), 1), "--teacher");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.weights = "/no/weights.safetensors"; }), 1), "--weights");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.run_dir = ""; }), 1), "--run-dir");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.device = "tpu"; }), 1), "--device");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.resume = "/no/checkpoint"; }), 1), "--resume");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.batch_size = 64; }), 1), "larger than the store");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.caption_template = "a photo"; }), 1), "--caption-template");
+  // Pre-training needs captions in the store and an architecture instead of weights.
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = "pretrain"; c.weights = ""; c.model = "tiny"; }), 1),
+               "captions");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = "pretrain"; c.model = "tiny"; }), 1), "--weights is for finetune");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = "pretrain"; c.weights = ""; c.model = "ViT-Z"; }), 1),
+               "ViT-Z");
+}
+
+TEST(TrainConfig, EffectiveConfigErrorsGoThroughTheCommand) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  std::string out;
+  const std::string base = starft::testing::starft_binary() + " train --store " + (tmp / "store") + " --weights " +
+                           starft::testing::fixture("clip/tiny_clip_openai.safetensors") + " --vocab " +
+                           starft::testing::fixture("clip/bpe_simple_vocab_16e6.txt.gz") + " --run-dir " +
+                           (tmp / "run") + " --batch-size 8";
+  EXPECT_NE(starft::testing::run_command(base + " --spurious-pool weather", &out), 0);
+  EXPECT_NE(out.find("weather"), std::string::npos) << out;
+  EXPECT_NE(starft::testing::run_command(base + " --lr=-1", &out), 0);
+  EXPECT_NE(out.find("--lr"), std::string::npos) << out;
+  // Nothing was written for a refused run.
+  EXPECT_FALSE(fs::exists(tmp / "run"));
+  EXPECT_EQ(starft::testing::run_command(starft::testing::starft_binary() + " train --help", &out), 0);
+  for (const char* key : {"--spurious-pool", "--teacher-cache", "--lambda-schedule", "--resume", "--comm-timeout"}) {
+    EXPECT_NE(out.find(key), std::string::npos) << key;
+  }
+}
+
+TEST(LrSchedule, WarmupThenCosineToTheMinimum) {
+  LrSchedule s{1e-3, 1e-5, 10, 110};
+  EXPECT_DOUBLE_EQ(s.at(0), 1e-3 * 1 / 10);
+  EXPECT_DOUBLE_EQ(s.at(4), 1e-3 * 5 / 10);
+  EXPECT_DOUBLE_EQ(s.at(9), 1e-3);
+  EXPECT_DOUBLE_EQ(s.at(10), 1e-3);  // cosine starts at the peak
+  EXPECT_NEAR(s.at(60), 1e-5 + 0.5 * (1e-3 - 1e-5), 1e-15);
+  EXPECT_NEAR(s.at(110), 1e-5, 1e-15);
+  for (int64_t i = 11; i < 110; ++i) EXPECT_LT(s.at(i), s.at(i - 1));
+  LrSchedule none{2e-5, 0, 0, 4};
+  EXPECT_DOUBLE_EQ(none.at(0), 2e-5);
+}
+
+namespace {
+
+NamedParams params_of(clip::CLIP& model) {
+  NamedParams out;
+  for (auto& p : model->named_parameters()) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+void fake_step(clip::CLIP& model, torch::optim::AdamW& opt, int seed) {
+  torch::manual_seed(seed);
+  opt.zero_grad();
+  auto images = torch::randn({2, 3, 32, 32});
+  auto tokens = torch::randint(1, 1000, {2, 6}, torch::kLong);
+  tokens.select(1, 5).fill_(49407);
+  auto loss = model->logits_per_image(model->encode_image(images), model->encode_text(tokens)).logsumexp(1).mean();
+  loss.backward();
+  opt.step();
+}
+
+}  // namespace
+
+TEST(AdamW, GainsAndBiasesCanBeExcludedFromDecay) {
+  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"));
+  auto params = params_of(model);
+  AdamWSettings s;
+  s.weight_decay = 0.1;
+  auto all = make_adamw(params, s);
+  EXPECT_EQ(all->param_groups().size(), 1u);
+  s.exclude_gains_biases = true;
+  auto split = make_adamw(params, s);
+  ASSERT_EQ(split->param_groups().size(), 2u);
+  auto decay_of = [&](int g) {
+    return static_cast<torch::optim::AdamWOptions&>(split->param_groups()[g].options()).weight_decay();
+  };
+  EXPECT_DOUBLE_EQ(decay_of(0), 0.1);
+  EXPECT_DOUBLE_EQ(decay_of(1), 0.0);
+  for (const auto& p : split->param_groups()[1].params()) EXPECT_LT(p.dim(), 2);
+  size_t one_d = 0;
+  for (const auto& [name, p] : params) one_d += is_gain_or_bias(name, p);
+  EXPECT_EQ(split->param_groups()[1].params().size(), one_d);
+  EXPECT_TRUE(is_gain_or_bias("logit_scale", params_of(model).back().second));
+}
+
+TEST(AdamW, StateRoundTripContinuesBitwise) {
+  const auto path = starft::testing::fixture("clip/tiny_clip_openai.safetensors");
+  auto a = clip::load_weights(path);
+  auto b = clip::load_weights(path);
+  AdamWSettings s;
+  s.lr = 1e-3;
+  auto pa = params_of(a), pb = params_of(b);
+  auto oa = make_adamw(pa, s);
+  fake_step(a, *oa, 1);
+  fake_step(a, *oa, 2);
+  // b takes a's weights and optimizer state through the checkpoint formats.
+  TempDir tmp;
+  safetensors::save(tmp / "opt.safetensors", optimizer_state(*oa, pa));
+  clip::save_weights(a, tmp / "w.safetensors");
+  clip::load_state_dict(b, safetensors::load(tmp / "w.safetensors").tensors, "w");
+  auto ob = make_adamw(pb, s);
+  load_optimizer_state(*ob, pb, safetensors::load(tmp / "opt.safetensors").tensors, "opt");
+  fake_step(a, *oa, 3);
+  fake_step(b, *ob, 3);
+  for (size_t i = 0; i < pa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(pa[i].second, pb[i].second)) << pa[i].first;
+  }
+  // A state that does not fit is refused with the tensor's name.
+  auto state = optimizer_state(*oa, pa);
+  state["visual.proj.exp_avg"] = torch::zeros({3});
+  EXPECT_ERROR(load_optimizer_state(*ob, pb, state, "opt"), "visual.proj");
+  state = optimizer_state(*oa, pa);
+  state["no.such.param.step"] = torch::tensor(1);
+  EXPECT_ERROR(load_optimizer_state(*ob, pb, state, "opt"), "no.such.param.step");
+}
+
+TEST(Checkpoint, AtomicKeepsTheLastKAndResolvesLatest) {
+  TempDir tmp;
+  const auto run = tmp / "run";
+  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"));
+  EXPECT_FALSE(latest_checkpoint(run).has_value());
+  EXPECT_FALSE(resolve_checkpoint("latest", run).has_value());
+  for (int64_t step : {5, 10, 15, 20}) {
+    CheckpointContents c;
+    c.model = &model;
+    c.optimizer["x.step"] = torch::tensor(step);
+    c.state.step = step;
+    c.state.epoch = step / 10;
+    c.state.sampler.epoch = step / 10;
+    c.state.sampler.step = step % 10;
+    c.state.torch_rng = capture_torch_rng();
+    c.state.config_ini = "lr = 1\n";
+    write_checkpoint(run, c, 2);
+  }
+  // A killed writer's leftover is never taken for a checkpoint.
+  fs::create_directories(fs::path(checkpoints_dir(run)) / ".tmp-step-000000025-1");
+  fs::create_directories(fs::path(checkpoints_dir(run)) / "step-000000030");  // no state.json: incomplete
+  auto all = list_checkpoints(run);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(fs::path(all[0]).filename(), "step-000000015");
+  EXPECT_EQ(fs::path(all[1]).filename(), "step-000000020");
+  EXPECT_EQ(*resolve_checkpoint("latest", run), all[1]);
+  const auto state = read_train_state(all[1]);
+  EXPECT_EQ(state.step, 20);
+  EXPECT_EQ(state.sampler.epoch, 2);
+  EXPECT_EQ(state.config_ini, "lr = 1\n");
+  EXPECT_EQ(read_optimizer_state(all[1])["x.step"].item<int64_t>(), 20);
+  auto back = clip::load_weights(weights_path(all[1]));
+  EXPECT_TRUE(torch::equal(back->logit_scale, model->logit_scale));
+  EXPECT_ERROR(resolve_checkpoint(tmp / "nothing", run), "state.json");
+}
+
+TEST(Checkpoint, TorchRngStateRoundTrips) {
+  torch::manual_seed(11);
+  const auto saved = capture_torch_rng();
+  auto a = torch::rand({5});
+  restore_torch_rng(saved, "test");
+  auto b = torch::rand({5});
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_ERROR(restore_torch_rng("zz", "state.json"), "state.json");
+}
