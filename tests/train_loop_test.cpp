@@ -1,0 +1,371 @@
+// The training loop on the tiny fixture model and tiny stores: teacher cache versus online
+// teacher, exact text savings, 2 ranks versus 1, the loss going down, NaN handling, pre-training.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+
+#include "clip/tokenizer.h"
+#include "clip/weights.h"
+#include "common/error.h"
+#include "data/store.h"
+#include "dist/thread_communicator.h"
+#include "test_util.h"
+#include "train/prompts.h"
+#include "train/teacher_cache.h"
+#include "train/text_encoder.h"
+#include "train/trainer.h"
+#include "train_test_store.h"
+
+using namespace starft;
+using namespace starft::train;
+using starft::testing::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const starft::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+void build_cache(const TrainConfig& c, bool float16 = false) {
+  auto teacher = clip::load_weights(c.weights);
+  teacher->eval();
+  data::Store store(c.store);
+  auto tokenizer = clip::Tokenizer::load(c.vocab);
+  CacheBuildOptions o;
+  o.caption_template = c.caption_template;
+  o.float16 = float16;
+  o.batch_size = 5;
+  o.workers = 1;
+  dist::ThreadGroup group(1);
+  build_teacher_cache(c.teacher_cache_path(), teacher, store, tokenizer, load_templates(c.spurious_pool), o,
+                      group.comm(0));
+}
+
+// The first batch of epoch 0 as the trainer's loader produces it.
+data::Batch first_batch(Trainer& t) {
+  t.loader().start(0, 0);
+  auto b = t.loader().next();
+  EXPECT_TRUE(b.has_value());
+  return *b;
+}
+
+void perturb(clip::CLIP& model) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  for (auto& p : model->parameters()) p.add_(0.02 * torch::randn(p.sizes(), gen));
+}
+
+double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item<double>();
+}
+
+}  // namespace
+
+TEST(TeacherCache, MatchesTheOnlineTeacherWithoutAugmentation) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.augment = false;
+  build_cache(c);
+  dist::ThreadGroup group(1);
+  Trainer cached(c, group.comm(0));
+  auto online_cfg = c;
+  online_cfg.teacher = "online";
+  online_cfg.run_dir = tmp / "run-online";
+  Trainer online(online_cfg, group.comm(0));
+  EXPECT_NEAR(cached.teacher_scale(), online.teacher_scale(), 1e-4 * online.teacher_scale());
+  // The student starts as the teacher (R = 0); move it away, identically in both trainers.
+  perturb(cached.model());
+  perturb(online.model());
+  for (int i = 0; i < 2; ++i) {
+    auto batch = first_batch(cached);
+    auto a = cached.compute_loss(batch, 0, i);
+    auto b = online.compute_loss(batch, 0, i);
+    EXPECT_GT(b.regulariser.item<double>(), 0);
+    EXPECT_LT(rel_diff(a.regulariser, b.regulariser), 1e-4);
+    EXPECT_LT(rel_diff(a.contrastive, b.contrastive), 1e-6);
+    EXPECT_LT(rel_diff(a.loss, b.loss), 1e-4);
+  }
+  // float16 storage changes the regulariser only slightly.
+  auto half_cfg = c;
+  half_cfg.teacher_cache = tmp / "half.h5";
+  half_cfg.run_dir = tmp / "run-half";
+  build_cache(half_cfg, true);
+  Trainer half(half_cfg, group.comm(0));
+  perturb(half.model());
+  auto batch = first_batch(half);
+  EXPECT_LT(rel_diff(half.compute_loss(batch, 0, 0).regulariser, online.compute_loss(batch, 0, 0).regulariser), 2e-2);
+}
+
+TEST(TeacherCache, RefusesACacheOfOtherInputsNamingThePart) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  build_cache(c);
+  dist::ThreadGroup group(1);
+  auto other_pool = c;
+  other_pool.spurious_pool = "textures";
+  auto msg = error_of([&] { Trainer t(other_pool, group.comm(0)); });
+  EXPECT_NE(msg.find("spurious pool differs"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("teacher weights differ"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("starft cache-teacher"), std::string::npos) << msg;
+
+  // Other weights: the same model with one value changed.
+  auto tensors = safetensors::load(c.weights).tensors;
+  tensors["logit_scale"] = tensors["logit_scale"].to(torch::kFloat) + 0.5;
+  safetensors::save(tmp / "other.safetensors", tensors);
+  auto other_weights = c;
+  other_weights.weights = tmp / "other.safetensors";
+  msg = error_of([&] { Trainer t(other_weights, group.comm(0)); });
+  EXPECT_NE(msg.find("teacher weights differ"), std::string::npos) << msg;
+
+  // Another store (different samples) behind the same path.
+  starft::testing::make_train_store(tmp / "store2", 24, false, 32, 99);
+  fs::copy_file(c.teacher_cache_path(), tmp / "store2/teacher-cache.h5");
+  auto other_store = c;
+  other_store.store = tmp / "store2";
+  msg = error_of([&] { Trainer t(other_store, group.comm(0)); });
+  EXPECT_NE(msg.find("store manifest differs"), std::string::npos) << msg;
+
+  // No cache at all.
+  auto missing = c;
+  missing.teacher_cache = tmp / "none.h5";
+  msg = error_of([&] { Trainer t(missing, group.comm(0)); });
+  EXPECT_NE(msg.find("does not exist"), std::string::npos) << msg;
+}
+
+TEST(TextSavings, DedupAndTruncationLeaveLossAndGradientsUnchanged) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.teacher = "online";
+  c.augment = false;
+  dist::ThreadGroup group(1);
+  std::vector<std::pair<bool, bool>> modes = {{false, false}, {true, false}, {false, true}, {true, true}};
+  std::vector<double> losses;
+  std::vector<std::vector<torch::Tensor>> grads;
+  std::optional<data::Batch> batch;
+  for (auto [dedup, truncate] : modes) {
+    auto m = c;
+    m.dedup = dedup;
+    m.truncate = truncate;
+    m.run_dir = tmp / ("run" + std::to_string(dedup) + std::to_string(truncate));
+    Trainer t(m, group.comm(0));
+    if (!batch) batch = first_batch(t);
+    auto loss = t.compute_loss(*batch, 0, 0);
+    t.backward(loss);
+    losses.push_back(loss.loss.item<double>());
+    std::vector<torch::Tensor> g;
+    for (const auto& [name, p] : t.parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    grads.push_back(g);
+  }
+  // The batch repeats captions (4 classes in 8 samples), so deduplication does real work.
+  std::set<int64_t> labels;
+  for (int64_t i = 0; i < batch->labels.numel(); ++i) labels.insert(batch->labels[i].item<int64_t>());
+  EXPECT_LT(labels.size(), static_cast<size_t>(batch->labels.numel()));
+  for (size_t m = 1; m < modes.size(); ++m) {
+    EXPECT_NEAR(losses[m], losses[0], 1e-5 * std::abs(losses[0])) << m;
+    for (size_t i = 0; i < grads[0].size(); ++i) {
+      const double scale = grads[0][i].abs().max().item<double>();
+      const double diff = (grads[m][i] - grads[0][i]).abs().max().item<double>();
+      EXPECT_LE(diff, 1e-4 * scale + 1e-9) << "mode " << m << " parameter " << i;
+    }
+  }
+}
+
+TEST(TextSavings, UniqueTextsMapBack) {
+  auto u = unique_texts({"a", "b", "a", "c", "b"});
+  EXPECT_EQ(u.texts, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(torch::equal(u.inverse, torch::tensor({0, 1, 0, 2, 1}, torch::kLong)));
+}
+
+TEST(Trainer, TwoRanksEqualOneRankForAFewStarFTSteps) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.epochs = 1;
+  c.stop_after = 3;
+  build_cache(c);
+  struct Result {
+    std::vector<torch::Tensor> grads, params;  // rank 0's
+    std::vector<double> losses;                // metrics.jsonl, per step
+    bool ranks_agree = true;
+  };
+  auto run = [&](int ranks) {
+    dist::ThreadGroup group(ranks);
+    Result r;
+    std::vector<std::vector<torch::Tensor>> params(ranks);
+    std::mutex m;
+    auto cfg = c;
+    cfg.run_dir = tmp / ("run" + std::to_string(ranks));
+    group.run([&](dist::Communicator& comm) {
+      Trainer t(cfg, comm);
+      // The synchronised gradient of the first global batch.
+      t.backward(t.compute_loss(first_batch(t), 0, 0));
+      std::vector<torch::Tensor> grads;
+      for (const auto& [name, p] : t.parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      t.run();
+      EXPECT_EQ(t.state().step, 3);
+      std::lock_guard<std::mutex> lock(m);
+      for (const auto& [name, p] : t.parameters()) params[comm.rank()].push_back(p.detach().clone());
+      if (comm.rank() == 0) r.grads = grads;
+    });
+    for (int k = 1; k < ranks; ++k) {
+      for (size_t i = 0; i < params[0].size(); ++i) r.ranks_agree &= torch::equal(params[0][i], params[k][i]);
+    }
+    r.params = params[0];
+    std::ifstream in(cfg.run_dir + "/metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) r.losses.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+    return r;
+  };
+  const auto one = run(1);
+  const auto two = run(2);
+  EXPECT_TRUE(two.ranks_agree);
+  ASSERT_EQ(one.grads.size(), two.grads.size());
+  for (size_t i = 0; i < one.grads.size(); ++i) {
+    const double scale = one.grads[i].abs().max().item<double>();
+    EXPECT_LE((two.grads[i] - one.grads[i]).abs().max().item<double>(), 1e-5 * scale + 1e-12) << "gradient " << i;
+  }
+  ASSERT_EQ(one.losses.size(), 3u);
+  ASSERT_EQ(two.losses.size(), 3u);
+  for (size_t s = 0; s < 3; ++s) EXPECT_NEAR(two.losses[s], one.losses[s], 1e-5 * std::abs(one.losses[s])) << s;
+  // After three AdamW steps the parameters agree to a small fraction of the distance travelled
+  // (Adam normalises gradients that are zero up to rounding, e.g. the key biases', into full-size
+  // steps, so rounding differences show at the scale of lr).
+  for (size_t i = 0; i < one.params.size(); ++i) {
+    EXPECT_LE((two.params[i] - one.params[i]).abs().max().item<double>(), 3 * c.lr) << "parameter " << i;
+  }
+}
+
+TEST(Trainer, LossGoesDownAndRunDirectoryIsComplete) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store", 32);
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.epochs = 6;
+  c.lr = 3e-4;
+  c.warmup_steps = 3;
+  c.checkpoint_every = 5;
+  c.keep_checkpoints = 2;
+  build_cache(c);
+  dist::ThreadGroup group(1);
+  Trainer t(c, group.comm(0));
+  EXPECT_EQ(t.run(), Trainer::Outcome::finished);
+  EXPECT_EQ(t.state().step, 24);
+  std::ifstream in(tmp / "run/metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 24u);
+  auto mean_loss = [&](size_t from, size_t to) {
+    double s = 0;
+    for (size_t i = from; i < to; ++i) s += lines[i]["loss"].get<double>();
+    return s / (to - from);
+  };
+  EXPECT_LT(mean_loss(20, 24), 0.8 * mean_loss(0, 4));
+  EXPECT_GT(lines[0]["regulariser"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(lines[0]["lambda"].get<double>(), 0.5 * (1 - 1.0 / 6));
+  EXPECT_DOUBLE_EQ(lines.back()["lambda"].get<double>(), 0.0);  // diminishing: 0 in the last epoch
+  EXPECT_TRUE(fs::exists(tmp / "run/config.ini"));
+  EXPECT_EQ(from_ini([&] {
+              std::ifstream f(tmp / "run/config.ini");
+              return std::string(std::istreambuf_iterator<char>(f), {});
+            }(), "config.ini").lr, c.lr);
+  auto ckpts = list_checkpoints(tmp / "run");
+  ASSERT_EQ(ckpts.size(), 2u);
+  EXPECT_EQ(fs::path(ckpts.back()).filename(), "step-000000024");
+  // A second run in the same directory must say --resume.
+  auto msg = error_of([&] { Trainer again(c, group.comm(0)); });
+  EXPECT_NE(msg.find("--resume latest"), std::string::npos) << msg;
+  // export writes the final weights alone.
+  std::string out;
+  ASSERT_EQ(starft::testing::run_command(starft::testing::starft_binary() + " export --run-dir " + (tmp / "run") +
+                                              " --out " + (tmp / "final.safetensors"), &out), 0) << out;
+  auto exported = clip::load_weights(tmp / "final.safetensors");
+  for (const auto& p : t.model()->named_parameters()) {
+    EXPECT_TRUE(torch::equal(exported->named_parameters()[p.key()], p.value())) << p.key();
+  }
+}
+
+TEST(Trainer, NonFiniteLossStopsWithTheLastGoodCheckpointIntact) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.regulariser = "none";
+  c.checkpoint_every = 1;
+  c.lr = 1e30;  // the first update blows the weights up
+  c.warmup_steps = 0;
+  dist::ThreadGroup group(1);
+  Trainer t(c, group.comm(0));
+  auto msg = error_of([&] { t.run(); });
+  EXPECT_NE(msg.find("the loss is"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("last good checkpoint"), std::string::npos) << msg;
+  auto ckpts = list_checkpoints(tmp / "run");
+  ASSERT_FALSE(ckpts.empty());
+  const auto state = read_train_state(ckpts.back());
+  EXPECT_TRUE(std::isfinite(state.last_loss));
+  EXPECT_NO_THROW(clip::load_weights(weights_path(ckpts.back())));
+}
+
+TEST(Trainer, PretrainsFromRandomInitOnCaptions) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store", 24, /*captions=*/true);
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.mode = "pretrain";
+  c.weights = "";
+  c.model = "tiny";
+  c.epochs = 4;
+  c.lr = 5e-4;
+  dist::ThreadGroup group(1);
+  Trainer t(c, group.comm(0));
+  EXPECT_EQ(t.config().regulariser, "none");
+  t.run();
+  std::ifstream in(tmp / "run/metrics.jsonl");
+  std::vector<double> loss;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    loss.push_back(j["loss"].get<double>());
+    EXPECT_EQ(j["regulariser"].get<double>(), 0.0);
+  }
+  ASSERT_EQ(loss.size(), 12u);
+  EXPECT_LT(loss[9] + loss[10] + loss[11], loss[0] + loss[1] + loss[2]);
+}
+
+TEST(Trainer, CrossEntropyHeadStartsAtTheZeroShotClassifier) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.loss = "ce";
+  c.teacher = "online";
+  c.head_templates = "simple";
+  c.epochs = 1;
+  dist::ThreadGroup group(1);
+  Trainer t(c, group.comm(0));
+  // With the single template "a photo of a {}." the head is s0 * norm(caption features).
+  const auto& params = t.parameters();
+  ASSERT_EQ(params[params.size() - 2].first, "head.weight");
+  auto head = params[params.size() - 2].second.detach();
+  auto tokenizer = clip::Tokenizer::load(c.vocab);
+  TextEncoder enc(tokenizer, false, true);
+  {
+    torch::NoGradGuard no_grad;
+    auto zs = torch::nn::functional::normalize(
+        enc.encode(t.model(), {"a photo of a tench.", "a photo of a goldfish.", "a photo of a great white shark.",
+                               "a photo of a tiger shark."}),
+        torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    EXPECT_LT(rel_diff(head, t.model()->logit_scale.exp() * zs), 1e-5);
+  }
+  EXPECT_EQ(t.run(), Trainer::Outcome::finished);
+  EXPECT_FALSE(read_head(list_checkpoints(tmp / "run").back()).empty());
+}
