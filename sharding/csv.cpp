@@ -1,0 +1,66 @@
+// `starft shard --from csv`: the reference code's tab-separated (title, filepath, label) files.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/error.h"
+#include "sharding/sources.h"
+
+namespace starft::sharding {
+
+namespace fs = std::filesystem;
+
+static size_t column(const std::vector<std::string>& header, const std::string& name, const std::string& path) {
+  auto it = std::find(header.begin(), header.end(), name);
+  if (it == header.end()) fail("csv ", path, ": no '", name, "' column (expected tab-separated title, filepath, label)");
+  return it - header.begin();
+}
+
+Source csv_source(const std::string& csv_path, const std::string& image_root, const std::string& class_names_file,
+                  const std::string& split) {
+  auto rows = read_table(csv_path, '\t');
+  const auto& header = rows[0];
+  size_t title = column(header, "title", csv_path), filepath = column(header, "filepath", csv_path),
+         label_col = column(header, "label", csv_path);
+  fs::path root = image_root.empty() ? fs::path(csv_path).parent_path() : fs::path(image_root);
+
+  Source src;
+  data::Manifest& m = src.layout;
+  m.dataset = fs::path(csv_path).stem().string();
+  m.split = split;
+  m.has_captions = true;
+  int64_t max_label = -1;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    const auto& row = rows[r];
+    data::SampleMeta meta;
+    try {
+      size_t used = 0;
+      meta.label = std::stoll(row[label_col], &used);
+      if (used != row[label_col].size()) throw std::invalid_argument("trailing characters");
+    } catch (const std::exception&) {
+      fail("csv ", csv_path, ": row ", r + 1, ": label '", row[label_col], "' is not an integer");
+    }
+    if (meta.label < 0) fail("csv ", csv_path, ": row ", r + 1, ": negative label ", meta.label);
+    max_label = std::max(max_label, meta.label);
+    meta.caption = row[title];
+    meta.source = row[filepath];
+    fs::path file = fs::path(row[filepath]).is_absolute() ? fs::path(row[filepath]) : root / row[filepath];
+    src.items.push_back(image_file_item(file.string(), meta));
+  }
+  if (src.items.empty()) fail("csv ", csv_path, ": no rows");
+  if (!class_names_file.empty()) {
+    ClassNames names = read_class_names(class_names_file);
+    if (static_cast<int64_t>(names.names.size()) <= max_label)
+      fail("--class-names ", class_names_file, " lists ", names.names.size(), " classes but ", csv_path,
+           " uses label ", max_label);
+    m.class_names = names.names;
+    m.class_ids = names.ids;
+  } else {
+    spdlog::warn("no --class-names for {}: class names will be the label numbers 0..{}", csv_path, max_label);
+    for (int64_t i = 0; i <= max_label; ++i) m.class_names.push_back(std::to_string(i));
+  }
+  return src;
+}
+
+}  // namespace starft::sharding

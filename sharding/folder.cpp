@@ -1,0 +1,84 @@
+// `starft shard --from folder`: class sub-folders (ImageNet train/val layout, ImageNet-R/-A/-Sketch).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <regex>
+
+#include "common/error.h"
+#include "sharding/sources.h"
+
+namespace starft::sharding {
+
+namespace fs = std::filesystem;
+
+static bool is_image_file(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const char* kExtensions[] = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"};
+  return std::find(std::begin(kExtensions), std::end(kExtensions), ext) != std::end(kExtensions);
+}
+
+Source folder_source(const std::string& root, const std::string& class_names_file, const std::string& split) {
+  if (!fs::is_directory(root)) fail("--input ", root, ": not a directory (expected one sub-folder per class)");
+  std::vector<std::string> folders;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name[0] != '.') folders.push_back(name);
+  }
+  std::sort(folders.begin(), folders.end());
+  if (folders.empty()) fail("--input ", root, ": no class sub-folders");
+
+  Source src;
+  data::Manifest& m = src.layout;
+  fs::path root_dir = fs::path(root).lexically_normal();
+  if (root_dir.filename().empty()) root_dir = root_dir.parent_path();  // "a/b/" -> "a/b"
+  m.dataset = root_dir.parent_path().filename().string();
+  if (m.dataset.empty()) m.dataset = "folder";
+  m.split = split;
+  static const std::regex wnid(R"(n\d{8})");
+  bool all_wnids = std::all_of(folders.begin(), folders.end(), [](const std::string& f) { return std::regex_match(f, wnid); });
+  if (!class_names_file.empty()) {
+    ClassNames mapping = read_class_names(class_names_file);
+    if (mapping.ids.empty())
+      fail("--class-names ", class_names_file, ": for --from folder it must map folder names to class names "
+           "(`n01440764 tench, Tinca tinca` lines)");
+    std::map<std::string, std::string> name_of;
+    for (size_t i = 0; i < mapping.ids.size(); ++i) name_of[mapping.ids[i]] = mapping.names[i];
+    for (const auto& f : folders) {
+      auto it = name_of.find(f);
+      if (it == name_of.end()) fail("--class-names ", class_names_file, " has no entry for class folder '", f, "' in ", root);
+      m.class_names.push_back(it->second);
+      m.class_ids.push_back(f);
+    }
+  } else {
+    m.class_names = folders;
+    if (all_wnids) {
+      m.class_ids = folders;
+      spdlog::warn("class folders in {} are WordNet ids; pass --class-names LOC_synset_mapping.txt to store readable "
+                   "class names", root);
+    }
+  }
+
+  for (size_t label = 0; label < folders.size(); ++label) {
+    std::vector<std::string> files;
+    fs::path dir = fs::path(root) / folders[label];
+    for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+      if (entry.is_regular_file() && is_image_file(entry.path()) && entry.path().filename().string()[0] != '.')
+        files.push_back(fs::relative(entry.path(), root).generic_string());
+    }
+    std::sort(files.begin(), files.end());
+    if (files.empty()) spdlog::warn("class folder {} has no images", dir.string());
+    for (const auto& rel : files) {
+      data::SampleMeta meta;
+      meta.label = static_cast<int64_t>(label);
+      meta.source = rel;
+      src.items.push_back(image_file_item((fs::path(root) / rel).string(), meta));
+    }
+  }
+  if (src.items.empty()) fail("--input ", root, ": no image files (.jpg, .jpeg, .png, ...) in the class folders");
+  return src;
+}
+
+}  // namespace starft::sharding

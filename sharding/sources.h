@@ -1,0 +1,57 @@
+#pragma once
+// The built-in converters: each turns a dataset on disk into a store layout plus an ordered
+// list of items for convert(). Formats are described in sharding/README.md.
+#include <string>
+#include <vector>
+
+#include "data/manifest.h"
+#include "sharding/convert.h"
+
+namespace starft::sharding {
+
+// A store to be written: its layout (dataset, split, classes, optional fields) and items.
+// image_size, shard_size and compression are left at their defaults for the caller to set.
+struct Source {
+  data::Manifest layout;
+  std::vector<SourceItem> items;
+};
+
+struct ClassNames {
+  std::vector<std::string> names;
+  std::vector<std::string> ids;  // empty unless the file gives ids
+};
+
+// A class list file: either WordNet mapping lines `n01440764 tench, Tinca tinca` (the name is
+// the text before the first comma, the id the first word), as in ImageNet's
+// LOC_synset_mapping.txt, or one class name per line. Blank lines are ignored.
+ClassNames read_class_names(const std::string& path);
+
+// Rows of a delimited text file (tab- or comma-separated), with double-quoted fields as pandas
+// writes them. The first row is the header.
+std::vector<std::vector<std::string>> read_table(const std::string& path, char separator);
+
+// `root/<class>/.../<image>`: classes are the sorted sub-folder names, images are sorted by
+// relative path. With `class_names_file` (wnid mapping), folder names are ids and the names
+// come from the file. Folder names that look like WordNet ids are recorded as class ids.
+Source folder_source(const std::string& root, const std::string& class_names_file, const std::string& split);
+
+// The reference code's tab-separated file with `title` (caption), `filepath` and `label`
+// columns. Relative file paths are resolved against `image_root` (default: the file's folder).
+// Class names come from `class_names_file`, else they are the label numbers.
+Source csv_source(const std::string& csv_path, const std::string& image_root, const std::string& class_names_file,
+                  const std::string& split);
+
+// Waterbirds: `root/metadata.csv` (img_filename, y, split, place) -> train, val, test stores
+// with groups = 2 * y + place and the `place` attribute (0 land, 1 water).
+std::vector<Source> waterbirds_sources(const std::string& root);
+
+// Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...) -> train and test stores;
+// 28x28 grey images become 3-channel RGB.
+std::vector<Source> fashion_mnist_sources(const std::string& dir);
+inline constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+std::vector<std::string> fashion_mnist_class_names();
+
+// Images in a flat list of files: the decoder for one path (RGB, errors name the path).
+SourceItem image_file_item(const std::string& path, data::SampleMeta meta);
+
+}  // namespace starft::sharding

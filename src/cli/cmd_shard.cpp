@@ -1,0 +1,115 @@
+// `starft shard --from KIND --input PATH --out DIR`: converts a dataset into a store (or one store
+// per split). Under `mpirun -np K` the ranks write disjoint shards in parallel; the result does
+// not depend on K.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "cli/command.h"
+#include "common/error.h"
+#include "sharding/convert.h"
+#include "sharding/shard_comm.h"
+#include "sharding/sources.h"
+
+namespace starft::cli {
+
+namespace fs = std::filesystem;
+
+static int run_shard(int argc, char** argv) {
+  po::options_description options("options");
+  std::string kind, input, out, class_names, image_root, dataset, split;
+  int image_size = 256, compression = 0, threads = 0;
+  int64_t shard_size = 1024;
+  options.add_options()
+    ("from", po::value(&kind)->required(), "source kind: folder, csv, waterbirds or fashion-mnist")
+    ("input", po::value(&input),
+     "folder: directory with one sub-folder per class; csv: the tab-separated file; waterbirds: the folder "
+     "holding metadata.csv; fashion-mnist: the folder of IDX files (default /usr/share/datasets/fashion-mnist)")
+    ("out", po::value(&out)->required(),
+     "store directory; waterbirds and fashion-mnist write one store per split into OUT/<split>")
+    ("class-names", po::value(&class_names),
+     "class list: `wnid name, alias` lines (ImageNet's LOC_synset_mapping.txt) or one name per line")
+    ("image-root", po::value(&image_root), "csv: directory that relative file paths start from (default: the csv's)")
+    ("dataset", po::value(&dataset), "dataset name recorded in the manifest (default: from the source)")
+    ("split", po::value(&split),
+     "folder, csv: the split name recorded (default: the input folder's name, or 'train'); waterbirds, "
+     "fashion-mnist: write only this split")
+    ("image-size", po::value(&image_size)->default_value(256),
+     "stored image side S: shorter side resized to S (antialiased), centre crop S x S")
+    ("shard-size", po::value(&shard_size)->default_value(1024), "input images per shard file")
+    ("compression", po::value(&compression)->default_value(0),
+     "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")
+    ("threads", po::value(&threads)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")
+    ("strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")
+    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out");
+  auto vm = parse(argc, argv, options,
+                  "usage: starft shard --from folder|csv|waterbirds|fashion-mnist --input PATH --out DIR [options]\n"
+                  "       (under `mpirun -np K` the K ranks convert in parallel)");
+  if (!vm) return 0;
+  check(image_size > 0 && image_size <= 4096, "--image-size ", image_size, " must be in 1..4096");
+  check(shard_size > 0, "--shard-size ", shard_size, " must be positive");
+  check(compression >= 0 && compression <= 9, "--compression ", compression, " must be in 0..9");
+  check(threads >= 0, "--threads ", threads, " must be >= 0");
+  const bool multi = kind == "waterbirds" || kind == "fashion-mnist";
+  if (input.empty()) {
+    check(kind == "fashion-mnist", "--input is required for --from ", kind);
+    input = sharding::kFashionMnistDir;
+  }
+  check(class_names.empty() || kind == "folder" || kind == "csv", "--class-names applies to --from folder or csv");
+  check(image_root.empty() || kind == "csv", "--image-root applies to --from csv only");
+
+  std::vector<sharding::Source> sources;
+  if (kind == "folder") {
+    fs::path dir = fs::path(input).lexically_normal();
+    if (dir.filename().empty()) dir = dir.parent_path();  // "a/b/" -> "a/b"
+    if (split.empty()) split = dir.filename().string();
+    sources.push_back(sharding::folder_source(input, class_names, split));
+  } else if (kind == "csv") {
+    sources.push_back(sharding::csv_source(input, image_root, class_names, split.empty() ? "train" : split));
+  } else if (kind == "waterbirds") {
+    sources = sharding::waterbirds_sources(input);
+  } else if (kind == "fashion-mnist") {
+    sources = sharding::fashion_mnist_sources(input);
+  } else {
+    fail("--from '", kind, "' is not a known source (folder, csv, waterbirds, fashion-mnist)");
+  }
+  if (multi && !split.empty()) {
+    std::vector<sharding::Source> chosen;
+    std::string known;
+    for (auto& s : sources) {
+      known += (known.empty() ? "" : ", ") + s.layout.split;
+      if (s.layout.split == split) chosen.push_back(std::move(s));
+    }
+    check(!chosen.empty(), "--split '", split, "' is not one of ", kind, "'s splits (", known, ")");
+    sources = std::move(chosen);
+  }
+
+  auto comm = sharding::default_comm();
+  for (auto& source : sources) {
+    sharding::ConvertOptions opt;
+    opt.layout = source.layout;
+    if (!dataset.empty()) opt.layout.dataset = dataset;
+    opt.layout.image_size = image_size;
+    opt.layout.shard_size = shard_size;
+    opt.layout.compression = compression;
+    opt.out = multi ? (fs::path(out) / source.layout.split).string() : out;
+    opt.overwrite = vm->at("overwrite").as<bool>();
+    opt.strict = vm->at("strict").as<bool>();
+    opt.threads = threads;
+    if (source.items.empty()) {
+      if (comm->rank() == 0) spdlog::warn("shard: split '{}' of {} has no images; no store written", source.layout.split, input);
+      continue;
+    }
+    auto summary = sharding::convert(source.items, opt, *comm);
+    if (comm->rank() == 0 && summary.skipped > 0) {
+      spdlog::warn("shard: {} image(s) could not be read and were skipped (listed under \"skipped\" in {}/manifest.json)",
+                   summary.skipped, opt.out);
+    }
+  }
+  return 0;
+}
+
+static Registration shard_command("shard", "convert images (folders, csv, Waterbirds, Fashion-MNIST) into an HDF5 store",
+                                  run_shard);
+
+}  // namespace starft::cli

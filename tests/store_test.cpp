@@ -1,0 +1,286 @@
+// Store format: write then read, validation errors, fit_square.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <opencv2/imgproc.hpp>
+
+#include "common/error.h"
+#include "data/hdf5.h"
+#include "data/image.h"
+#include "data/manifest.h"
+#include "data/shard_writer.h"
+#include "data/store.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace starft;
+using namespace starft::data;
+using starft::testing::TempDir;
+
+namespace {
+
+// A deterministic RGB image with structure (so crops and resizes are visible).
+cv::Mat pattern(int h, int w, int seed) {
+  cv::Mat m(h, w, CV_8UC3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      m.at<cv::Vec3b>(y, x) = cv::Vec3b((x * 7 + seed * 31) & 255, (y * 5 + seed * 17) & 255, ((x ^ y) + seed) & 255);
+  return m;
+}
+
+Manifest layout(int size, int64_t shard_size) {
+  Manifest m;
+  m.dataset = "unit";
+  m.split = "train";
+  m.class_names = {"cat", "dog", "bird"};
+  m.class_ids = {"n1", "n2", "n3"};
+  m.image_size = size;
+  m.shard_size = shard_size;
+  m.has_groups = true;
+  m.has_captions = true;
+  m.attribute_names = {"place"};
+  m.attribute_values["place"] = {"land", "water"};
+  return m;
+}
+
+struct Written {
+  std::vector<cv::Mat> images;  // as they should be stored
+  std::vector<SampleMeta> metas;
+};
+
+Written write_store(const std::string& dir, int size, int64_t shard_size, int n, int compression = 0) {
+  Manifest m = layout(size, shard_size);
+  m.compression = compression;
+  StoreWriter writer(dir, m, false);
+  Written w;
+  for (int i = 0; i < n; ++i) {
+    SampleMeta meta;
+    meta.label = i % 3;
+    meta.group = i % 4;
+    meta.attributes["place"] = i % 2;
+    meta.caption = "a photo of a caf\u00e9 \u2615 number " + std::to_string(i);
+    meta.source = "dir/image_" + std::to_string(i) + ".jpg";
+    // Mixed sizes: exact, larger (shrunk), smaller (enlarged), non-square.
+    cv::Mat img = pattern(i % 3 == 0 ? size : size + 7 * i, i % 2 ? size : size * 2 - i, i);
+    writer.add(img, meta);
+    w.images.push_back(fit_square(img, size));
+    w.metas.push_back(meta);
+  }
+  writer.finish();
+  return w;
+}
+
+bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
+  return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(StoreTest, WriteThenReadGivesBackEverything) {
+  for (int compression : {0, 4}) {
+    TempDir dir;
+    Written w = write_store(dir.path().string(), 24, 3, 8, compression);
+    Store store(dir.path().string());
+    ASSERT_EQ(store.size(), 8);
+    EXPECT_EQ(store.manifest().shards.size(), 3u);  // 3 + 3 + 2
+    EXPECT_EQ(store.manifest().shards[2].count, 2);
+    EXPECT_EQ(store.manifest().class_names, layout(24, 3).class_names);
+    EXPECT_EQ(store.manifest().compression, compression);
+    for (int i = 0; i < 8; ++i) {
+      Sample s = store.get(i);
+      EXPECT_TRUE(same_pixels(s.image, w.images[i])) << "sample " << i << " compression " << compression;
+      EXPECT_EQ(s.label, w.metas[i].label);
+      EXPECT_EQ(s.group, w.metas[i].group);
+      ASSERT_EQ(s.attributes.size(), 1u);
+      EXPECT_EQ(s.attributes[0], w.metas[i].attributes.at("place"));
+      EXPECT_EQ(s.caption, w.metas[i].caption);
+      EXPECT_EQ(s.source, w.metas[i].source);
+      EXPECT_EQ(store.labels()[i], w.metas[i].label);
+      EXPECT_EQ(store.groups()[i], w.metas[i].group);
+      EXPECT_EQ(store.attribute("place")[i], w.metas[i].attributes.at("place"));
+    }
+    EXPECT_NO_THROW(store.verify());
+    EXPECT_TRUE(fs::exists(dir / "manifest.json"));
+    for (const auto& e : fs::directory_iterator(dir.path()))
+      EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+TEST(StoreTest, FitSquareResizesShorterSideAndCropsCentre) {
+  // Left third red, middle green, right third blue: the centre crop of 90x30 is all green.
+  cv::Mat img(30, 90, CV_8UC3, cv::Scalar(0, 0, 0));
+  img(cv::Rect(0, 0, 30, 30)).setTo(cv::Scalar(255, 0, 0));
+  img(cv::Rect(30, 0, 30, 30)).setTo(cv::Scalar(0, 255, 0));
+  img(cv::Rect(60, 0, 30, 30)).setTo(cv::Scalar(0, 0, 255));
+  cv::Mat out = fit_square(img, 10);
+  ASSERT_EQ(out.rows, 10);
+  ASSERT_EQ(out.cols, 10);
+  // Away from the borders (the area filter mixes neighbours there) it is pure green.
+  for (int y = 0; y < 10; ++y)
+    for (int x = 1; x < 9; ++x) EXPECT_EQ(out.at<cv::Vec3b>(y, x), cv::Vec3b(0, 255, 0)) << x << "," << y;
+  // Grey input becomes three equal channels; exact size is kept as is.
+  cv::Mat grey = cv::Mat(10, 10, CV_8UC1, cv::Scalar(77));
+  cv::Mat rgb = fit_square(grey, 10);
+  EXPECT_EQ(rgb.type(), CV_8UC3);
+  EXPECT_EQ(rgb.at<cv::Vec3b>(3, 4), cv::Vec3b(77, 77, 77));
+}
+
+TEST(StoreTest, ManifestJsonRoundTrip) {
+  Manifest m = layout(32, 10);
+  m.shards = {{"shard-00000.h5", 10, "crc32:0000abcd"}, {"shard-00001.h5", 4, "crc32:12345678"}};
+  m.skipped = {{"bad.jpg", "cannot decode"}};
+  m.compression = 3;
+  Manifest back = Manifest::from_json(m.to_json(), "test");
+  EXPECT_EQ(back.to_json(), m.to_json());
+  EXPECT_EQ(back.count(), 14);
+  EXPECT_EQ(back.to_json().at("image_shape"), nlohmann::json({32, 32, 3}));
+}
+
+TEST(StoreTest, MissingShardIsNamed) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 2, 5);
+  fs::remove(dir / "shard-00001.h5");
+  std::string err = error_of([&] { Store s(dir.path().string()); });
+  EXPECT_NE(err.find("shard-00001.h5"), std::string::npos) << err;
+  EXPECT_NE(err.find("missing"), std::string::npos) << err;
+}
+
+TEST(StoreTest, DamagedShardIsNamed) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 2, 5);
+  auto path = dir / "shard-00002.h5";
+  fs::resize_file(path, fs::file_size(path) / 2);
+  std::string err = error_of([&] { Store s(dir.path().string()); });
+  EXPECT_NE(err.find("shard-00002.h5"), std::string::npos) << err;
+}
+
+TEST(StoreTest, WrongManifestIsRefused) {
+  TempDir a, b;
+  write_store(a.path().string(), 16, 2, 5);
+  // Same shape and counts, different pixels: b's manifest does not describe a's shards.
+  {
+    Manifest m = layout(16, 2);
+    StoreWriter writer(b.path().string(), m, false);
+    for (int i = 0; i < 5; ++i) {
+      SampleMeta meta;
+      meta.label = i % 3;
+      meta.attributes["place"] = 0;
+      writer.add(pattern(16, 16, 100 + i), meta);
+    }
+    writer.finish();
+  }
+  fs::copy_file(b / "manifest.json", a / "manifest.json", fs::copy_options::overwrite_existing);
+  std::string err = error_of([&] { Store s(a.path().string()); });
+  EXPECT_NE(err.find("checksum"), std::string::npos) << err;
+  EXPECT_NE(err.find("shard-00000.h5"), std::string::npos) << err;
+
+  // A manifest of another format version, or whose counts disagree with the shards.
+  auto edit = [&](const std::function<void(nlohmann::json&)>& change) {
+    TempDir c;
+    write_store(c.path().string(), 16, 2, 5);
+    nlohmann::json j;
+    std::ifstream(c / "manifest.json") >> j;
+    change(j);
+    std::ofstream(c / "manifest.json") << j.dump();
+    return error_of([&] { Store s(c.path().string()); });
+  };
+  err = edit([](nlohmann::json& j) { j["format_version"] = 99; });
+  EXPECT_NE(err.find("format version 99"), std::string::npos) << err;
+  err = edit([](nlohmann::json& j) {
+    j["shards"][0]["count"] = 3;
+    j["count"] = 6;
+  });
+  EXPECT_NE(err.find("holds 2 samples"), std::string::npos) << err;
+  err = edit([](nlohmann::json& j) { j["image_shape"] = {8, 8, 3}; });
+  EXPECT_NE(err.find("'images' has shape"), std::string::npos) << err;
+  err = edit([](nlohmann::json& j) { j.erase("class_names"); });
+  EXPECT_NE(err.find("malformed manifest"), std::string::npos) << err;
+}
+
+TEST(StoreTest, StoreWithoutManifestIsIncomplete) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 2, 3);
+  fs::remove(dir / "manifest.json");
+  std::string err = error_of([&] { Store s(dir.path().string()); });
+  EXPECT_NE(err.find("incomplete"), std::string::npos) << err;
+}
+
+TEST(StoreTest, VerifyFindsChangedPixels) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 2, 5);
+  {
+    // Overwrite image 0 of shard 1 behind the manifest's back.
+    auto guard = h5::lock();
+    h5::Handle f(H5Fopen((dir / "shard-00001.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    ASSERT_TRUE(f.valid());
+    h5::Handle ds(H5Dopen2(f.get(), "images", H5P_DEFAULT));
+    hsize_t start[4] = {0, 0, 0, 0}, count[4] = {1, 16, 16, 3};
+    h5::Handle fspace(H5Dget_space(ds.get()));
+    H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr);
+    h5::Handle mspace(H5Screate_simple(4, count, nullptr));
+    std::vector<uint8_t> zeros(16 * 16 * 3, 0);
+    ASSERT_GE(H5Dwrite(ds.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, zeros.data()), 0);
+  }
+  Store store(dir.path().string());
+  std::string err = error_of([&] { store.verify(); });
+  EXPECT_NE(err.find("shard-00001.h5"), std::string::npos) << err;
+}
+
+TEST(StoreTest, NonEmptyOutputNeedsOverwrite) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 2, 3);
+  std::string err = error_of([&] { StoreWriter w(dir.path().string(), layout(16, 2), false); });
+  EXPECT_NE(err.find("--overwrite"), std::string::npos) << err;
+  // With overwrite the old store's files go, others stay.
+  std::ofstream(dir / "notes.txt") << "keep me";
+  StoreWriter w(dir.path().string(), layout(16, 2), true);
+  EXPECT_FALSE(fs::exists(dir / "manifest.json"));
+  EXPECT_FALSE(fs::exists(dir / "shard-00000.h5"));
+  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
+}
+
+TEST(StoreTest, UnfinishedShardLeavesNothing) {
+  TempDir dir;
+  {
+    ShardWriter writer(dir.path().string(), "shard-00000.h5", layout(8, 4));
+    SampleMeta meta;
+    meta.attributes["place"] = 1;
+    writer.add(pattern(8, 8, 1), meta);
+    EXPECT_TRUE(fs::exists(dir / "shard-00000.h5.tmp"));
+  }  // destroyed without finish(), as when a conversion fails
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(StoreTest, SkippedItemsKeepShardBoundaries) {
+  TempDir dir;
+  Manifest m = layout(8, 2);
+  m.has_groups = m.has_captions = false;
+  m.attribute_names.clear();
+  m.attribute_values.clear();
+  StoreWriter writer(dir.path().string(), m, false);
+  SampleMeta meta;
+  writer.add(pattern(8, 8, 0), meta);
+  writer.skip("broken.jpg", "cannot decode");
+  writer.add(pattern(8, 8, 2), meta);
+  writer.add(pattern(8, 8, 3), meta);
+  Manifest out = writer.finish();
+  ASSERT_EQ(out.shards.size(), 2u);
+  EXPECT_EQ(out.shards[0].count, 1);  // items 0-1, item 1 skipped
+  EXPECT_EQ(out.shards[1].count, 2);
+  ASSERT_EQ(out.skipped.size(), 1u);
+  EXPECT_EQ(out.skipped[0].source, "broken.jpg");
+  Store store(dir.path().string());
+  EXPECT_EQ(store.size(), 3);
+  EXPECT_FALSE(store.manifest().has_captions);
+  EXPECT_EQ(store.caption(0), "");
+}
