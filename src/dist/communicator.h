@@ -34,6 +34,9 @@ class Communicator {
   virtual int size() const = 0;
   // "mpi", "nccl" or "thread".
   virtual std::string backend() const = 0;
+  // Where this communicator's tensors live (the CPU, or the CUDA device of an NCCL communicator;
+  // the MPI backend also accepts CUDA tensors, staged through host memory).
+  virtual torch::Device device() const { return torch::Device(torch::kCPU); }
 
   // In place on `tensor` (dense, contiguous). Avg is only defined for floating-point tensors.
   virtual WorkPtr all_reduce_async(const torch::Tensor& tensor, ReduceOp op,

@@ -92,6 +92,7 @@ class NcclCommunicator : public Communicator {
   int rank() const override { return core_.rank(); }
   int size() const override { return core_.size(); }
   std::string backend() const override { return "nccl"; }
+  torch::Device device() const override { return device_; }
 
   WorkPtr all_reduce_async(const torch::Tensor& tensor, ReduceOp op, const std::string& name) override {
     check_collective_tensor(*this, name, tensor);

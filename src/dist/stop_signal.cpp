@@ -27,9 +27,9 @@ int stop_signal_received() { return g_stop_signal; }
 void request_stop(int signal_number) { g_stop_signal = signal_number; }
 
 bool should_stop(Communicator& comm) {
-  auto flag = torch::tensor({static_cast<int32_t>(g_stop_signal)}, torch::kInt);
+  auto flag = torch::tensor({static_cast<int32_t>(g_stop_signal)}, torch::kInt).to(comm.device());
   comm.all_reduce(flag, ReduceOp::Max, "should_stop");
-  int agreed = flag.item<int32_t>();
+  int agreed = flag.item<int32_t>();  // on CUDA, item() waits for the stream that wait() ordered
   if (agreed != 0 && !g_announced) {
     g_announced = true;
     spdlog::info("stop requested (signal {} {}): all {} ranks stop at this step boundary", agreed,
