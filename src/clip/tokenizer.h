@@ -10,6 +10,9 @@
 
 namespace starft::clip {
 
+// The context length of every CLIP text tower.
+constexpr int kContextLength = 77;
+
 class Tokenizer {
  public:
   // Loads a merges file in the format of `bpe_simple_vocab_16e6.txt.gz` (gzip read directly;
@@ -22,10 +25,19 @@ class Tokenizer {
   // BPE ids of the cleaned, lower-cased text, without start and end tokens.
   std::vector<int64_t> encode(const std::string& text) const;
   // Start token + encode(text) + end token; cut to `context` ids with the end token kept last.
-  std::vector<int64_t> tokenize(const std::string& text, int context = 77) const;
+  std::vector<int64_t> tokenize(const std::string& text, int context = kContextLength) const;
   // [N, context] int64, zero padded (the reference padding).
-  torch::Tensor tokenize_batch(const std::vector<std::string>& texts, int context = 77) const;
+  torch::Tensor tokenize_batch(const std::vector<std::string>& texts, int context = kContextLength) const;
+  // The reference decoding: token strings joined, byte symbols back to UTF-8 (invalid sequences
+  // become U+FFFD), every `</w>` replaced by a space. Throws for an id outside the vocabulary.
   std::string decode(const std::vector<int64_t>& ids) const;
+
+  // The token string of an id (byte-level symbols; a trailing `</w>` marks a word end).
+  const std::string& token(int64_t id) const;
+
+  // Writes the vocabulary as a Hugging Face pair `vocab.json` + `merges.txt` into `directory`
+  // (created if needed; each file written under a temporary name, then renamed).
+  void save_hf(const std::string& directory) const;
 
   int64_t sot() const;
   int64_t eot() const;
@@ -40,5 +52,14 @@ class Tokenizer {
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The reference text clean-up that precedes pre-tokenisation (see tokenizer.cpp for what of
+// ftfy is reproduced): fixes, HTML unescaping twice, whitespace runs collapsed to one space and
+// stripped, Unicode lower-casing. Invalid UTF-8 input bytes become U+FFFD.
+std::string clean_text(const std::string& text);
+
+// CLIP's pre-tokenisation of already cleaned text: start/end token literals, contractions
+// ('s 't 're 've 'm 'll 'd), runs of letters, single digits, runs of other symbols.
+std::vector<std::string> pretokenize(const std::string& cleaned);
 
 }  // namespace starft::clip
