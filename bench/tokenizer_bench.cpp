@@ -1,6 +1,7 @@
 // Tokenizer throughput: 100,000 generated prompts "a photo of a {class} {spurious phrase}."
 // tokenised to [N, 77] with a cold word cache (a freshly loaded tokenizer), then again with the
-// cache warm, side by side in one run.
+// cache warm, side by side in one run. A third pool puts a made-up word in every prompt, so one
+// word in ten misses the cache: the cost of BPE itself.
 //
 //   build-tok/bench/tokenizer_bench [--vocab PATH] [--prompts N]
 #include <chrono>
@@ -39,6 +40,16 @@ std::vector<std::string> make_classes() {
   for (const char* a : adjectives)
     for (const char* n : nouns) classes.push_back(std::string(a) + " " + n);
   return classes;
+}
+
+// A pronounceable made-up word of 2-4 syllables (nearly all distinct: cache misses).
+std::string made_up_word(std::mt19937& rng) {
+  const char* syllables[] = {"ka", "lo", "mir", "tse", "vun", "dra", "pel", "qui", "zor", "bex",
+                             "fal", "gri", "hom", "jat", "nus", "ris", "sol", "tav", "wen", "yul"};
+  std::string w;
+  const int n = 2 + static_cast<int>(rng() % 3);
+  for (int i = 0; i < n; ++i) w += syllables[rng() % 20];
+  return w;
 }
 
 std::vector<std::string> make_spurious() {
@@ -98,6 +109,21 @@ int main(int argc, char** argv) {
       return 1;
     }
 
+    // every prompt with a made-up word, on a fresh tokenizer
+    std::vector<std::string> novel;
+    novel.reserve(n);
+    size_t novel_words = 0;
+    for (size_t i = 0; i < n; ++i) {
+      novel.push_back("a photo of a " + made_up_word(rng) + " " + classes[rng() % classes.size()] + " " +
+                      spurious[rng() % spurious.size()] + ".");
+      for (char ch : novel.back()) novel_words += ch == ' ';
+      ++novel_words;
+    }
+    const auto fresh = starft::clip::Tokenizer::load(vocab);
+    t0 = Clock::now();
+    const auto novel_ids = fresh.tokenize_batch(novel);
+    const double novel_s = seconds_since(t0);
+
     std::printf("tokenizer_bench: %zu prompts (%zu words, %zu classes x %zu spurious phrases), context %d\n",
                 n, words, classes.size(), spurious.size(), starft::clip::kContextLength);
     std::printf("  load vocabulary        %8.3f s\n", load_s);
@@ -105,7 +131,10 @@ int main(int argc, char** argv) {
                 words / cold_s, n / cold_s);
     std::printf("  tokenise, warm cache   %8.3f s   %10.0f words/s   %9.0f prompts/s\n", warm_s,
                 words / warm_s, n / warm_s);
+    std::printf("  with a made-up word    %8.3f s   %10.0f words/s   %9.0f prompts/s   (%zu words)\n",
+                novel_s, novel_words / novel_s, n / novel_s, novel_words);
     std::printf("  cold / warm time ratio %8.2f\n", cold_s / warm_s);
+    std::printf("  made-up / warm ratio   %8.2f   (per word)\n", (novel_s / novel_words) / (warm_s / words));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tokenizer_bench: %s\n", e.what());
     return 1;
