@@ -1,5 +1,7 @@
 #include "dist/mpi_communicator.h"
 
+#include <sys/prctl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <climits>
@@ -73,16 +75,23 @@ void MpiCommunicator::check_mpi(int rc, const char* what) {
 }
 
 void MpiCommunicator::complete(MPI_Request& request, const char* what) {
-  // Test with a growing sleep between tests (a few microseconds at first, then at most
-  // 200 us): short collectives stay fast, long waits leave the core to the computation.
-  auto sleep = std::chrono::microseconds(2);
+  // Sleeps of a few microseconds need a small timer slack (Linux rounds sleeps up by 50 us by
+  // default); it is per thread, and this is the communication thread.
+  static thread_local const bool slack = [] { return prctl(PR_SET_TIMERSLACK, 1000UL) == 0; }();
+  (void)slack;
+  // Test continuously for the first 50 us (short collectives complete at MPI's own latency),
+  // then with a sleep between tests that doubles up to 100 us, leaving the core to the
+  // computation while the slowest rank catches up.
+  const auto start = std::chrono::steady_clock::now();
+  auto sleep = std::chrono::microseconds(4);
   for (;;) {
     int done = 0;
     MPI_Status status;
     check_mpi(MPI_Test(&request, &done, &status), what);
     if (done) return;
+    if (std::chrono::steady_clock::now() - start < std::chrono::microseconds(50)) continue;
     std::this_thread::sleep_for(sleep);
-    sleep = std::min(sleep * 2, std::chrono::microseconds(200));
+    sleep = std::min(sleep * 2, std::chrono::microseconds(100));
   }
 }
 

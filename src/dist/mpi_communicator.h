@@ -6,8 +6,9 @@
 //
 // Progress: Open MPI's blocking collectives spin on a core while waiting for the slowest rank,
 // which takes that core from the computation they are meant to overlap. `Polling` starts the
-// non-blocking form and tests it with a short sleep between tests, leaving the core to the
-// computation; `Blocking` calls the blocking collective. bench/comm_bench.cpp compares them.
+// non-blocking form and tests it, continuously for 50 us, then with short sleeps between tests
+// that leave the core to the computation; `Blocking` calls the blocking collective.
+// bench/comm_bench.cpp compares them.
 #include <mpi.h>
 
 #include "dist/queued_communicator.h"

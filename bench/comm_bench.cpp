@@ -1,0 +1,83 @@
+// All-reduce bandwidth, nccl-tests style: for sizes from 4 KiB to 256 MiB, the time of one
+// float32 all-reduce (sum) and the bus bandwidth busbw = algbw * 2 (n - 1) / n, where
+// algbw = bytes / time. Three ways side by side in one run: starft's MPI communicator with
+// polled progress (the default; leaves the core to computation while waiting), the same with
+// blocking MPI calls, and a plain MPI_Allreduce from the calling thread (the floor).
+//
+//   mpirun -np 2 --bind-to none bench/comm_bench [--max-mib 256] [--threads 1]
+#include <mpi.h>
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+
+#include "dist/mpi_communicator.h"
+#include "dist/runtime.h"
+
+using namespace starft;
+using namespace starft::dist;
+namespace po = boost::program_options;
+
+namespace {
+
+// Seconds per operation, the slowest rank's.
+double time_per_op(int iters, const std::function<void()>& op) {
+  op();  // warm-up
+  op();
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) op();
+  double local = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / iters;
+  double slowest = 0;
+  MPI_Allreduce(&local, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return slowest;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description options("comm_bench options");
+  options.add_options()("help,h", "show this help")
+      ("min-kib", po::value<int64_t>()->default_value(4), "smallest message, KiB")
+      ("max-mib", po::value<int64_t>()->default_value(256), "largest message, MiB (sizes grow 4x)");
+  add_runtime_options(options);
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, options), vm);
+  if (vm.count("help")) {
+    std::printf("usage: mpirun -np N comm_bench [options]\n");
+    std::cout << options << std::endl;
+    return 0;
+  }
+  po::notify(vm);
+  auto ro = runtime_options(vm);
+  if (vm["threads"].as<int>() == 0) ro.threads = 1;
+  auto& rt = Runtime::start(ro, &argc, &argv);
+  auto& polled = rt.mpi();
+  auto blocking = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, nullptr, MpiProgress::Blocking, "mpi_blocking");
+  const int n = rt.size();
+  const double bus = 2.0 * (n - 1) / n;
+  if (rt.rank() == 0) {
+    std::printf("all-reduce (sum, float32), %d ranks on %s%s, %d thread(s) per rank\n", n, rt.host().c_str(),
+                rt.local_size() == n ? " (one node: shared memory)" : "", rt.threads());
+    std::printf("%10s %6s | %11s %11s %11s | %10s %10s %10s | %s\n", "bytes", "iters", "polled us", "blocking us",
+                "raw MPI us", "polled", "blocking", "raw MPI", "busbw GB/s (polled/raw)");
+  }
+  for (int64_t bytes = vm["min-kib"].as<int64_t>() << 10; bytes <= (vm["max-mib"].as<int64_t>() << 20); bytes *= 4) {
+    const int64_t count = bytes / 4;
+    const int iters = static_cast<int>(std::clamp<int64_t>((int64_t{256} << 20) / bytes, 5, 200));
+    auto t = torch::zeros({count});  // zeros stay finite however often they are summed
+    double tp = time_per_op(iters, [&] { polled.all_reduce(t, ReduceOp::Sum, "bench"); });
+    double tb = time_per_op(iters, [&] { blocking->all_reduce(t, ReduceOp::Sum, "bench"); });
+    double tr = time_per_op(iters, [&] {
+      MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    });
+    if (rt.rank() == 0) {
+      auto busbw = [&](double s) { return bytes / s * bus / 1e9; };
+      std::printf("%10lld %6d | %11.1f %11.1f %11.1f | %10.2f %10.2f %10.2f | %.2f\n", static_cast<long long>(bytes),
+                  iters, tp * 1e6, tb * 1e6, tr * 1e6, busbw(tp), busbw(tb), busbw(tr), busbw(tp) / busbw(tr));
+    }
+  }
+  blocking.reset();
+  Runtime::stop();
+  return 0;
+}
