@@ -8,6 +8,7 @@
 
 #include "clip/weights.h"
 #include "common/error.h"
+#include "starft/build_config.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
@@ -278,4 +279,22 @@ TEST(Checkpoint, TorchRngStateRoundTrips) {
   auto b = torch::rand({5});
   EXPECT_TRUE(torch::equal(a, b));
   EXPECT_ERROR(restore_torch_rng("zz", "state.json"), "state.json");
+}
+
+TEST(TrainConfig, ShippedConfigsParse) {
+  const std::string dir = std::string(STARFT_SOURCE_DIR) + "/configs/";
+  auto tiny = parse_train_args({"--config", dir + "tiny.ini"});
+  EXPECT_EQ(tiny.batch_size, 8);
+  EXPECT_EQ(tiny.regulariser, "starft");
+  auto ref = parse_train_args({"--config", dir + "imagenet_vitb16.ini"});
+  // The reference recipe of docs/method.md.
+  EXPECT_EQ(ref.epochs, 10);
+  EXPECT_EQ(ref.batch_size, 512);
+  EXPECT_DOUBLE_EQ(ref.lr, 1e-5);
+  EXPECT_DOUBLE_EQ(ref.weight_decay, 0.1);
+  EXPECT_EQ(ref.warmup_steps, 500);
+  EXPECT_DOUBLE_EQ(ref.lambda, 0.5);
+  EXPECT_EQ(ref.lambda_schedule, "diminishing");
+  EXPECT_EQ(ref.spurious_pool, "backgrounds");
+  EXPECT_EQ(ref.caption_template, "a photo of a {}.");
 }

@@ -11,6 +11,7 @@
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "common/error.h"
+#include "starft/build_config.h"
 #include "data/store.h"
 #include "dist/thread_communicator.h"
 #include "test_util.h"
@@ -368,4 +369,39 @@ TEST(Trainer, CrossEntropyHeadStartsAtTheZeroShotClassifier) {
   }
   EXPECT_EQ(t.run(), Trainer::Outcome::finished);
   EXPECT_FALSE(read_head(list_checkpoints(tmp / "run").back()).empty());
+}
+
+TEST(Trainer, CommandsCacheTeacherThenTrainThenResume) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  const std::string bin = starft::testing::starft_binary();
+  const std::string inputs = " --config " + std::string(STARFT_SOURCE_DIR) + "/configs/tiny.ini --weights " +
+                             starft::testing::fixture("clip/tiny_clip_openai.safetensors") + " --vocab " +
+                             starft::testing::fixture("clip/bpe_simple_vocab_16e6.txt.gz") + " --store " +
+                             (tmp / "store");
+  std::string out;
+  ASSERT_EQ(starft::testing::run_command(bin + " cache-teacher" + inputs + " --float16", &out), 0) << out;
+  EXPECT_TRUE(fs::exists(tmp / "store/teacher-cache.h5"));
+  EXPECT_NE(starft::testing::run_command(bin + " cache-teacher" + inputs, &out), 0);
+  EXPECT_NE(out.find("--overwrite"), std::string::npos) << out;
+  // Stopped after 4 of 6 steps, then resumed to the end.
+  const std::string train_inputs = bin + " train" + inputs;
+  const std::string train = train_inputs + " --run-dir " + (tmp / "run");
+  ASSERT_EQ(starft::testing::run_command(train + " --stop-after 4", &out), 0) << out;
+  EXPECT_NE(out.find("step 4/6"), std::string::npos) << out;
+  EXPECT_NE(out.find("L_c"), std::string::npos) << out;
+  EXPECT_NE(out.find("img/s"), std::string::npos) << out;
+  EXPECT_NE(out.find("ETA"), std::string::npos) << out;
+  EXPECT_EQ(fs::path(*latest_checkpoint(tmp / "run")).filename(), "step-000000004");
+  ASSERT_EQ(starft::testing::run_command(train + " --resume latest", &out), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_EQ(read_train_state(*latest_checkpoint(tmp / "run")).step, 6);
+  std::ifstream in(tmp / "run/metrics.jsonl");
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) EXPECT_EQ(nlohmann::json::parse(line)["step"].get<int64_t>(), ++n);
+  EXPECT_EQ(n, 6);
+  // A cache built for another pool is refused by the command before any step.
+  EXPECT_NE(starft::testing::run_command(train_inputs + " --spurious-pool textures --run-dir " + (tmp / "run2"), &out), 0);
+  EXPECT_NE(out.find("spurious pool differs"), std::string::npos) << out;
 }
