@@ -49,7 +49,8 @@ void paint_water(cv::Mat3b& img, Rng& rng) {
   for (int y = 0; y < R; ++y)
     for (int x = 0; x < R; ++x) {
       const double u = double(x) / R, v = double(y) / R;
-      const double w = std::sin(2 * kPi * (freq * (v + tilt * u + ripple * std::sin(2 * kPi * ripple_freq * u + ripple_phase))) + phase);
+      const double bend = ripple * std::sin(2 * kPi * ripple_freq * u + ripple_phase);
+      const double w = std::sin(2 * kPi * freq * (v + tilt * u + bend) + phase);
       const double shade = 1 + 0.22 * w;
       const double crest = w > 0.8 ? (w - 0.8) / 0.2 * 0.55 : 0.0;
       img(y, x) = rgb((r0 * shade) * (1 - crest) + 200 * crest, (g0 * shade) * (1 - crest) + 230 * crest,
