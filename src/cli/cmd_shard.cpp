@@ -3,13 +3,17 @@
 // not depend on K.
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "cli/command.h"
 #include "common/error.h"
 #include "sharding/convert.h"
 #include "sharding/shard_comm.h"
 #include "sharding/sources.h"
+#include "sharding/spurious_fashion.h"
 
 namespace starft::cli {
 
@@ -21,38 +25,69 @@ static int run_shard(int argc, char** argv) {
   int image_size = 256, compression = 0, threads = 0;
   int64_t shard_size = 1024;
   options.add_options()
-    ("from", po::value(&kind)->required(), "source kind: folder, csv, waterbirds or fashion-mnist")
+    ("from", po::value(&kind)->required(),
+     "source kind: folder, csv, waterbirds, fashion-mnist or spurious-fashion (the generator of "
+     "datasets/spurious_fashion.md)")
     ("input", po::value(&input),
      "folder: directory with one sub-folder per class; csv: the tab-separated file; waterbirds: the folder "
-     "holding metadata.csv; fashion-mnist: the folder of IDX files (default /usr/share/datasets/fashion-mnist)")
+     "holding metadata.csv; fashion-mnist, spurious-fashion: the folder of IDX files (default "
+     "/usr/share/datasets/fashion-mnist)")
     ("out", po::value(&out)->required(),
-     "store directory; waterbirds and fashion-mnist write one store per split into OUT/<split>")
+     "store directory; waterbirds, fashion-mnist and spurious-fashion write one store per split into OUT/<split>")
     ("class-names", po::value(&class_names),
      "class list: `wnid name, alias` lines (ImageNet's LOC_synset_mapping.txt) or one name per line")
     ("image-root", po::value(&image_root), "csv: directory that relative file paths start from (default: the csv's)")
     ("dataset", po::value(&dataset), "dataset name recorded in the manifest (default: from the source)")
     ("split", po::value(&split),
      "folder, csv: the split name recorded (default: the input folder's name, or 'train'); waterbirds, "
-     "fashion-mnist: write only this split")
+     "fashion-mnist, spurious-fashion: write only this split")
     ("image-size", po::value(&image_size)->default_value(256),
-     "stored image side S: shorter side resized to S (antialiased), centre crop S x S")
+     "stored image side S: shorter side resized to S (antialiased), centre crop S x S (spurious-fashion: "
+     "the side images are drawn at, default 32)")
     ("shard-size", po::value(&shard_size)->default_value(1024), "input images per shard file")
     ("compression", po::value(&compression)->default_value(0),
      "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")
     ("threads", po::value(&threads)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")
     ("strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")
-    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out");
+    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out")
+    ("config", po::value<std::vector<std::string>>()->composing(),
+     "INI file(s) of options (`key = value`, keys as the long options, e.g. configs/spurious_fashion.ini); the "
+     "command line wins over a file, an earlier file over a later one");
+  sharding::SpuriousFashionConfig generator;
+  const auto generator_options = sharding::spurious_fashion_options(generator);
+  options.add(generator_options);
   auto vm = parse(argc, argv, options,
                   "usage: starft shard --from folder|csv|waterbirds|fashion-mnist --input PATH --out DIR [options]\n"
+                  "       starft shard --from spurious-fashion --config configs/spurious_fashion.ini --out DIR\n"
                   "       (under `mpirun -np K` the K ranks convert in parallel)");
   if (!vm) return 0;
+  if (vm->count("config")) {
+    for (const auto& path : vm->at("config").as<std::vector<std::string>>()) {
+      std::ifstream in(path);
+      check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
+      try {
+        po::store(po::parse_config_file(in, options), *vm);
+      } catch (const po::error& e) {
+        fail("--config ", path, ": ", e.what(), " (keys are the option names of `starft shard --help`)");
+      }
+    }
+    po::notify(*vm);
+  }
+  if (kind == "spurious-fashion") {
+    if (vm->at("image-size").defaulted()) image_size = generator.image_size;
+    generator.image_size = image_size;
+  } else {
+    for (const auto& option : generator_options.options())
+      check(vm->at(option->long_name()).defaulted(), "--", option->long_name(),
+            " applies to --from spurious-fashion only");
+  }
   check(image_size > 0 && image_size <= 4096, "--image-size ", image_size, " must be in 1..4096");
   check(shard_size > 0, "--shard-size ", shard_size, " must be positive");
   check(compression >= 0 && compression <= 9, "--compression ", compression, " must be in 0..9");
   check(threads >= 0, "--threads ", threads, " must be >= 0");
-  const bool multi = kind == "waterbirds" || kind == "fashion-mnist";
+  const bool multi = kind == "waterbirds" || kind == "fashion-mnist" || kind == "spurious-fashion";
   if (input.empty()) {
-    check(kind == "fashion-mnist", "--input is required for --from ", kind);
+    check(kind == "fashion-mnist" || kind == "spurious-fashion", "--input is required for --from ", kind);
     input = sharding::kFashionMnistDir;
   }
   check(class_names.empty() || kind == "folder" || kind == "csv", "--class-names applies to --from folder or csv");
@@ -70,8 +105,10 @@ static int run_shard(int argc, char** argv) {
     sources = sharding::waterbirds_sources(input);
   } else if (kind == "fashion-mnist") {
     sources = sharding::fashion_mnist_sources(input);
+  } else if (kind == "spurious-fashion") {
+    sources = sharding::spurious_fashion_sources(input, generator);
   } else {
-    fail("--from '", kind, "' is not a known source (folder, csv, waterbirds, fashion-mnist)");
+    fail("--from '", kind, "' is not a known source (folder, csv, waterbirds, fashion-mnist, spurious-fashion)");
   }
   if (multi && !split.empty()) {
     std::vector<sharding::Source> chosen;
