@@ -10,7 +10,7 @@
 // and the weak-scaling efficiency of N ranks against one rank alone (same per-rank batch),
 //   alone / overlap.
 //
-//   mpirun -np 2 --bind-to none bench/overlap_bench [--width 1024 --layers 8 --batch 64 --steps 10]
+//   mpirun -np 2 --bind-to none bench/overlap_bench [--width 1024 --layers 16 --batch 64 --steps 10]
 #include <mpi.h>
 
 #include <boost/program_options.hpp>
@@ -18,6 +18,7 @@
 #include <cstdio>
 
 #include "dist/grad_sync.h"
+#include "dist/mpi_communicator.h"
 #include "dist/runtime.h"
 
 using namespace starft;
@@ -39,22 +40,23 @@ struct Mlp : torch::nn::Module {
   std::vector<torch::nn::Linear> linears;
 };
 
-// Seconds per step, the slowest participating rank's.
-double seconds_per_step(Communicator& comm, int steps, bool participate, const std::function<void()>& step) {
+// Seconds per step, the slowest participating rank's. `control` (the runtime's communicator,
+// whose waits sleep rather than spin) lines the ranks up, whatever mode is being measured.
+double seconds_per_step(Communicator& control, int steps, bool participate, const std::function<void()>& step) {
   if (participate) {
     step();  // warm-up
     step();
   }
-  comm.barrier("bench_start");  // polled: waiting ranks sleep, they do not spin
+  control.barrier("bench_start");  // waiting ranks sleep, they do not spin
   double local = 0;
   if (participate) {
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < steps; ++i) step();
     local = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
   }
-  comm.barrier("bench_end");
+  control.barrier("bench_end");
   auto t = torch::tensor({local}, torch::kDouble);
-  comm.all_reduce(t, ReduceOp::Max, "bench_time");
+  control.all_reduce(t, ReduceOp::Max, "bench_time");
   return t.item<double>();
 }
 
@@ -64,9 +66,12 @@ int main(int argc, char** argv) {
   po::options_description options("overlap_bench options");
   options.add_options()("help,h", "show this help")
       ("width", po::value<int64_t>()->default_value(1024), "width of each square layer")
-      ("layers", po::value<int64_t>()->default_value(8), "number of layers (gradients: layers * width^2 floats)")
+      ("layers", po::value<int64_t>()->default_value(16), "number of layers (gradients: layers * width^2 floats)")
       ("batch", po::value<int64_t>()->default_value(64), "samples per rank per step")
-      ("steps", po::value<int>()->default_value(10), "timed steps per measurement");
+      ("steps", po::value<int>()->default_value(10), "timed steps per measurement")
+      ("bucket-mib", po::value<double>()->default_value(25), "gradient bucket size, MiB (the first bucket: 1 MiB)")
+      ("progress", po::value<std::string>()->default_value("arrival"),
+       "MPI progress mode: arrival (polled arrival + blocking transfer, the default), polling, blocking");
   add_runtime_options(options);
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, options), vm);
@@ -79,7 +84,16 @@ int main(int argc, char** argv) {
   auto ro = runtime_options(vm);
   if (vm["threads"].as<int>() == 0) ro.threads = 1;
   auto& rt = Runtime::start(ro, &argc, &argv);
-  auto& comm = rt.mpi();
+  const auto progress = vm["progress"].as<std::string>();
+  std::unique_ptr<MpiCommunicator> own;
+  if (progress == "polling" || progress == "blocking") {
+    own = std::make_unique<MpiCommunicator>(
+        MPI_COMM_WORLD, nullptr, progress == "polling" ? MpiProgress::Polling : MpiProgress::Blocking, progress);
+  } else if (progress != "arrival") {
+    std::fprintf(stderr, "--progress must be arrival, polling or blocking, got '%s'\n", progress.c_str());
+    return 2;
+  }
+  Communicator& comm = own ? static_cast<Communicator&>(*own) : rt.mpi();
   const int64_t width = vm["width"].as<int64_t>(), layers = vm["layers"].as<int64_t>();
   const int64_t batch = vm["batch"].as<int64_t>();
   const int steps = vm["steps"].as<int>();
@@ -97,23 +111,25 @@ int main(int argc, char** argv) {
   };
   GradSyncOptions sync_options;
   sync_options.check_every = 0;
+  sync_options.bucket_bytes = static_cast<int64_t>(vm["bucket-mib"].as<double>() * (1 << 20));
+  sync_options.first_bucket_bytes = std::min(sync_options.first_bucket_bytes, sync_options.bucket_bytes);
   sync_options.overlap = false;
   auto after = std::make_unique<GradSync>(params, comm, sync_options);
   auto bucket_sizes = after->bucket_layout();
-  double t_sync = seconds_per_step(comm, steps, true, [&] {
+  double t_sync = seconds_per_step(rt.mpi(), steps, true, [&] {
     compute();
     after->finish();
   });
   after.reset();
   sync_options.overlap = true;
   auto overlapped = std::make_unique<GradSync>(params, comm, sync_options);
-  double t_overlap = seconds_per_step(comm, steps, true, [&] {
+  double t_overlap = seconds_per_step(rt.mpi(), steps, true, [&] {
     compute();
     overlapped->finish();
   });
   overlapped.reset();
-  double t_alone = seconds_per_step(comm, steps, rt.rank() == 0, compute);
-  double t_compute = seconds_per_step(comm, steps, true, compute);
+  double t_alone = seconds_per_step(rt.mpi(), steps, rt.rank() == 0, compute);
+  double t_compute = seconds_per_step(rt.mpi(), steps, true, compute);
   // The same all-reduces as the buckets, without computation.
   std::vector<torch::Tensor> buffers;
   for (const auto& bucket : bucket_sizes) {
@@ -121,7 +137,7 @@ int main(int argc, char** argv) {
     for (int i : bucket) numel += params[i].numel();
     buffers.push_back(torch::zeros({numel + static_cast<int64_t>(bucket.size())}));
   }
-  double t_comm = seconds_per_step(comm, steps, true, [&] {
+  double t_comm = seconds_per_step(rt.mpi(), steps, true, [&] {
     std::vector<WorkPtr> works;
     for (size_t b = 0; b < buffers.size(); ++b) {
       works.push_back(comm.all_reduce_async(buffers[b], ReduceOp::Avg, "grad_bucket_" + std::to_string(b)));
@@ -131,9 +147,10 @@ int main(int argc, char** argv) {
 
   if (rt.rank() == 0) {
     const int n = rt.size();
-    std::printf("MLP %lld x %lld^2: %.1f MiB of gradients in %zu buckets; batch %lld per rank; %d ranks x %d thread(s)\n",
+    std::printf("MLP %lld x %lld^2: %.1f MiB of gradients in %zu buckets; batch %lld per rank; %d ranks x %d thread(s); "
+                "MPI progress: %s\n",
                 static_cast<long long>(layers), static_cast<long long>(width), grad_bytes / 1048576.0,
-                bucket_sizes.size(), static_cast<long long>(batch), n, rt.threads());
+                bucket_sizes.size(), static_cast<long long>(batch), n, rt.threads(), progress.c_str());
     std::printf("step time (ms): alone %.1f | compute (all ranks) %.1f | comm alone %.1f | sync-after-backward %.1f | "
                 "overlap %.1f\n",
                 t_alone * 1e3, t_compute * 1e3, t_comm * 1e3, t_sync * 1e3, t_overlap * 1e3);
@@ -145,6 +162,7 @@ int main(int argc, char** argv) {
                 "%.2f (machine contention alone: %.2f)\n",
                 batch / t_alone, n, n * batch / t_overlap, t_alone / t_overlap, t_alone / t_compute);
   }
+  own.reset();
   Runtime::stop();
   return 0;
 }

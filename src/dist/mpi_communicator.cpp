@@ -95,21 +95,35 @@ void MpiCommunicator::complete(MPI_Request& request, const char* what) {
   }
 }
 
+void MpiCommunicator::await_arrival() {
+  MPI_Request request;
+  check_mpi(MPI_Ibarrier(comm_, &request), "MPI_Ibarrier");
+  complete(request, "MPI_Ibarrier");
+}
+
+void MpiCommunicator::run(const char* what, const std::function<int()>& blocking,
+                          const std::function<int(MPI_Request*)>& start) {
+  if (progress_ == MpiProgress::Polling) {
+    MPI_Request request;
+    check_mpi(start(&request), what);
+    complete(request, what);
+  } else {
+    check_mpi(blocking(), what);
+  }
+}
+
 void MpiCommunicator::run_all_reduce(const torch::Tensor& tensor, ReduceOp op) {
   auto host = host_view(tensor);
   auto type = mpi_datatype(host.scalar_type());
   auto* base = static_cast<char*>(host.data_ptr());
   const int64_t n = host.numel(), elem = host.element_size();
+  if (progress_ == MpiProgress::PolledArrival) await_arrival();
   for (int64_t start = 0; start < n; start += kMaxChunk) {
     int count = static_cast<int>(std::min(kMaxChunk, n - start));
     void* buf = base + start * elem;
-    if (progress_ == MpiProgress::Blocking) {
-      check_mpi(MPI_Allreduce(MPI_IN_PLACE, buf, count, type, mpi_op(op), comm_), "MPI_Allreduce");
-    } else {
-      MPI_Request request;
-      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buf, count, type, mpi_op(op), comm_, &request), "MPI_Iallreduce");
-      complete(request, "MPI_Iallreduce");
-    }
+    run(
+        "MPI_Allreduce", [&] { return MPI_Allreduce(MPI_IN_PLACE, buf, count, type, mpi_op(op), comm_); },
+        [&](MPI_Request* r) { return MPI_Iallreduce(MPI_IN_PLACE, buf, count, type, mpi_op(op), comm_, r); });
   }
   if (op == ReduceOp::Avg) host.div_(size());
   copy_back(tensor, host);
@@ -122,14 +136,11 @@ void MpiCommunicator::run_all_gather(const torch::Tensor& output, const torch::T
         INT_MAX, "); gather smaller blocks");
   auto type = mpi_datatype(in.scalar_type());
   int count = static_cast<int>(in.numel());
-  if (progress_ == MpiProgress::Blocking) {
-    check_mpi(MPI_Allgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_), "MPI_Allgather");
-  } else {
-    MPI_Request request;
-    check_mpi(MPI_Iallgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_, &request),
-              "MPI_Iallgather");
-    complete(request, "MPI_Iallgather");
-  }
+  if (progress_ == MpiProgress::PolledArrival) await_arrival();
+  run(
+      "MPI_Allgather",
+      [&] { return MPI_Allgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_); },
+      [&](MPI_Request* r) { return MPI_Iallgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_, r); });
   copy_back(output, out);
 }
 
@@ -138,28 +149,24 @@ void MpiCommunicator::run_broadcast(const torch::Tensor& tensor, int root) {
   auto type = mpi_datatype(host.scalar_type());
   auto* base = static_cast<char*>(host.data_ptr());
   const int64_t n = host.numel(), elem = host.element_size();
+  if (progress_ == MpiProgress::PolledArrival) await_arrival();
   for (int64_t start = 0; start < n; start += kMaxChunk) {
     int count = static_cast<int>(std::min(kMaxChunk, n - start));
     void* buf = base + start * elem;
-    if (progress_ == MpiProgress::Blocking) {
-      check_mpi(MPI_Bcast(buf, count, type, root, comm_), "MPI_Bcast");
-    } else {
-      MPI_Request request;
-      check_mpi(MPI_Ibcast(buf, count, type, root, comm_, &request), "MPI_Ibcast");
-      complete(request, "MPI_Ibcast");
-    }
+    run(
+        "MPI_Bcast", [&] { return MPI_Bcast(buf, count, type, root, comm_); },
+        [&](MPI_Request* r) { return MPI_Ibcast(buf, count, type, root, comm_, r); });
   }
   copy_back(tensor, host);
 }
 
 void MpiCommunicator::run_barrier() {
-  if (progress_ == MpiProgress::Blocking) {
-    check_mpi(MPI_Barrier(comm_), "MPI_Barrier");
-  } else {
-    MPI_Request request;
-    check_mpi(MPI_Ibarrier(comm_, &request), "MPI_Ibarrier");
-    complete(request, "MPI_Ibarrier");
+  if (progress_ == MpiProgress::PolledArrival) {
+    await_arrival();
+    return;
   }
+  run(
+      "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
 }
 
 }  // namespace starft::dist

@@ -4,23 +4,29 @@
 // with other MPI traffic. CUDA tensors (the --comm-backend mpi override) are staged through
 // host memory.
 //
-// Progress: Open MPI's blocking collectives spin on a core while waiting for the slowest rank,
-// which takes that core from the computation they are meant to overlap. `Polling` starts the
-// non-blocking form and tests it, continuously for 50 us, then with short sleeps between tests
-// that leave the core to the computation; `Blocking` calls the blocking collective.
-// bench/comm_bench.cpp compares them.
+// Progress: Open MPI's blocking collectives spin on a core while they wait for the slowest
+// rank, taking that core from the computation they are meant to overlap. Three ways to run a
+// collective (bench/comm_bench.cpp measures them side by side):
+//   Blocking       the blocking call.
+//   Polling        the non-blocking call, tested continuously for 50 us, then with short
+//                  sleeps between tests that leave the core to the computation.
+//   PolledArrival  a non-blocking barrier tested as in Polling (waiting for the other ranks
+//                  costs no CPU), then the blocking call, which then only moves data: the
+//                  blocking algorithms' bandwidth without their spinning wait. The default.
 #include <mpi.h>
+
+#include <functional>
 
 #include "dist/queued_communicator.h"
 
 namespace starft::dist {
 
-enum class MpiProgress { Blocking, Polling };
+enum class MpiProgress { Blocking, Polling, PolledArrival };
 
 class MpiCommunicator : public QueuedCommunicator {
  public:
   // Collective over `parent`: every rank constructs it at the same point.
-  MpiCommunicator(MPI_Comm parent, Watchdog* watchdog, MpiProgress progress = MpiProgress::Polling,
+  MpiCommunicator(MPI_Comm parent, Watchdog* watchdog, MpiProgress progress = MpiProgress::PolledArrival,
                   const std::string& channel_name = "mpi");
   ~MpiCommunicator() override;
   std::string backend() const override { return "mpi"; }
@@ -33,8 +39,13 @@ class MpiCommunicator : public QueuedCommunicator {
   void run_barrier() override;
 
  private:
-  // Completes `request` according to the progress mode; throws on an MPI error.
+  // Runs one collective in the progress mode: `blocking` makes the blocking call, `start` the
+  // non-blocking one. Throws on an MPI error.
+  void run(const char* what, const std::function<int()>& blocking, const std::function<int(MPI_Request*)>& start);
+  // Tests `request` until it completes (spin, then sleep).
   void complete(MPI_Request& request, const char* what);
+  // PolledArrival: returns once every rank has reached this collective.
+  void await_arrival();
   void check_mpi(int rc, const char* what);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
