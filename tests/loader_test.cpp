@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "common/error.h"
 #include "data/loader.h"
@@ -194,4 +195,56 @@ TEST(LoaderTest, ReadErrorReachesTheConsumer) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("shard-00003.h5"), std::string::npos) << e.what();
   }
+}
+
+TEST(LoaderTest, RecycledBuffersNeverOverwriteWhatTheConsumerHolds) {
+  TempDir dir;
+  make_store(dir.path().string());
+  Store store(dir.path().string());
+  DistributedSampler sampler(sampler_options(store, 1, 0));
+  LoaderOptions o;
+  o.workers = 2;
+  o.prefetch_batches = 1;
+  o.augment.output_size = 16;
+  Loader loader(store, sampler, o);
+  // Keep only a view of one row of each batch (the batch itself is dropped), over three
+  // epochs: the loader must not reuse a buffer that a view still points into.
+  struct Kept {
+    torch::Tensor row;
+    int64_t epoch, index;
+  };
+  std::vector<Kept> kept;
+  for (int64_t epoch = 0; epoch < 4; ++epoch) {
+    loader.start(epoch);
+    while (auto b = loader.next()) {
+      // A detached tensor shares only the storage (first epochs); a view keeps the batch
+      // tensor itself alive (later epochs).
+      torch::Tensor row = epoch < 2 ? b->images.detach().select(0, 1) : b->images[1];
+      kept.push_back({row, epoch, b->indices[1].item<int64_t>()});
+    }
+  }
+  for (const auto& k : kept) {
+    std::vector<float> want(3 * 16 * 16);
+    augment(store.get(k.index).image, o.augment, k.epoch, k.index, want.data());
+    EXPECT_TRUE(torch::equal(k.row, torch::from_blob(want.data(), {3, 16, 16}))) << "epoch " << k.epoch;
+  }
+}
+
+TEST(LoaderTest, BatchTensorsAreReusedOnceDropped) {
+  TempDir dir;
+  make_store(dir.path().string());
+  Store store(dir.path().string());
+  DistributedSampler sampler(sampler_options(store, 1, 0));
+  LoaderOptions o;
+  o.prefetch_batches = 2;
+  o.augment.output_size = 16;
+  Loader loader(store, sampler, o);
+  std::set<void*> buffers;
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    loader.start(epoch);
+    while (auto b = loader.next())
+      if (b->images.size(0) == 4) buffers.insert(b->images.data_ptr());
+  }
+  // 15 full batches drawn from at most prefetch + 2 recycled tensors.
+  EXPECT_LE(buffers.size(), 4u);
 }

@@ -65,6 +65,25 @@ void Loader::set_error(std::exception_ptr e) {
   consumer_cv_.notify_all();
 }
 
+torch::Tensor Loader::batch_images(int64_t rows) {
+  const int s = options_.augment.output_size;
+  for (auto& t : image_tensors_) {
+    // Free when only this list refers to the tensor and its storage (no views elsewhere).
+    if (t.use_count() == 1 && t.storage().use_count() == 1 && t.size(0) == rows) return t;
+  }
+  auto t = torch::empty({rows, 3, s, s}, torch::kFloat32);
+  // Keep a few: the batches in flight, the one the consumer holds, and a spare.
+  if (image_tensors_.size() < static_cast<size_t>(options_.prefetch_batches) + 2) image_tensors_.push_back(t);
+  return t;
+}
+
+cv::Mat Loader::image_buffer() {
+  if (free_images_.empty()) return cv::Mat(store_.image_size(), store_.image_size(), CV_8UC3);
+  cv::Mat m = std::move(free_images_.back());
+  free_images_.pop_back();
+  return m;
+}
+
 void Loader::read_loop() {
   try {
     const int64_t b = sampler_.options().batch_size;
@@ -83,7 +102,10 @@ void Loader::read_loop() {
       Batch batch;
       batch.epoch = epoch_;
       batch.step = step;
-      batch.images = torch::empty({rows, 3, s, s}, torch::kFloat32);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        batch.images = batch_images(rows);
+      }
       batch.labels = torch::empty({rows}, torch::kInt64);
       batch.groups = torch::full({rows}, -1, torch::kInt64);
       batch.attributes = torch::empty({rows, static_cast<int64_t>(num_attributes)}, torch::kInt64);
@@ -108,7 +130,11 @@ void Loader::read_loop() {
       }
       for (int64_t r = 0; r < rows; ++r) {
         int64_t index = order_[begin + r];
-        cv::Mat image(store_.image_size(), store_.image_size(), CV_8UC3);
+        cv::Mat image;
+        {
+          std::lock_guard<std::mutex> lock(mutex_);
+          image = image_buffer();
+        }
         store_.read_image(index, image.data);
         std::string caption = store_.caption(index);
         std::unique_lock<std::mutex> lock(mutex_);
@@ -147,6 +173,7 @@ void Loader::work_loop() {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         complete = --pending_[work.step].remaining == 0;
+        if (free_images_.size() < static_cast<size_t>(options_.workers) * 4 + 4) free_images_.push_back(std::move(work.image));
       }
       if (complete) consumer_cv_.notify_all();
     }
