@@ -1,0 +1,78 @@
+// Distributed evaluation under mpiexec (2 and 3 ranks): the counts reduced over the MPI ranks
+// equal the counts of a one-rank evaluation that each rank also runs on its own.
+#include <gtest/gtest.h>
+
+#include "clip/weights.h"
+#include "dist/runtime.h"
+#include "dist/thread_communicator.h"
+#include "eval/evaluate.h"
+#include "eval_test_store.h"
+#include "test_util.h"
+#include "train/prompts.h"
+
+using namespace starft;
+using starft::testing::fixture;
+using starft::testing::TempDir;
+
+namespace {
+
+std::vector<int64_t> counts(const eval::EvalResults& r) {
+  std::vector<int64_t> out;
+  for (const auto& s : r.stores) {
+    for (const auto& c : s.metrics.classes) {
+      out.push_back(c.correct);
+      out.push_back(c.total);
+    }
+    for (const auto& g : s.metrics.groups) {
+      out.push_back(g.correct);
+      out.push_back(g.total);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
+  auto& comm = dist::Runtime::get().mpi();
+  // Each rank writes the same stores into its own scratch directory (same seeds, same pixels).
+  TempDir dir;
+  using namespace starft::testing;
+  make_eval_store(dir / "fish", fish_layout());
+  make_eval_store(dir / "subset", fish_subset_layout());
+  make_eval_store(dir / "coarse", fish_coarse_layout());
+  make_eval_store(dir / "birds", birds_layout());
+  make_eval_store(dir / "birds_train", birds_layout(20, 9));
+  const std::string classes = train::datasets_dir() + "/classnames/";
+  auto specs = eval::parse_eval_specs({dir / "fish", dir / "subset",
+                                       dir / "coarse" + ":class-map=" + classes + "example-fish-map.tsv",
+                                       dir / "birds" + ":classnames=store:templates=waterbirds"});
+  eval::EvalOptions options;
+  options.templates = "simple";
+  options.classnames = classes + "example-fish.txt";
+  options.train_store = dir / "birds_train";
+  options.batch_size = 4;
+
+  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto tokenizer = clip::Tokenizer::load(fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
+  eval::Evaluator evaluator(specs, options);
+  const auto distributed = evaluator.evaluate(model, tokenizer, comm);
+  EXPECT_EQ(distributed.ranks, comm.size());
+
+  dist::ThreadGroup alone(1);
+  const auto single = evaluator.evaluate(model, tokenizer, alone.comm(0));
+  EXPECT_EQ(single.ranks, 1);
+  EXPECT_EQ(counts(distributed), counts(single));
+  ASSERT_EQ(distributed.stores.size(), 4u);
+  EXPECT_EQ(distributed.stores[3].metrics.total, 32);
+  EXPECT_DOUBLE_EQ(*distributed.stores[3].metrics.avg_acc_train_weighted,
+                   *single.stores[3].metrics.avg_acc_train_weighted);
+
+  // Every rank holds the same results: the largest and the smallest count over ranks agree.
+  auto mine = torch::tensor(counts(distributed), torch::kLong);
+  auto high = mine.clone(), low = -mine;
+  comm.all_reduce(high, dist::ReduceOp::Max, "test_eval_max");
+  comm.all_reduce(low, dist::ReduceOp::Max, "test_eval_min");
+  EXPECT_TRUE(torch::equal(high, mine));
+  EXPECT_TRUE(torch::equal(-low, mine));
+}
