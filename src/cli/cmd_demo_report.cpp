@@ -1,0 +1,274 @@
+// `starft demo-report`: gathers the built-in benchmark's evaluation results and training curves
+// into one report: report.md (mean and spread over seeds per method) and report.png (per-group
+// accuracy on the group-shift store; regulariser and contrastive loss over training), drawn with
+// gnuplot when it is installed.
+//
+// Layout read (written by launch/demo.sh):
+//   DIR/eval/<method>-seed<k>/results.json   rows: the model, and WiSE-FT alphas when evaluated
+//   DIR/eval/zero-shot/results.json
+//   DIR/finetune/<method>-seed<k>/metrics.jsonl
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "cli/command.h"
+#include "common/error.h"
+
+namespace starft::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// One table column: a metric of a store.
+struct Column {
+  std::string store, metric, title;
+};
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  check(static_cast<bool>(in), "demo-report: cannot open ", p.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    fail("demo-report: ", p.string(), " is not valid JSON (", e.what(), ")");
+  }
+}
+
+// method label -> column -> values over seeds; also per-group accuracies for the chart.
+struct Table {
+  std::vector<std::string> order;
+  std::map<std::string, std::map<std::string, std::vector<double>>> values;
+  std::map<std::string, std::map<std::string, std::vector<double>>> groups;  // method -> group -> accs
+  std::map<std::string, int> seeds;
+
+  void add(const std::string& method, const std::string& key, double v) {
+    if (!values.count(method)) order.push_back(method);
+    values[method][key].push_back(v);
+  }
+};
+
+std::string mean_spread(const std::vector<double>& v) {
+  if (v.empty()) return "n/a";
+  double m = 0;
+  for (double x : v) m += x;
+  m /= v.size();
+  char buf[64];
+  if (v.size() == 1) {
+    std::snprintf(buf, sizeof buf, "%.1f", 100 * m);
+    return buf;
+  }
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  s = std::sqrt(s / (v.size() - 1));
+  std::snprintf(buf, sizeof buf, "%.1f ± %.1f", 100 * m, 100 * s);
+  return buf;
+}
+
+std::string pretty(const std::string& method) {
+  static const std::map<std::string, std::string> names = {
+      {"zero-shot", "zero-shot"}, {"flyp", "FLYP"}, {"kl", "FLYP + KL"}, {"starft", "StarFT"}};
+  auto it = names.find(method);
+  return it == names.end() ? method : it->second;
+}
+
+void collect(Table& table, const std::string& method, const json& results, const std::vector<Column>& columns,
+             const std::string& group_store) {
+  for (const auto& row : results.at("rows")) {
+    std::string label = method;
+    if (row.contains("alpha") && !row["alpha"].is_null()) {
+      const double a = row["alpha"].get<double>();
+      if (a == 0.0) continue;  // the zero-shot model, reported on its own row
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s WiSE-FT a=%.2g", pretty(method).c_str(), a);
+      label = a == 1.0 ? pretty(method) : std::string(buf);
+    } else {
+      label = pretty(method);
+    }
+    for (const auto& store : row.at("stores")) {
+      const std::string name = store.at("name");
+      const auto& m = store;  // the store's metrics sit beside its name
+      for (const auto& c : columns) {
+        if (c.store == name && m.contains(c.metric) && !m[c.metric].is_null()) {
+          table.add(label, c.store + "/" + c.metric, m[c.metric].get<double>());
+        }
+      }
+      if (name == group_store && m.contains("per_group")) {
+        for (const auto& g : m["per_group"]) {
+          if (!g["acc"].is_null()) table.groups[label][g["name"].get<std::string>()].push_back(g["acc"].get<double>());
+        }
+      }
+    }
+  }
+}
+
+int run_demo_report(int argc, char** argv) {
+  std::string dir, group_store;
+  po::options_description opts("options");
+  opts.add_options()
+      ("dir", po::value(&dir)->required(), "the demo's output directory (holds eval/ and finetune/)")
+      ("group-store", po::value(&group_store)->default_value("group-test"), "store name of the group-shift evaluation")
+      ("title", po::value<std::string>()->default_value("SpuriousFashion"), "report title");
+  auto vm = parse(argc, argv, opts,
+                  "usage: starft demo-report --dir RUN\n"
+                  "Writes RUN/report.md and RUN/report.png from RUN/eval/*/results.json and RUN/finetune/*/metrics.jsonl.");
+  if (!vm) return 0;
+  const std::vector<Column> columns = {
+      {"id-test", "top1", "(1) in-distribution"},
+      {"shift-test", "top1", "(2) shifted places"},
+      {"heldout-test", "top1", "(4) held-out zero-shot"},
+      {group_store, "avg_acc", "(3) group shift: average"},
+      {group_store, "worst_group_acc", "(3) group shift: worst group"},
+  };
+  const fs::path root(dir), eval_dir = root / "eval";
+  check(fs::is_directory(eval_dir), "demo-report: ", eval_dir.string(), " does not exist; run the evaluations first");
+  static const std::regex seeded(R"(^(.+)-seed(\d+)$)");
+  std::vector<fs::path> runs;
+  for (const auto& e : fs::directory_iterator(eval_dir)) runs.push_back(e.path());
+  std::sort(runs.begin(), runs.end());
+  Table table;
+  // zero-shot first, then the methods in a fixed order.
+  std::vector<std::string> method_order = {"zero-shot", "flyp", "kl", "starft"};
+  std::sort(runs.begin(), runs.end(), [&](const fs::path& a, const fs::path& b) {
+    auto rank = [&](const fs::path& p) {
+      std::smatch m;
+      std::string name = p.filename().string(), method = name;
+      if (std::regex_match(name, m, seeded)) method = m[1];
+      auto it = std::find(method_order.begin(), method_order.end(), method);
+      return std::make_pair(static_cast<int>(it - method_order.begin()), name);
+    };
+    return rank(a) < rank(b);
+  });
+  for (const auto& run : runs) {
+    const fs::path results = run / "results.json";
+    check(fs::exists(results), "demo-report: ", results.string(), " is missing; the evaluation of ",
+          run.filename().string(), " did not finish");
+    std::smatch m;
+    std::string name = run.filename().string(), method = name;
+    if (std::regex_match(name, m, seeded)) method = m[1];
+    collect(table, method, read_json(results), columns, group_store);
+  }
+  check(!table.order.empty(), "demo-report: no results under ", eval_dir.string());
+  // The methods first, their WiSE-FT rows after them.
+  std::stable_partition(table.order.begin(), table.order.end(),
+                        [](const std::string& m) { return m.find("WiSE-FT") == std::string::npos; });
+
+  std::ostringstream md;
+  md << "# " << (*vm)["title"].as<std::string>() << ": StarFT versus plain fine-tuning\n\n"
+     << "Accuracy in percent, mean ± sample standard deviation over seeds (one value: one seed).\n\n| method |";
+  for (const auto& c : columns) md << " " << c.title << " |";
+  md << " seeds |\n|---|";
+  for (size_t i = 0; i < columns.size(); ++i) md << "---|";
+  md << "---|\n";
+  for (const auto& method : table.order) {
+    md << "| " << method << " |";
+    size_t n = 0;
+    for (const auto& c : columns) {
+      const auto& v = table.values[method][c.store + "/" + c.metric];
+      n = std::max(n, v.size());
+      md << " " << mean_spread(v) << " |";
+    }
+    md << " " << n << " |\n";
+  }
+  // Per-group table for the group-shift store.
+  if (!table.groups.empty()) {
+    std::vector<std::string> group_names;
+    for (const auto& [g, _] : table.groups.begin()->second) group_names.push_back(g);
+    md << "\nPer-group accuracy on `" << group_store << "` (mean over seeds):\n\n| method |";
+    for (const auto& g : group_names) md << " " << g << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < group_names.size(); ++i) md << "---|";
+    md << "\n";
+    for (const auto& method : table.order) {
+      md << "| " << method << " |";
+      for (const auto& g : group_names) md << " " << mean_spread(table.groups[method][g]) << " |";
+      md << "\n";
+    }
+  }
+
+  // Chart data: per-group means, and training curves of seed 0 of each fine-tuning method.
+  const fs::path data = root / "report-data";
+  fs::create_directories(data);
+  {
+    std::ofstream out(data / "groups.dat");
+    std::vector<std::string> group_names;
+    if (!table.groups.empty())
+      for (const auto& [g, _] : table.groups.begin()->second) group_names.push_back(g);
+    out << "method";
+    for (const auto& g : group_names) out << "\t\"" << g << "\"";
+    out << "\n";
+    for (const auto& method : table.order) {
+      if (!table.groups.count(method)) continue;
+      out << '"' << method << '"';
+      for (const auto& g : group_names) {
+        const auto& v = table.groups[method][g];
+        double m = 0;
+        for (double x : v) m += x;
+        out << "\t" << (v.empty() ? 0.0 : 100 * m / v.size());
+      }
+      out << "\n";
+    }
+  }
+  std::vector<std::pair<std::string, fs::path>> curves;
+  for (const std::string& method : {"flyp", "kl", "starft"}) {
+    const fs::path metrics = root / "finetune" / (method + "-seed0") / "metrics.jsonl";
+    if (!fs::exists(metrics)) continue;
+    std::ifstream in(metrics);
+    std::ofstream out(data / (method + ".dat"));
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("step")) continue;
+      out << j["step"].get<int64_t>() << "\t" << j.value("contrastive", 0.0) << "\t" << j.value("regulariser", 0.0)
+          << "\n";
+    }
+    curves.emplace_back(pretty(method), data / (method + ".dat"));
+  }
+  {
+    std::ofstream gp(data / "report.gp");
+    gp << "set terminal pngcairo size 1500,450 font ',10'\nset output '" << (root / "report.png").string() << "'\n"
+       << "set multiplot layout 1,3\n"
+       << "set title 'Per-group accuracy on " << group_store << " (%)'\nset style data histograms\n"
+       << "set style histogram clustered gap 1\nset style fill solid 0.8 border -1\nset yrange [0:100]\n"
+       << "set xtics rotate by -25\nset key outside bottom center horizontal\n"
+       << "plot for [c=2:*] '" << (data / "groups.dat").string() << "' using c:xtic(1) title columnhead\n"
+       << "unset style\nset style data lines\nset yrange [*:*]\nset xtics norotate\nset key top right inside\n"
+       << "set xlabel 'step'\n";
+    auto plot = [&](const char* title, int column) {
+      gp << "set title '" << title << "'\nplot ";
+      for (size_t i = 0; i < curves.size(); ++i) {
+        gp << (i ? ", " : "") << "'" << curves[i].second.string() << "' using 1:" << column << " title '"
+           << curves[i].first << "' with lines lw 2";
+      }
+      gp << (curves.empty() ? "0 notitle" : "") << "\n";
+    };
+    plot("contrastive loss L_c (seed 0)", 2);
+    plot("regulariser R (seed 0; not in the FLYP loss)", 3);
+    gp << "unset multiplot\n";
+  }
+  const std::string gp_cmd = "gnuplot '" + (data / "report.gp").string() + "' 2>&1";
+  const bool have_png = std::system(gp_cmd.c_str()) == 0 && fs::exists(root / "report.png");
+  md << "\n" << (have_png ? "![per-group accuracy and training curves](report.png)\n"
+                          : "(report.png not drawn: gnuplot failed or is not installed)\n");
+  const std::string text = md.str();
+  const fs::path tmp = root / "report.md.tmp";
+  {
+    std::ofstream out(tmp);
+    out << text;
+    check(static_cast<bool>(out), "demo-report: cannot write ", tmp.string());
+  }
+  fs::rename(tmp, root / "report.md");
+  std::printf("%s", text.c_str());
+  return 0;
+}
+
+Registration reg("demo-report", "gather the built-in benchmark's results into report.md and report.png", run_demo_report);
+
+}  // namespace
+}  // namespace starft::cli
