@@ -405,3 +405,27 @@ TEST(Trainer, CommandsCacheTeacherThenTrainThenResume) {
   EXPECT_NE(starft::testing::run_command(train_inputs + " --spurious-pool textures --run-dir " + (tmp / "run2"), &out), 0);
   EXPECT_NE(out.find("spurious pool differs"), std::string::npos) << out;
 }
+
+TEST(Trainer, FrozenTextTowerAndFixedLogitScaleStayPut) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.teacher = "online";
+  c.freeze_text = true;
+  c.train_logit_scale = false;
+  c.grad_clip = 0.5;
+  c.stop_after = 2;
+  c.lr = 1e-3;
+  dist::ThreadGroup group(1);
+  Trainer t(c, group.comm(0));
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& p : t.model()->named_parameters()) before[p.key()] = p.value().detach().clone();
+  for (const auto& [name, p] : t.parameters()) {
+    EXPECT_TRUE(name.rfind("visual.", 0) == 0) << name << " should be frozen";
+  }
+  t.run();
+  for (const auto& p : t.model()->named_parameters()) {
+    const bool text = p.key().rfind("visual.", 0) != 0;
+    EXPECT_EQ(torch::equal(p.value(), before[p.key()]), text) << p.key();
+  }
+}

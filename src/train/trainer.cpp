@@ -373,8 +373,8 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
     torch::nn::utils::clip_grad_norm_(ps, config_.grad_clip);
   }
   optimizer_->step();
-  {
-    // As CLIP training does: keep the scale below 100.
+  if (config_.train_logit_scale) {
+    // As CLIP training does: keep the trained scale within [1, 100].
     torch::NoGradGuard no_grad;
     model_->logit_scale.clamp_(0, std::log(100.0));
   }
