@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -24,6 +25,13 @@ constexpr const char* kOwnClasses = "store";
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// CPU time of this process (all its threads), in seconds.
+double cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 std::string default_name(const std::string& dir) {
@@ -97,7 +105,8 @@ nlohmann::json StoreResult::to_json() const {
                    {"templates", templates},
                    {"head_classes", head_classes},
                    {"matching", to_string(matching)},
-                   {"seconds", seconds}};
+                   {"seconds", seconds},
+                   {"cpu_seconds", cpu_seconds}};
   if (matching == Matching::class_map) j["class_map"] = class_map;
   j.update(metrics.to_json());
   return j;
@@ -108,6 +117,7 @@ nlohmann::json EvalResults::to_json() const {
                    {"scoring_seconds", scoring_seconds()}};
   const double s = scoring_seconds();
   j["images_per_second"] = s > 0 ? nlohmann::json(static_cast<double>(images()) / s) : nlohmann::json(nullptr);
+  j["cpu_seconds"] = cpu_seconds();
   j["stores"] = nlohmann::json::array();
   for (const auto& r : stores) j["stores"].push_back(r.to_json());
   return j;
@@ -139,6 +149,12 @@ int64_t EvalResults::images() const {
 double EvalResults::scoring_seconds() const {
   double s = 0;
   for (const auto& r : stores) s += r.seconds;
+  return s;
+}
+
+double EvalResults::cpu_seconds() const {
+  double s = 0;
+  for (const auto& r : stores) s += r.cpu_seconds;
   return s;
 }
 
@@ -282,6 +298,7 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
 
     comm.barrier("eval_start");
     t0 = now_s();
+    const double c0 = cpu_s();
     loader.start(0);
     while (auto batch = loader.next()) {
       auto logits = t->mapping.apply(head_logits(model, batch->images, heads[t->head]));
@@ -291,6 +308,9 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
 
     StoreResult r;
     r.seconds = now_s() - t0;
+    auto cpu = torch::tensor({cpu_s() - c0}, torch::kDouble).to(device);
+    comm.all_reduce(cpu, dist::ReduceOp::Sum, "eval_cpu_seconds");
+    r.cpu_seconds = cpu.item<double>();
     r.name = t->spec.name;
     r.store = t->spec.store;
     r.head = head.classes.source;

@@ -74,6 +74,7 @@ struct StoreResult {
   std::string class_map;  // the class map file, when matching == class_map
   Metrics metrics;
   double seconds = 0;     // scoring time on this rank: from a barrier to the reduced counts
+  double cpu_seconds = 0; // process CPU time (all threads) over the same span, summed over ranks
 
   nlohmann::json to_json() const;
 };
@@ -90,6 +91,7 @@ struct EvalResults {
   double metric(const std::string& store_name, const std::string& metric) const;
   int64_t images() const;
   double scoring_seconds() const;
+  double cpu_seconds() const;
 };
 
 class Evaluator {
