@@ -275,6 +275,36 @@ TEST(GradSyncTraining, ParameterUsedOnOneRankGetsTheAverageAndNobodyWaitsForIt) 
   }
 }
 
+TEST(GradSyncTraining, BucketsLaunchedAtDifferentMomentsDoNotCrossTheAllGather) {
+  // `w` is used on rank 0 only, after the all-gather: rank 0 launches its bucket from the hook,
+  // before the all-gather's backward all-reduce; rank 1 only in finish(), after it. On one shared
+  // sequence of collectives the two would pair up wrongly; the buckets' own communicator keeps
+  // them apart.
+  ThreadGroup group(2, /*comm_timeout_s=*/30);
+  std::vector<torch::Tensor> grad_w(2), grad_x(2);
+  group.run([&](Communicator& comm) {
+    auto x = torch::full({2, 3}, 1.0 + comm.rank(), torch::requires_grad());
+    auto w = torch::full({3}, 2.0f, torch::requires_grad());
+    GradSyncOptions o;
+    o.bucket_bytes = o.first_bucket_bytes = 1;
+    GradSync sync({x, w}, comm, o);
+    auto gathered = all_gather_with_grad(x, comm);
+    auto loss = gathered.square().sum();
+    if (comm.rank() == 0) loss = loss + (gathered.sum(0) * w).sum();
+    loss.backward();
+    sync.finish();
+    grad_w[comm.rank()] = w.grad().clone();
+    grad_x[comm.rank()] = x.grad().clone();
+  });
+  // x holds rank 0's ones on both ranks and g = [x; x]. The global loss is the mean over ranks of
+  // loss_0 = sum(g^2) + sum(colsum(g) * w) and loss_1 = sum(g^2). Each of x's two blocks gets
+  // (2g + w) + 2g = 6 from the two losses, so d/dx = 2 blocks * 6 / 2 = 6; d/dw = colsum(g) / 2 = 2.
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(grad_x[r].eq(6.0f).all().item<bool>()) << "rank " << r << ": " << grad_x[r];
+    EXPECT_TRUE(grad_w[r].eq(2.0f).all().item<bool>()) << "rank " << r << ": " << grad_w[r];
+  }
+}
+
 TEST(GradSyncTraining, SecondBackwardBeforeFinishIsRefused) {
   ThreadGroup group(1);
   auto w = torch::ones({2}, torch::requires_grad());

@@ -49,6 +49,13 @@ class Communicator {
                                   const std::string& name = "broadcast") = 0;
   virtual WorkPtr barrier_async(const std::string& name = "barrier") = 0;
 
+  // A new communicator over the same ranks whose operations are ordered independently of this
+  // one's (its own MPI communicator and thread, or NCCL communicator and stream). Collective:
+  // every rank calls it at the same point. Gradient buckets use one, so that ranks may launch
+  // them at different moments relative to other collectives (such as the all-gather's
+  // backward) without the two sequences crossing.
+  virtual std::unique_ptr<Communicator> duplicate(const std::string& name) = 0;
+
   // Synchronous forms.
   void all_reduce(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum,
                   const std::string& name = "all_reduce");

@@ -28,7 +28,7 @@ GradSync::GradSync(const torch::OrderedDict<std::string, torch::Tensor>& named_p
 
 GradSync::GradSync(const std::vector<torch::Tensor>& parameters, Communicator& comm, GradSyncOptions options,
                    const std::vector<std::string>& names)
-    : comm_(comm), options_(options), params_(parameters), names_(names) {
+    : comm_(comm.duplicate("grad_buckets")), options_(options), params_(parameters), names_(names) {
   check(options_.bucket_bytes > 0 && options_.first_bucket_bytes > 0,
         "gradient buckets need a positive size, got bucket_bytes ", options_.bucket_bytes, " and first_bucket_bytes ",
         options_.first_bucket_bytes);
@@ -126,7 +126,7 @@ void GradSync::broadcast_parameters() {
   std::vector<WorkPtr> works;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     for (int i : buckets_[b].params) slot(i).copy_(params_[i]);
-    works.push_back(comm_.broadcast_async(buckets_[b].buffer.narrow(0, 0, buckets_[b].numel), 0,
+    works.push_back(comm_->broadcast_async(buckets_[b].buffer.narrow(0, 0, buckets_[b].numel), 0,
                                           "broadcast_parameters_" + std::to_string(b)));
   }
   for (auto& w : works) w->wait();
@@ -138,10 +138,10 @@ void GradSync::broadcast_parameters() {
     if (bucket_of_[i] >= 0) continue;
     auto p = params_[i].detach();
     if (p.is_contiguous()) {
-      comm_.broadcast(p, 0, "broadcast_frozen_parameter");
+      comm_->broadcast(p, 0, "broadcast_frozen_parameter");
     } else {
       auto c = p.contiguous();
-      comm_.broadcast(c, 0, "broadcast_frozen_parameter");
+      comm_->broadcast(c, 0, "broadcast_frozen_parameter");
       p.copy_(c);
     }
   }
@@ -167,7 +167,7 @@ void GradSync::launch_ready_buckets() {
     for (int i : bucket.params) flags.push_back(used_[i] ? 1.0f : 0.0f);
     bucket.buffer.narrow(0, bucket.numel, static_cast<int64_t>(flags.size()))
         .copy_(torch::tensor(flags).to(bucket.buffer.scalar_type()));
-    bucket.work = comm_.all_reduce_async(bucket.buffer, ReduceOp::Avg, "grad_bucket_" + std::to_string(next_launch_));
+    bucket.work = comm_->all_reduce_async(bucket.buffer, ReduceOp::Avg, "grad_bucket_" + std::to_string(next_launch_));
     ++next_launch_;
   }
 }
@@ -211,7 +211,7 @@ void GradSync::finish() {
 }
 
 void GradSync::check_parameters() {
-  check_parameters_in_sync(params_, comm_, "step " + std::to_string(steps_));
+  check_parameters_in_sync(params_, *comm_, "step " + std::to_string(steps_));
 }
 
 std::vector<std::vector<int>> GradSync::bucket_layout() const {

@@ -18,11 +18,17 @@
 // collective. One backward per finish(): gradient accumulation over several backward passes
 // needs no_sync-style handling that this class does not offer.
 //
+// The buckets travel on their own communicator (comm.duplicate("grad_buckets"), made at
+// construction, a collective): a rank that launches a bucket before the all-gather's backward
+// all-reduce while another rank launches it after (because a parameter is used on one rank
+// only) would otherwise pair the wrong collectives.
+//
 // At construction the parameters are broadcast from rank 0; every `check_every` steps a cheap
 // checksum confirms that all ranks still hold the same parameters (param_check.h).
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -79,7 +85,7 @@ class GradSync {
   void launch_ready_buckets();  // caller holds mutex_
   torch::Tensor slot(int param) const;
 
-  Communicator& comm_;
+  std::unique_ptr<Communicator> comm_;  // a duplicate of the caller's
   GradSyncOptions options_;
   std::vector<torch::Tensor> params_;
   std::vector<std::string> names_;

@@ -59,6 +59,20 @@ MpiCommunicator::MpiCommunicator(MPI_Comm parent, Watchdog* watchdog, MpiProgres
   start();
 }
 
+MpiCommunicator::MpiCommunicator(Adopt, MPI_Comm comm, Watchdog* watchdog, MpiProgress progress,
+                                 const std::string& channel_name)
+    : QueuedCommunicator(comm_rank(comm), comm_size(comm), watchdog, channel_name), comm_(comm), progress_(progress) {
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  start();
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::duplicate(const std::string& name) {
+  // MPI_Comm_dup is a collective on comm_: it runs on the communication thread, in turn.
+  MPI_Comm dup = MPI_COMM_NULL;
+  submit("duplicate:" + name, [&] { check_mpi(MPI_Comm_dup(comm_, &dup), "MPI_Comm_dup"); })->wait();
+  return std::unique_ptr<Communicator>(new MpiCommunicator(Adopt{}, dup, watchdog(), progress_, name));
+}
+
 MpiCommunicator::~MpiCommunicator() {
   shutdown();
   int finalized = 0;

@@ -30,6 +30,7 @@ class MpiCommunicator : public QueuedCommunicator {
                   const std::string& channel_name = "mpi");
   ~MpiCommunicator() override;
   std::string backend() const override { return "mpi"; }
+  std::unique_ptr<Communicator> duplicate(const std::string& name) override;
   MPI_Comm comm() const { return comm_; }
 
  protected:
@@ -47,6 +48,10 @@ class MpiCommunicator : public QueuedCommunicator {
   // PolledArrival: returns once every rank has reached this collective.
   void await_arrival();
   void check_mpi(int rc, const char* what);
+
+  struct Adopt {};
+  // Takes ownership of `comm` (already duplicated).
+  MpiCommunicator(Adopt, MPI_Comm comm, Watchdog* watchdog, MpiProgress progress, const std::string& channel_name);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   MpiProgress progress_;

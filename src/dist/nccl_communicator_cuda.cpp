@@ -75,12 +75,13 @@ class NcclWork : public Work {
 
 class NcclCommunicator : public Communicator {
  public:
-  NcclCommunicator(MPI_Comm comm, const torch::Device& device, Watchdog* watchdog)
-      : device_(device),
+  NcclCommunicator(MPI_Comm comm, const torch::Device& device, Watchdog* watchdog, const std::string& channel_name)
+      : mpi_comm_(comm),
+        device_(device),
         core_(comm, device.index()),
         stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index())),
         watchdog_(watchdog) {
-    if (watchdog_) channel_ = watchdog_->add_channel("nccl");
+    if (watchdog_) channel_ = watchdog_->add_channel(channel_name);
   }
   ~NcclCommunicator() override {
     try {
@@ -93,6 +94,10 @@ class NcclCommunicator : public Communicator {
   int size() const override { return core_.size(); }
   std::string backend() const override { return "nccl"; }
   torch::Device device() const override { return device_; }
+  std::unique_ptr<Communicator> duplicate(const std::string& name) override {
+    // A second NCCL communicator (its own unique id, broadcast over MPI) on its own stream.
+    return std::make_unique<NcclCommunicator>(mpi_comm_, device_, watchdog_, name);
+  }
 
   WorkPtr all_reduce_async(const torch::Tensor& tensor, ReduceOp op, const std::string& name) override {
     check_collective_tensor(*this, name, tensor);
@@ -155,6 +160,7 @@ class NcclCommunicator : public Communicator {
     return std::make_shared<NcclWork>(done, device_.index(), &core_, host_sync);
   }
 
+  MPI_Comm mpi_comm_;
   torch::Device device_;
   nccl::Comm core_;
   c10::cuda::CUDAStream stream_;
@@ -168,7 +174,7 @@ class NcclCommunicator : public Communicator {
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, const torch::Device& device, Watchdog* watchdog) {
   check(device.is_cuda() && device.has_index(), "the NCCL communicator needs a CUDA device with an index, got ",
         device);
-  return std::make_unique<NcclCommunicator>(comm, device, watchdog);
+  return std::make_unique<NcclCommunicator>(comm, device, watchdog, "nccl");
 }
 
 #else  // CUDA LibTorch without NCCL headers

@@ -38,6 +38,10 @@ class QueuedCommunicator : public Communicator {
   // Runs what is queued, then stops the thread. Derived destructors call it first.
   void shutdown();
 
+  // Runs `run` on the communication thread after everything submitted before it.
+  WorkPtr submit(const std::string& name, std::function<void()> run);
+  Watchdog* watchdog() const { return watchdog_; }
+
   // Blocking operations, called on the communication thread only.
   virtual void run_all_reduce(const torch::Tensor& tensor, ReduceOp op) = 0;
   virtual void run_all_gather(const torch::Tensor& output, const torch::Tensor& input) = 0;
@@ -46,7 +50,6 @@ class QueuedCommunicator : public Communicator {
 
  private:
   struct Task;
-  WorkPtr submit(const std::string& name, std::function<void()> run);
   void loop();
 
   const int rank_, size_;

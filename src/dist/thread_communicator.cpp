@@ -21,6 +21,21 @@ struct ThreadGroup::Shared {
   std::vector<torch::Tensor> slots;  // each rank's contribution to the current operation
   std::vector<Watchdog*> watchdogs;  // for the side channel (how far did each rank get?)
   std::vector<StalledOp> timeouts;
+  std::shared_ptr<Shared> pending_child;        // handed from rank 0 to the others by duplicate()
+  std::vector<std::weak_ptr<Shared>> children;  // aborted with this group
+
+  void abort(const std::string& message) {
+    std::vector<std::shared_ptr<Shared>> live;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (aborted.empty()) aborted = message;
+      for (auto& c : children) {
+        if (auto child = c.lock()) live.push_back(child);
+      }
+    }
+    cv.notify_all();
+    for (auto& child : live) child->abort(message);
+  }
 
   // All ranks meet here; throws once the group is aborted.
   void barrier() {
@@ -56,12 +71,34 @@ class ThreadPeerProgress : public PeerProgress {
 
 class ThreadCommunicator : public QueuedCommunicator {
  public:
-  ThreadCommunicator(int rank, std::shared_ptr<ThreadGroup::Shared> shared, Watchdog* watchdog)
-      : QueuedCommunicator(rank, shared->size, watchdog, "thread"), shared_(std::move(shared)) {
+  ThreadCommunicator(int rank, std::shared_ptr<ThreadGroup::Shared> shared, Watchdog* watchdog,
+                     const std::string& channel_name = "thread")
+      : QueuedCommunicator(rank, shared->size, watchdog, channel_name), shared_(std::move(shared)) {
     start();
   }
   ~ThreadCommunicator() override { shutdown(); }
   std::string backend() const override { return "thread"; }
+
+  std::unique_ptr<Communicator> duplicate(const std::string& name) override {
+    std::shared_ptr<ThreadGroup::Shared> child;
+    submit("duplicate:" + name, [&] {
+      if (rank() == 0) {
+        auto made = std::make_shared<ThreadGroup::Shared>(size());
+        made->watchdogs = shared_->watchdogs;
+        std::lock_guard<std::mutex> lock(shared_->mutex);
+        shared_->pending_child = made;
+        shared_->children.push_back(made);
+        if (!shared_->aborted.empty()) made->aborted = shared_->aborted;
+      }
+      shared_->barrier();
+      {
+        std::lock_guard<std::mutex> lock(shared_->mutex);
+        child = shared_->pending_child;
+      }
+      shared_->barrier();  // rank 0 may hand out the next one only after everyone took this one
+    })->wait();
+    return std::make_unique<ThreadCommunicator>(rank(), child, watchdog(), name);
+  }
 
  protected:
   void run_all_reduce(const torch::Tensor& tensor, ReduceOp op) override {
@@ -155,13 +192,7 @@ void ThreadGroup::run(const std::function<void(Communicator&)>& fn) {
   }
 }
 
-void ThreadGroup::abort(const std::string& message) {
-  {
-    std::lock_guard<std::mutex> lock(shared_->mutex);
-    if (shared_->aborted.empty()) shared_->aborted = message;
-  }
-  shared_->cv.notify_all();
-}
+void ThreadGroup::abort(const std::string& message) { shared_->abort(message); }
 
 std::vector<StalledOp> ThreadGroup::timeouts() const {
   std::lock_guard<std::mutex> lock(shared_->mutex);
