@@ -12,7 +12,9 @@
 //
 // finish() (after backward, before the optimizer step) marks the parameters that got no
 // gradient this step as ready with zeros, waits for every bucket and writes the average over
-// ranks into param.grad (replacing what backward accumulated there). Each bucket carries one
+// ranks into param.grad (replacing what backward accumulated there; a copy, not a view into the
+// bucket as DDP's gradient_as_bucket_view: LibTorch 1.13's Optimizer::zero_grad calls detach_(),
+// which views refuse). Each bucket carries one
 // extra element per parameter, 1 where the rank used it: a parameter that no rank used keeps
 // its gradient untouched (undefined stays undefined), as in a single process, at no extra
 // collective. One backward per finish(): gradient accumulation over several backward passes
