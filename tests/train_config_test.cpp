@@ -126,6 +126,28 @@ TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = "pretrain"; c.model = "tiny"; }), 1), "--weights is for finetune");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = "pretrain"; c.weights = ""; c.model = "ViT-Z"; }), 1),
                "ViT-Z");
+  // Evaluation during training and the best checkpoint.
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.eval_every = -1; }), 1), "--eval-every");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.eval_batch_size = 0; }), 1), "--eval-batch-size");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.best_metric = "val/top1"; }), 1), "needs evaluation during");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) {
+                 c.eval_stores = "val";
+                 c.eval_every = 0;
+                 c.best_metric = "val/top1";
+               }), 1),
+               "--eval-every >= 1");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) {
+                 c.eval_stores = "val";
+                 c.best_metric = "worst_group_acc";
+               }), 1),
+               "is not STORE/METRIC");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) {
+                 c.eval_stores = "val";
+                 c.best_metric = "val/accuracy";
+               }), 1),
+               "unknown metric 'accuracy'");
+  EXPECT_EQ(split_best_metric("group-val/worst_group_acc"),
+            (std::pair<std::string, std::string>{"group-val", "worst_group_acc"}));
 }
 
 TEST(TrainConfig, EffectiveConfigErrorsGoThroughTheCommand) {

@@ -7,18 +7,21 @@
 #include <fstream>
 #include <functional>
 #include <mutex>
+#include <set>
 
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "common/error.h"
 #include "starft/build_config.h"
 #include "data/store.h"
+#include "eval/evaluate.h"
 #include "dist/thread_communicator.h"
 #include "test_util.h"
 #include "train/prompts.h"
 #include "train/teacher_cache.h"
 #include "train/text_encoder.h"
 #include "train/trainer.h"
+#include "eval_test_store.h"
 #include "train_test_store.h"
 
 using namespace starft;
@@ -428,4 +431,104 @@ TEST(Trainer, FrozenTextTowerAndFixedLogitScaleStayPut) {
     const bool text = p.key().rfind("visual.", 0) != 0;
     EXPECT_EQ(torch::equal(p.value(), before[p.key()]), text) << p.key();
   }
+}
+
+namespace {
+
+std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// A validation store with groups and the training store's four classes.
+std::string make_group_val_store(const TempDir& tmp) {
+  auto layout = starft::testing::fish_layout();
+  layout.groups = true;
+  layout.count = 24;
+  starft::testing::make_eval_store(tmp / "val", layout);
+  return tmp / "val";
+}
+
+}  // namespace
+
+TEST(Trainer, EvaluatesAtEpochEndsAndKeepsTheBestWeights) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store", 24);
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.regulariser = "none";
+  c.epochs = 3;
+  c.lr = 1e-3;
+  c.eval_stores = make_group_val_store(tmp) + ":name=val";
+  c.eval_templates = "simple";
+  c.eval_batch_size = 10;
+  c.best_metric = "val/top1";
+  dist::ThreadGroup group(1);
+  {
+    Trainer t(c, group.comm(0));
+    EXPECT_EQ(t.run(), Trainer::Outcome::finished);
+  }
+  // One record per epoch, each with the metric; best/ holds the first maximum.
+  const auto lines = read_jsonl(tmp / "run/eval.jsonl");
+  ASSERT_EQ(lines.size(), 3u);
+  double best = -1;
+  int64_t best_step = -1;
+  std::set<double> values;
+  for (size_t e = 0; e < lines.size(); ++e) {
+    EXPECT_EQ(lines[e]["epoch"].get<int64_t>(), static_cast<int64_t>(e));
+    EXPECT_EQ(lines[e]["step"].get<int64_t>(), static_cast<int64_t>(3 * (e + 1)));
+    const auto& store = lines[e]["results"]["stores"][0];
+    EXPECT_EQ(store["name"], "val");
+    EXPECT_EQ(store["total"].get<int64_t>(), 24);
+    const double v = lines[e]["best_metric"]["value"].get<double>();
+    EXPECT_DOUBLE_EQ(v, store["top1"].get<double>());
+    EXPECT_TRUE(store["worst_group_acc"].is_number());
+    values.insert(v);
+    if (v > best) {
+      best = v;
+      best_step = lines[e]["step"].get<int64_t>();
+    }
+  }
+  ASSERT_GT(values.size(), 1u) << "the model should change between epochs, so the best is a real choice";
+  const auto record = read_best(tmp / "run");
+  ASSERT_TRUE(record.has_value());
+  EXPECT_EQ((*record)["metric"], "val/top1");
+  EXPECT_DOUBLE_EQ((*record)["value"].get<double>(), best);
+  EXPECT_EQ((*record)["step"].get<int64_t>(), best_step);
+  // The kept weights score exactly the recorded value when evaluated on their own.
+  auto kept = clip::load_weights(weights_path(best_dir(tmp / "run")));
+  auto tokenizer = clip::Tokenizer::load(c.vocab);
+  eval::EvalOptions options;
+  options.templates = "simple";
+  const auto again = eval::evaluate(kept, tokenizer, eval::parse_eval_specs({c.eval_stores}), group.comm(0), options);
+  EXPECT_DOUBLE_EQ(again.metric("val", "top1"), best);
+
+  // A resumed run knows the best so far and only replaces best/ with a better value.
+  c.resume = "latest";
+  c.epochs = 4;
+  Trainer resumed(c, group.comm(0));
+  const auto outcome = resumed.evaluate(3);
+  ASSERT_TRUE(outcome.value.has_value());
+  EXPECT_EQ(outcome.new_best, *outcome.value > best);
+  EXPECT_EQ(read_best(tmp / "run").value()["value"].get<double>(), std::max(best, *outcome.value));
+}
+
+TEST(Trainer, RefusesABestMetricOfAnUnknownEvaluationStore) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store", 24);
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.regulariser = "none";
+  c.eval_stores = make_group_val_store(tmp) + ":name=val";
+  c.best_metric = "group-val/worst_group_acc";
+  dist::ThreadGroup group(1);
+  auto msg = error_of([&] { Trainer t(c, group.comm(0)); });
+  EXPECT_NE(msg.find("no evaluation store is named 'group-val'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("named val"), std::string::npos) << msg;
+  c.eval_stores = (tmp / "missing") + std::string(":name=val");
+  msg = error_of([&] { Trainer t(c, group.comm(0)); });
+  EXPECT_NE(msg.find("--eval-stores"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(tmp / "run/eval.jsonl"));
 }

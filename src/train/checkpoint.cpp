@@ -31,6 +31,25 @@ void write_json_file(const fs::path& path, const nlohmann::json& j) {
   data::write_file_atomically(path.string(), j.dump(2) + "\n");
 }
 
+// Moves the complete directory `tmp` to `final_dir` (replacing a directory there: the old one is
+// renamed away first, so `final_dir` never holds a mix) and makes the rename durable.
+void install_directory(const fs::path& tmp, const fs::path& final_dir) {
+  if (fs::exists(final_dir)) {
+    const fs::path old = final_dir.parent_path() /
+                         (".old-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
+    fs::remove_all(old);
+    fs::rename(final_dir, old);
+    fs::rename(tmp, final_dir);
+    fs::remove_all(old);
+  } else {
+    fs::rename(tmp, final_dir);
+  }
+  if (FILE* f = std::fopen(final_dir.parent_path().c_str(), "r")) {
+    fsync(fileno(f));
+    std::fclose(f);
+  }
+}
+
 }  // namespace
 
 nlohmann::json TrainState::to_json() const {
@@ -119,19 +138,7 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointContent
   safetensors::save((tmp / "optimizer.safetensors").string(), c.optimizer);
   write_json_file(tmp / "state.json", c.state.to_json());
   // A checkpoint of the same step (e.g. written again after a resume) is replaced whole.
-  if (fs::exists(final_dir)) {
-    const fs::path old = root / (".old-" + checkpoint_name(c.state.step) + "-" + std::to_string(getpid()));
-    fs::rename(final_dir, old);
-    fs::rename(tmp, final_dir);
-    fs::remove_all(old);
-  } else {
-    fs::rename(tmp, final_dir);
-  }
-  // Make the rename durable before older checkpoints go.
-  if (FILE* f = std::fopen(root.c_str(), "r")) {
-    fsync(fileno(f));
-    std::fclose(f);
-  }
+  install_directory(tmp, final_dir);
   auto all = list_checkpoints(run_dir);
   for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 1)) < all.size(); ++i) fs::remove_all(all[i]);
   // Leftovers of writers that were killed.
@@ -143,6 +150,41 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointContent
     }
   }
   return final_dir.string();
+}
+
+std::string best_dir(const std::string& run_dir) { return (fs::path(run_dir) / "best").string(); }
+
+std::string write_best(const std::string& run_dir, const clip::CLIP& model, const safetensors::TensorMap& head,
+                       const nlohmann::json& record) {
+  const fs::path final_dir = best_dir(run_dir);
+  const fs::path tmp = fs::path(run_dir) / (".tmp-best-" + std::to_string(getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  clip::save_weights(model, (tmp / "weights.safetensors").string());
+  if (!head.empty()) safetensors::save((tmp / "head.safetensors").string(), head);
+  write_json_file(tmp / "best.json", record);
+  install_directory(tmp, final_dir);
+  // Leftovers of writers that were killed.
+  for (const auto& entry : fs::directory_iterator(run_dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".tmp-best-", 0) == 0 || name.rfind(".old-best-", 0) == 0) {
+      std::error_code ec;
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+  return final_dir.string();
+}
+
+std::optional<nlohmann::json> read_best(const std::string& run_dir) {
+  const fs::path path = fs::path(best_dir(run_dir)) / "best.json";
+  if (!fs::exists(path)) return std::nullopt;
+  std::ifstream in(path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path.string(), ": not valid JSON (", e.what(), "); delete ", best_dir(run_dir),
+         " to start the best-checkpoint record afresh");
+  }
 }
 
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {

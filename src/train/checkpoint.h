@@ -58,6 +58,15 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // `spec` is a checkpoint directory or `latest` (resolved in run_dir; nullopt when there is none).
 std::optional<std::string> resolve_checkpoint(const std::string& spec, const std::string& run_dir);
 
+// <run-dir>/best/: the weights of the best evaluation so far (train/epoch_eval.h):
+//   weights.safetensors, head.safetensors (CE head only), best.json {metric, value, step, epoch, ...}.
+// Written whole into a temporary directory, then swapped in: best/ is always complete.
+std::string best_dir(const std::string& run_dir);
+std::string write_best(const std::string& run_dir, const clip::CLIP& model, const safetensors::TensorMap& head,
+                       const nlohmann::json& record);
+// best/best.json, or nullopt when the run has no best checkpoint yet.
+std::optional<nlohmann::json> read_best(const std::string& run_dir);
+
 TrainState read_train_state(const std::string& checkpoint_dir);
 safetensors::TensorMap read_optimizer_state(const std::string& checkpoint_dir);
 // The CE head, or an empty map when the checkpoint has none.

@@ -89,6 +89,20 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.field("stop-after", c.stop_after, "checkpoint and stop after this many steps in total; 0 = run to the end");
   v.field("log-every", c.log_every, "progress line every N steps");
   v.field("bucket-mib", c.bucket_mib, "gradient all-reduce bucket size in MiB");
+  v.section("evaluation during training");
+  v.field("eval-stores", c.eval_stores,
+          "stores scored with zero-shot heads from the model's text tower at epoch ends, in `starft eval "
+          "--store` syntax: DIR[:name=N][:templates=T][:classnames=F|store][:class-map=F][:train-store=D], "
+          "several joined with ','; results go to <run-dir>/eval.jsonl");
+  v.field("eval-every", c.eval_every, "evaluate every N epochs and after the last; 0 = never");
+  v.field("eval-templates", c.eval_templates, "default template set of the evaluation heads (built-in name or file)");
+  v.field("eval-classnames", c.eval_classnames, "default class list file of the evaluation heads; "
+                                                "empty = each store's own classes");
+  v.field("eval-batch-size", c.eval_batch_size, "images per forward pass on each rank when evaluating");
+  v.field("best-metric", c.best_metric,
+          "keep the weights of the best evaluation so far in <run-dir>/best/, by STORE/METRIC (higher is "
+          "better), e.g. group-val/worst_group_acc or val/top1; metrics: top1, worst_group_acc, avg_acc, "
+          "avg_acc_train_weighted");
 }
 
 struct OptionsBuilder {
@@ -216,6 +230,19 @@ TrainConfig from_ini(const std::string& text, const std::string& where) {
   return config;
 }
 
+std::pair<std::string, std::string> split_best_metric(const std::string& text) {
+  static const char* const kMetrics[] = {"top1", "worst_group_acc", "avg_acc", "avg_acc_train_weighted"};
+  const auto slash = text.rfind('/');
+  check(slash != std::string::npos && slash > 0 && slash + 1 < text.size(), "--best-metric '", text,
+        "' is not STORE/METRIC (e.g. group-val/worst_group_acc): STORE is an evaluation store's name");
+  const std::string store = text.substr(0, slash), metric = text.substr(slash + 1);
+  bool known = false;
+  for (const char* m : kMetrics) known = known || metric == m;
+  check(known, "--best-metric '", text, "': unknown metric '", metric,
+        "'; choose top1, worst_group_acc, avg_acc or avg_acc_train_weighted");
+  return {store, metric};
+}
+
 void validate(const TrainConfig& c, int world_size) {
   one_of("mode", c.mode, {"finetune", "pretrain"});
   one_of("loss", c.loss, {"flyp", "ce"});
@@ -280,6 +307,13 @@ void validate(const TrainConfig& c, int world_size) {
   check(c.stop_after >= 0, "--stop-after must be >= 0 (0 = never), got ", c.stop_after);
   check(c.log_every >= 1, "--log-every must be at least 1, got ", c.log_every);
   check(c.seed >= 0, "--seed must be >= 0, got ", c.seed);
+  check(c.eval_every >= 0, "--eval-every must be >= 0 (0 = never), got ", c.eval_every);
+  check(c.eval_batch_size >= 1, "--eval-batch-size must be at least 1, got ", c.eval_batch_size);
+  if (!c.best_metric.empty()) {
+    check(c.evaluates(), "--best-metric ", c.best_metric, " needs evaluation during training: give --eval-stores "
+                         "(and --eval-every >= 1)");
+    split_best_metric(c.best_metric);  // throws for a malformed value
+  }
   try {
     torch::Device device(c.device);
     (void)device;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace starft::train {
@@ -55,11 +56,19 @@ struct TrainConfig {
   int64_t stop_after = 0;        // checkpoint and stop after this many steps in total; 0 = never
   int64_t log_every = 10;
   double bucket_mib = 25.0;
+  // --- evaluation during training (train/epoch_eval.h)
+  std::string eval_stores;        // `starft eval --store` specs joined with ','; "" = none
+  int64_t eval_every = 1;         // epochs; also after the last epoch; 0 = never
+  std::string eval_templates = "imagenet";
+  std::string eval_classnames;    // "" = each store's own classes
+  int64_t eval_batch_size = 64;   // images per forward pass on each rank
+  std::string best_metric;        // STORE/METRIC kept in <run-dir>/best/; "" = none
 
   // The run's teacher cache path (teacher_cache, or its default beside the store).
   std::string teacher_cache_path() const;
   bool pretrain() const { return mode == "pretrain"; }
   bool uses_regulariser() const { return !pretrain() && regulariser != "none"; }
+  bool evaluates() const { return !eval_stores.empty() && eval_every > 0; }
 };
 
 // All options, bound to `config`'s fields, with help text and defaults taken from `config`.
@@ -82,6 +91,10 @@ TrainConfig parse_train_args(const std::vector<std::string>& args);
 // that must exist, names that must be known, numeric ranges, divisibility. Throws starft::Error
 // naming the option and what to do. (The teacher cache fingerprint is checked by the trainer.)
 void validate(const TrainConfig& config, int world_size);
+
+// --best-metric "STORE/METRIC" as its two parts; throws naming the value when it is malformed or
+// names an unknown metric.
+std::pair<std::string, std::string> split_best_metric(const std::string& text);
 
 // The effective configuration as INI text that parse_train_config reads back identically.
 std::string to_ini(const TrainConfig& config);

@@ -143,6 +143,8 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device dev
   schedule_.total_steps = loader_->steps_per_epoch() * config_.epochs;
 
   resume_or_start();
+  // Evaluation stores and heads are checked now, before any training work.
+  if (config_.evaluates()) epoch_eval_ = std::make_unique<EpochEval>(config_, rank_, state_.step > 0);
 
   std::vector<torch::Tensor> tensors;
   std::vector<std::string> names;
@@ -395,10 +397,7 @@ std::string Trainer::save_checkpoint() {
   if (rank_ == 0) {
     CheckpointContents c;
     c.model = &model_;
-    if (head_weight_.defined()) {
-      c.head["head.weight"] = head_weight_.detach().cpu();
-      c.head["head.bias"] = head_bias_.detach().cpu();
-    }
+    c.head = head_tensors();
     c.optimizer = optimizer_state(*optimizer_, params_);
     state_.torch_rng = capture_torch_rng();
     c.state = state_;
@@ -407,6 +406,20 @@ std::string Trainer::save_checkpoint() {
   }
   comm_.barrier("checkpoint_written");
   return path;
+}
+
+safetensors::TensorMap Trainer::head_tensors() const {
+  safetensors::TensorMap head;
+  if (head_weight_.defined()) {
+    head["head.weight"] = head_weight_.detach().cpu();
+    head["head.bias"] = head_bias_.detach().cpu();
+  }
+  return head;
+}
+
+EpochEval::Outcome Trainer::evaluate(int64_t epoch) {
+  check(epoch_eval_ != nullptr, "evaluation during training needs --eval-stores");
+  return epoch_eval_->run(model_, *tokenizer_, comm_, state_.step, epoch, head_tensors());
 }
 
 void Trainer::log_progress(const StepMetrics& m, int64_t epoch, int64_t step_in_epoch) {
@@ -459,6 +472,8 @@ Trainer::Outcome Trainer::run() {
       if (state_.step % config_.log_every == 0 || epoch_end) log_progress(m, epoch, batch->step);
       const bool stop_requested = config_.stop_after > 0 && state_.step >= config_.stop_after;
       const bool signalled = dist::should_stop(comm_);
+      // Evaluated before the epoch's checkpoint: a run resumed from that checkpoint has had it.
+      if (epoch_end && epoch_eval_ && epoch_eval_->due(epoch)) evaluate(epoch);
       if (epoch_end || (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0) ||
           stop_requested || signalled) {
         save_checkpoint();

@@ -25,6 +25,7 @@
 #include "dist/grad_sync.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "train/epoch_eval.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/teacher_cache.h"
@@ -69,6 +70,9 @@ class Trainer {
   StepMetrics train_step(const data::Batch& batch, int64_t epoch, int64_t step);
   // Writes a checkpoint of the current state (rank 0 writes, all ranks wait). Collective.
   std::string save_checkpoint();
+  // Evaluates the model now on --eval-stores (see train/epoch_eval.h); run() calls it at the end
+  // of every --eval-every'th epoch. Throws without --eval-stores. Collective.
+  EpochEval::Outcome evaluate(int64_t epoch);
 
   clip::CLIP& model() { return model_; }
   const TrainConfig& config() const { return config_; }
@@ -89,6 +93,7 @@ class Trainer {
   torch::Tensor gather(const torch::Tensor& x, bool with_grad, const std::string& name);
   void log_progress(const StepMetrics& m, int64_t epoch, int64_t step_in_epoch);
   void append_metrics(const StepMetrics& m, int64_t epoch);
+  safetensors::TensorMap head_tensors() const;  // the CE head (empty without one), on the CPU
 
   TrainConfig config_;
   dist::Communicator& comm_;
@@ -109,6 +114,7 @@ class Trainer {
   std::unique_ptr<dist::GradSync> grad_sync_;
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<TextEncoder> student_text_, teacher_text_;
+  std::unique_ptr<EpochEval> epoch_eval_;  // with --eval-stores
   LrSchedule schedule_;
   TrainState state_;
   std::ofstream metrics_;
