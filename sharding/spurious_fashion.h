@@ -39,11 +39,11 @@ struct SpuriousFashionConfig {
   int64_t pretrain_size = 24000;
   int64_t finetune_train_size = 6000;
   int64_t finetune_val_size = 1200;
-  int64_t id_test_size = 3000;
-  int64_t shift_test_size = 3000;
+  int64_t id_test_size = 1800;
+  int64_t shift_test_size = 1800;
   int64_t group_val_size = 800;
   int64_t group_test_size = 2000;
-  int64_t heldout_test_size = 2000;
+  int64_t heldout_test_size = 1440;
 };
 
 // The generator's keys (all but image-size, which `starft shard` owns), bound to `config`.

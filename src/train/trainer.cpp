@@ -12,6 +12,7 @@
 #include "data/manifest.h"
 #include "dist/all_gather.h"
 #include "dist/stop_signal.h"
+#include "eval/zeroshot_head.h"
 #include "train/losses.h"
 #include "train/prompts.h"
 
@@ -58,20 +59,6 @@ std::string format_duration(double s) {
     std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(total / 60), static_cast<long long>(total % 60));
   }
   return buf;
-}
-
-// The zero-shot classifier of method.md: per class, the normalised mean of the normalised text
-// features of every template; rows [C, D].
-torch::Tensor zero_shot_classifier(clip::CLIP& model, TextEncoder& encoder, const std::vector<std::string>& classes,
-                                   const std::vector<std::string>& templates) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> rows;
-  for (const auto& name : classes) {
-    std::vector<std::string> texts;
-    for (const auto& t : templates) texts.push_back(apply_template(t, name));
-    rows.push_back(normalize(normalize(encoder.encode(model, texts)).mean(0)));
-  }
-  return torch::stack(rows);
 }
 
 }  // namespace
@@ -201,10 +188,11 @@ void Trainer::setup_teacher() {
 void Trainer::setup_head() {
   if (config_.loss != "ce") return;
   // W = s0 * zero-shot classifier, b = 0 (method.md); s0 is the zero-shot model's scale.
+  // The same head as evaluation's (eval/zeroshot_head.h), classes split over the ranks.
   const auto templates = load_templates(config_.head_templates);
-  TextEncoder encoder(*tokenizer_, true, true);
-  const double s0 = model_->logit_scale.exp().item<double>();
-  head_weight_ = (s0 * zero_shot_classifier(model_, encoder, store_->manifest().class_names, templates)).detach();
+  head_weight_ = eval::zeroshot_head(model_, *tokenizer_, store_->manifest().class_names, templates, {}, &comm_)
+                     .detach()
+                     .clone();
   head_bias_ = torch::zeros({head_weight_.size(0)}, head_weight_.options());
   head_weight_.set_requires_grad(true);
   head_bias_.set_requires_grad(true);
