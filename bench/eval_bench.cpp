@@ -5,7 +5,7 @@
 // It also prints the CPU time per image summed over ranks: equal for 1 and 2 ranks means the
 // split adds no work, which is what to look at on a machine whose cores are busy with other jobs.
 //
-//   build/bench/eval_bench [--images 512] [--store-size 256] [--batch-size 32] [--repeats 2]
+//   build/bench/eval_bench [--images 512] [--store-size 256] [--batch-size 64] [--repeats 2]
 //                          [--vocab FILE] [--starft PATH] [--keep DIR]
 //
 // The model is a randomly initialised mid-size ViT (224 px, patch 32, width 384, 6 layers), large
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")
       ("images", po::value<int64_t>()->default_value(512), "images in the generated store")
       ("store-size", po::value<int>()->default_value(256), "stored image size (evaluation resizes to 224 and crops)")
-      ("batch-size", po::value<int64_t>()->default_value(32), "images per forward pass per rank")
+      ("batch-size", po::value<int64_t>()->default_value(64), "images per forward pass per rank (starft eval's default)")
       ("repeats", po::value<int>()->default_value(2), "runs per rank count, alternating; the best of each is shown")
       ("vocab", po::value<std::string>()->default_value(std::string(STARFT_FIXTURES_DIR) + "/clip/bpe_simple_vocab_16e6.txt.gz"),
        "CLIP BPE merges file")

@@ -50,6 +50,18 @@ void install_directory(const fs::path& tmp, const fs::path& final_dir) {
   }
 }
 
+// Removes the temporary and replaced directories (".tmp-<what>...", ".old-<what>...") that
+// writers killed half-way left in `dir`.
+void remove_leftovers(const fs::path& dir, const std::string& what) {
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".tmp-" + what, 0) == 0 || name.rfind(".old-" + what, 0) == 0) {
+      std::error_code ec;
+      fs::remove_all(entry.path(), ec);
+    }
+  }
+}
+
 }  // namespace
 
 nlohmann::json TrainState::to_json() const {
@@ -141,14 +153,7 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointContent
   install_directory(tmp, final_dir);
   auto all = list_checkpoints(run_dir);
   for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(keep, 1)) < all.size(); ++i) fs::remove_all(all[i]);
-  // Leftovers of writers that were killed.
-  for (const auto& entry : fs::directory_iterator(root)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(".tmp-", 0) == 0 || name.rfind(".old-", 0) == 0) {
-      std::error_code ec;
-      fs::remove_all(entry.path(), ec);
-    }
-  }
+  remove_leftovers(root, "");
   return final_dir.string();
 }
 
@@ -164,14 +169,7 @@ std::string write_best(const std::string& run_dir, const clip::CLIP& model, cons
   if (!head.empty()) safetensors::save((tmp / "head.safetensors").string(), head);
   write_json_file(tmp / "best.json", record);
   install_directory(tmp, final_dir);
-  // Leftovers of writers that were killed.
-  for (const auto& entry : fs::directory_iterator(run_dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind(".tmp-best-", 0) == 0 || name.rfind(".old-best-", 0) == 0) {
-      std::error_code ec;
-      fs::remove_all(entry.path(), ec);
-    }
-  }
+  remove_leftovers(run_dir, "best-");
   return final_dir.string();
 }
 
