@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "cli/command.h"
+#include "cli/train_options.h"
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "common/error.h"
@@ -21,7 +22,6 @@ namespace {
 
 int run_cache_teacher(int argc, char** argv) {
   train::TrainConfig config;
-  auto fields = train::train_options(config);
   po::options_description cache("teacher cache");
   cache.add_options()
       ("float16", po::value<bool>()->default_value(false, "false")->implicit_value(true, "true"),
@@ -29,20 +29,13 @@ int run_cache_teacher(int argc, char** argv) {
       ("cache-batch-size", po::value<int64_t>()->default_value(128), "images or texts per teacher forward, per rank")
       ("overwrite", po::value<bool>()->default_value(false, "false")->implicit_value(true, "true"),
        "replace an existing cache file");
-  fields.add(cache);
-  po::options_description runtime("distributed runtime");
-  dist::add_runtime_options(runtime);
-  fields.add(runtime);
-  po::options_description all;
-  train::add_config_option(all);
-  all.add(fields);
-  auto vm = parse(argc, argv, all,
-                  "usage: starft cache-teacher --config configs/X.ini [--float16]   (under mpirun/srun for N ranks)\n"
-                  "Builds the teacher cache of a training run: takes the run's options (only weights, store, vocab,\n"
-                  "spurious-pool, caption-template, teacher-cache, truncate, device and workers matter here) and\n"
-                  "writes <teacher-cache> (default <store>/teacher-cache.h5). All ranks encode their own slice.");
+  auto vm = parse_train_command(
+      argc, argv, config, cache,
+      "usage: starft cache-teacher --config configs/X.ini [--float16]   (under mpirun/srun for N ranks)\n"
+      "Builds the teacher cache of a training run: takes the run's options (only weights, store, vocab,\n"
+      "spurious-pool, caption-template, teacher-cache, truncate, device and workers matter here) and\n"
+      "writes <teacher-cache> (default <store>/teacher-cache.h5). All ranks encode their own slice.");
   if (!vm) return 0;
-  train::load_config_files(*vm, fields);
   check(!config.weights.empty(), "--weights is required: the zero-shot model that serves as the teacher");
   check(std::filesystem::exists(config.weights), "--weights ", config.weights, ": no such file");
   check(!config.store.empty(), "--store is required: the training store");
@@ -58,11 +51,7 @@ int run_cache_teacher(int argc, char** argv) {
   auto tokenizer = clip::Tokenizer::load(config.vocab);
 
   dist::ScopedRuntime rt(dist::runtime_options(*vm));
-  torch::Device device(torch::kCPU);
-  if (config.device != "cpu") {
-    check(rt->device().is_cuda(), "--device ", config.device, ": this rank has no CUDA device; use --device cpu");
-    device = config.device == "cuda" ? rt->device() : torch::Device(config.device);
-  }
+  const torch::Device device = run_device(config.device, *rt);
   clip::LoadOptions lo;
   lo.device = device;
   auto teacher = clip::load_weights(config.weights, lo);

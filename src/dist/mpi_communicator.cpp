@@ -126,19 +126,27 @@ void MpiCommunicator::run(const char* what, const std::function<int()>& blocking
   }
 }
 
+namespace {
+// Calls fn(buffer, count) on consecutive pieces of `host` of at most kMaxChunk elements (MPI
+// counts are int).
+void for_each_chunk(const torch::Tensor& host, const std::function<void(void*, int)>& fn) {
+  auto* base = static_cast<char*>(host.data_ptr());
+  const int64_t n = host.numel(), elem = host.element_size();
+  for (int64_t start = 0; start < n; start += kMaxChunk) {
+    fn(base + start * elem, static_cast<int>(std::min(kMaxChunk, n - start)));
+  }
+}
+}  // namespace
+
 void MpiCommunicator::run_all_reduce(const torch::Tensor& tensor, ReduceOp op) {
   auto host = host_view(tensor);
   auto type = mpi_datatype(host.scalar_type());
-  auto* base = static_cast<char*>(host.data_ptr());
-  const int64_t n = host.numel(), elem = host.element_size();
   if (progress_ == MpiProgress::PolledArrival) await_arrival();
-  for (int64_t start = 0; start < n; start += kMaxChunk) {
-    int count = static_cast<int>(std::min(kMaxChunk, n - start));
-    void* buf = base + start * elem;
+  for_each_chunk(host, [&](void* buf, int count) {
     run(
         "MPI_Allreduce", [&] { return MPI_Allreduce(MPI_IN_PLACE, buf, count, type, mpi_op(op), comm_); },
         [&](MPI_Request* r) { return MPI_Iallreduce(MPI_IN_PLACE, buf, count, type, mpi_op(op), comm_, r); });
-  }
+  });
   if (op == ReduceOp::Avg) host.div_(size());
   copy_back(tensor, host);
 }
@@ -161,16 +169,12 @@ void MpiCommunicator::run_all_gather(const torch::Tensor& output, const torch::T
 void MpiCommunicator::run_broadcast(const torch::Tensor& tensor, int root) {
   auto host = host_view(tensor);
   auto type = mpi_datatype(host.scalar_type());
-  auto* base = static_cast<char*>(host.data_ptr());
-  const int64_t n = host.numel(), elem = host.element_size();
   if (progress_ == MpiProgress::PolledArrival) await_arrival();
-  for (int64_t start = 0; start < n; start += kMaxChunk) {
-    int count = static_cast<int>(std::min(kMaxChunk, n - start));
-    void* buf = base + start * elem;
+  for_each_chunk(host, [&](void* buf, int count) {
     run(
         "MPI_Bcast", [&] { return MPI_Bcast(buf, count, type, root, comm_); },
         [&](MPI_Request* r) { return MPI_Ibcast(buf, count, type, root, comm_, r); });
-  }
+  });
   copy_back(tensor, host);
 }
 

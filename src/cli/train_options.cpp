@@ -1,0 +1,30 @@
+#include "cli/train_options.h"
+
+#include "common/error.h"
+
+namespace starft::cli {
+
+std::optional<po::variables_map> parse_train_command(int argc, char** argv, train::TrainConfig& config,
+                                                     const po::options_description& extra, const std::string& usage) {
+  auto fields = train::train_options(config);
+  if (!extra.options().empty()) fields.add(extra);
+  po::options_description runtime("distributed runtime");
+  dist::add_runtime_options(runtime);
+  fields.add(runtime);
+  po::options_description all;
+  train::add_config_option(all);
+  all.add(fields);
+  auto vm = parse(argc, argv, all, usage);
+  if (vm) train::load_config_files(*vm, fields);
+  return vm;
+}
+
+torch::Device run_device(const std::string& device, const dist::Runtime& runtime) {
+  if (device == "cpu") return torch::kCPU;
+  check(runtime.device().is_cuda(), "--device ", device, ": this rank has no CUDA device (LibTorch ",
+        torch::cuda::is_available() ? "sees one but the runtime chose the CPU" : "was built without CUDA or sees no GPU",
+        "); use --device cpu");
+  return device == "cuda" ? runtime.device() : torch::Device(device);
+}
+
+}  // namespace starft::cli

@@ -1,0 +1,26 @@
+#pragma once
+// Shared by the commands that take a training run's configuration (`train`, `cache-teacher`), so
+// one --config gives both the same values and the same device.
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+
+#include "cli/command.h"
+#include "dist/runtime.h"
+#include "train/config.h"
+
+namespace starft::cli {
+
+// Parses every TrainConfig option (bound to `config`), the command's own `extra` options, the
+// distributed runtime options and --config. Returns nullopt after printing --help; otherwise
+// `config` holds command line > config files (in order) > defaults. Throws starft::Error naming
+// the bad option or file.
+std::optional<po::variables_map> parse_train_command(int argc, char** argv, train::TrainConfig& config,
+                                                     const po::options_description& extra, const std::string& usage);
+
+// The device --device asks for on this rank: the CPU, or this rank's CUDA device for `cuda`
+// (`cuda:N` as given). Throws when it asks for CUDA on a rank without one.
+torch::Device run_device(const std::string& device, const dist::Runtime& runtime);
+
+}  // namespace starft::cli
