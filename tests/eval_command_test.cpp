@@ -64,19 +64,8 @@ std::vector<int64_t> counts(const nlohmann::json& row) {
 std::string fish_list() { return starft::train::datasets_dir() + "/classnames/example-fish.txt"; }
 std::string fish_map() { return starft::train::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
-struct EvalScene {
-  TempDir dir;
-  std::string fish = dir / "fish", subset = dir / "subset", coarse = dir / "coarse", birds = dir / "birds",
-              birds_train = dir / "birds_train";
+struct EvalScene : starft::testing::EvalStores {
   std::string zeroshot = fixture("clip/tiny_clip_openai.safetensors");
-  EvalScene() {
-    using namespace starft::testing;
-    make_eval_store(fish, fish_layout());
-    make_eval_store(subset, fish_subset_layout());
-    make_eval_store(coarse, fish_coarse_layout());
-    make_eval_store(birds, birds_layout());
-    make_eval_store(birds_train, birds_layout(20, 9));
-  }
   std::string stores() const {
     return "--classnames " + fish_list() + " --store " + fish + "," + subset + "," + coarse + ":class-map=" +
            fish_map() + " --store " + birds + ":classnames=store:templates=waterbirds --train-store " + birds_train;

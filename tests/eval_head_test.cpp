@@ -18,6 +18,7 @@ using namespace starft;
 using namespace starft::eval;
 using starft::testing::fixture;
 using starft::testing::TempDir;
+using starft::testing::error_of;
 
 namespace {
 
@@ -28,31 +29,10 @@ const clip::Tokenizer& tokenizer() {
   return t;
 }
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 std::string fish_list() { return train::datasets_dir() + "/classnames/example-fish.txt"; }
 std::string fish_map() { return train::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
-struct Stores {
-  TempDir dir;
-  std::string fish = dir / "fish", subset = dir / "subset", coarse = dir / "coarse", birds = dir / "birds",
-              birds_train = dir / "birds_train";
-  Stores() {
-    using namespace starft::testing;
-    make_eval_store(fish, fish_layout());
-    make_eval_store(subset, fish_subset_layout());
-    make_eval_store(coarse, fish_coarse_layout());
-    make_eval_store(birds, birds_layout());
-    make_eval_store(birds_train, birds_layout(20, 9));
-  }
+struct Stores : starft::testing::EvalStores {
   // Every kind of matching: identity (fish), class id subset, class map, the store's own head.
   std::vector<EvalSpec> specs() const {
     return parse_eval_specs({fish + "," + subset + "," + coarse + ":class-map=" + fish_map() + "," + birds +

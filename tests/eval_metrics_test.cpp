@@ -16,6 +16,7 @@
 using namespace starft;
 using namespace starft::eval;
 using starft::testing::TempDir;
+using starft::testing::error_of;
 
 namespace {
 
@@ -29,17 +30,6 @@ std::vector<int64_t> to_vec(const torch::Tensor& t) {
 std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir / name) << text;
   return dir / name;
-}
-
-// Runs `fn` and returns the starft::Error message it throws ("" if it does not throw).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 ClassList fish_head() {

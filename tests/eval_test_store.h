@@ -100,4 +100,20 @@ inline EvalStoreLayout birds_layout(int64_t count = 32, uint64_t seed = 4) {
   return l;
 }
 
+// The stores of the evaluation tests, in a TempDir: between them every kind of head matching
+// (identity: fish; class-id subset: subset; class map: coarse; the store's own classes: birds)
+// and a training store with groups for the train-weighted average (birds_train).
+struct EvalStores {
+  TempDir dir;
+  std::string fish = dir / "fish", subset = dir / "subset", coarse = dir / "coarse", birds = dir / "birds",
+              birds_train = dir / "birds_train";
+  EvalStores() {
+    make_eval_store(fish, fish_layout());
+    make_eval_store(subset, fish_subset_layout());
+    make_eval_store(coarse, fish_coarse_layout());
+    make_eval_store(birds, birds_layout());
+    make_eval_store(birds_train, birds_layout(20, 9));
+  }
+};
+
 }  // namespace starft::testing

@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 using namespace starft;
 using namespace starft::data;
 using starft::testing::TempDir;
+using starft::testing::error_of;
 
 namespace {
 
@@ -73,15 +74,6 @@ Written write_store(const std::string& dir, int size, int64_t shard_size, int n,
 
 bool same_pixels(const cv::Mat& a, const cv::Mat& b) {
   return a.size() == b.size() && a.type() == b.type() && cv::norm(a, b, cv::NORM_INF) == 0;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "common/error.h"
 #include "starft/build_config.h"
 
 namespace starft::testing {
@@ -43,6 +44,15 @@ TempDir::~TempDir() {
 std::string starft_binary() {
   const char* env = std::getenv("STARFT_BINARY");
   return env ? env : "starft";
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const starft::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 int run_command(const std::string& command, std::string* output) {

@@ -1,6 +1,7 @@
 #pragma once
 // Shared helpers for the tests: fixture paths and scratch directories.
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace starft::testing {
@@ -24,6 +25,9 @@ class TempDir {
 
 // Path of the built `starft` executable (set by CTest through $STARFT_BINARY).
 std::string starft_binary();
+
+// Runs `fn` and returns the message of the starft::Error it throws ("" when it throws none).
+std::string error_of(const std::function<void()>& fn);
 
 // Runs a shell command, returns its exit status; stdout+stderr go to `output` if given.
 int run_command(const std::string& command, std::string* output = nullptr);

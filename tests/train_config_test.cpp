@@ -19,18 +19,10 @@
 using namespace starft;
 using namespace starft::train;
 using starft::testing::TempDir;
+using starft::testing::error_of;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const starft::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 #define EXPECT_ERROR(stmt, text)                                        \
   do {                                                                  \

@@ -27,18 +27,10 @@
 using namespace starft;
 using namespace starft::train;
 using starft::testing::TempDir;
+using starft::testing::error_of;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const starft::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 void build_cache(const TrainConfig& c, bool float16 = false) {
   auto teacher = clip::load_weights(c.weights);

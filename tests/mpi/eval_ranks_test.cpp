@@ -12,7 +12,6 @@
 
 using namespace starft;
 using starft::testing::fixture;
-using starft::testing::TempDir;
 
 namespace {
 
@@ -36,21 +35,15 @@ std::vector<int64_t> counts(const eval::EvalResults& r) {
 TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
   auto& comm = dist::Runtime::get().mpi();
   // Each rank writes the same stores into its own scratch directory (same seeds, same pixels).
-  TempDir dir;
-  using namespace starft::testing;
-  make_eval_store(dir / "fish", fish_layout());
-  make_eval_store(dir / "subset", fish_subset_layout());
-  make_eval_store(dir / "coarse", fish_coarse_layout());
-  make_eval_store(dir / "birds", birds_layout());
-  make_eval_store(dir / "birds_train", birds_layout(20, 9));
+  starft::testing::EvalStores stores;
   const std::string classes = train::datasets_dir() + "/classnames/";
-  auto specs = eval::parse_eval_specs({dir / "fish", dir / "subset",
-                                       dir / "coarse" + ":class-map=" + classes + "example-fish-map.tsv",
-                                       dir / "birds" + ":classnames=store:templates=waterbirds"});
+  auto specs = eval::parse_eval_specs({stores.fish, stores.subset,
+                                       stores.coarse + ":class-map=" + classes + "example-fish-map.tsv",
+                                       stores.birds + ":classnames=store:templates=waterbirds"});
   eval::EvalOptions options;
   options.templates = "simple";
   options.classnames = classes + "example-fish.txt";
-  options.train_store = dir / "birds_train";
+  options.train_store = stores.birds_train;
   options.batch_size = 4;
 
   auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
