@@ -32,15 +32,14 @@ EpochEval::EpochEval(const TrainConfig& config, int rank, bool resuming)
   options.classnames = config.eval_classnames;
   options.batch_size = config.eval_batch_size;
   options.workers = static_cast<int>(config.workers);
-  std::vector<eval::EvalSpec> specs;
   try {
-    specs = eval::parse_eval_specs({config.eval_stores});
-    evaluator_ = std::make_unique<eval::Evaluator>(specs, options);
+    evaluator_ = std::make_unique<eval::Evaluator>(eval::parse_eval_specs({config.eval_stores}), options);
   } catch (const Error& e) {
     fail("--eval-stores: ", e.what());
   }
   if (!config.best_metric.empty()) {
-    std::tie(best_store_, best_metric_) = split_best_metric(config.best_metric);
+    best_name_ = config.best_metric;
+    std::tie(best_store_, best_metric_) = split_best_metric(best_name_);
     const auto& names = evaluator_->names();
     if (std::find(names.begin(), names.end(), best_store_) == names.end()) {
       std::string list;
@@ -50,9 +49,9 @@ EpochEval::EpochEval(const TrainConfig& config, int rank, bool resuming)
     }
     if (resuming) {
       if (auto record = read_best(run_dir_)) {
-        check(record->value("metric", "") == config.best_metric, best_dir(run_dir_),
+        check(record->value("metric", "") == best_name_, best_dir(run_dir_),
               "/best.json records the best by ", record->value("metric", "?"), ", not --best-metric ",
-              config.best_metric, "; resume with the run's metric or move best/ away");
+              best_name_, "; resume with the run's metric or move best/ away");
         if (record->contains("value") && (*record)["value"].is_number()) best_value_ = (*record)["value"].get<double>();
       }
     }
@@ -72,9 +71,7 @@ bool EpochEval::due(int64_t epoch) const {
 EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& tokenizer, dist::Communicator& comm,
                                   int64_t step, int64_t epoch, const safetensors::TensorMap& head) {
   Outcome out;
-  const bool was_training = model->is_training();
-  out.results = evaluator_->evaluate(model, tokenizer, comm);
-  model->train(was_training);
+  out.results = evaluator_->evaluate(model, tokenizer, comm);  // restores the model's mode
   if (!best_store_.empty()) {
     const double v = out.results.metric(best_store_, best_metric_);
     if (!std::isnan(v)) out.value = v;
@@ -84,20 +81,20 @@ EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& toke
   if (rank_ == 0) {
     // eval::Evaluator has logged each store's figures.
     nlohmann::json line = {{"step", step}, {"epoch", epoch}, {"results", out.results.to_json()}};
-    if (out.value) line["best_metric"] = {{"name", best_store_ + "/" + best_metric_}, {"value", *out.value}};
+    if (out.value) line["best_metric"] = {{"name", best_name_}, {"value", *out.value}};
     log_ << line.dump() << "\n";
     log_.flush();
     if (out.new_best) {
-      nlohmann::json record = {{"metric", best_store_ + "/" + best_metric_},
+      nlohmann::json record = {{"metric", best_name_},
                                {"value", *out.value},
                                {"step", step},
                                {"epoch", epoch}};
       const auto dir = write_best(run_dir_, model, head, record);
-      spdlog::info("eval after epoch {} (step {}): {}/{} = {}, the best so far: weights kept in {}", epoch + 1,
-                   step, best_store_, best_metric_, percent(out.value), dir);
+      spdlog::info("eval after epoch {} (step {}): {} = {}, the best so far: weights kept in {}", epoch + 1, step,
+                   best_name_, percent(out.value), dir);
     } else if (out.value) {
-      spdlog::info("eval after epoch {} (step {}): {}/{} = {}, best so far {}", epoch + 1, step, best_store_,
-                   best_metric_, percent(out.value), percent(best_value_));
+      spdlog::info("eval after epoch {} (step {}): {} = {}, best so far {}", epoch + 1, step, best_name_,
+                   percent(out.value), percent(best_value_));
     } else {
       spdlog::info("eval after epoch {} (step {}): results appended to {}/eval.jsonl", epoch + 1, step, run_dir_);
     }

@@ -52,7 +52,7 @@ class EpochEval {
   int64_t every_ = 0, epochs_ = 0;
   int rank_;
   std::unique_ptr<eval::Evaluator> evaluator_;
-  std::string best_store_, best_metric_;
+  std::string best_name_, best_store_, best_metric_;  // --best-metric, and its two parts
   std::optional<double> best_value_;
   std::ofstream log_;
 };
