@@ -14,6 +14,7 @@
 
 #include "dist/mpi_communicator.h"
 #include "dist/runtime.h"
+#include "bench_runtime.h"
 
 using namespace starft;
 using namespace starft::dist;
@@ -47,18 +48,10 @@ int main(int argc, char** argv) {
       ("min-kib", po::value<int64_t>()->default_value(4), "smallest message, KiB")
       ("max-mib", po::value<int64_t>()->default_value(256), "largest message, MiB (sizes grow 4x)")
       ("reps", po::value<int>()->default_value(3), "timed runs per size and mode; the best is reported");
-  add_runtime_options(options);
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, options), vm);
-  if (vm.count("help")) {
-    std::printf("usage: mpirun -np N comm_bench [options]\n");
-    std::cout << options << std::endl;
-    return 0;
-  }
-  po::notify(vm);
-  auto ro = runtime_options(vm);
-  if (vm["threads"].as<int>() == 0) ro.threads = 1;
-  auto& rt = Runtime::start(ro, &argc, &argv);
+  Runtime* started = bench::start_bench(&argc, &argv, options, "comm_bench", vm);
+  if (!started) return 0;
+  auto& rt = *started;
   auto& arrival = rt.mpi();  // PolledArrival
   auto polled = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, nullptr, MpiProgress::Polling, "mpi_polling");
   auto blocking = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, nullptr, MpiProgress::Blocking, "mpi_blocking");

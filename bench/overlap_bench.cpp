@@ -22,6 +22,7 @@
 #include "dist/mpi_communicator.h"
 #include "dist/thread_communicator.h"
 #include "dist/runtime.h"
+#include "bench_runtime.h"
 
 using namespace starft;
 using namespace starft::dist;
@@ -82,18 +83,10 @@ int main(int argc, char** argv) {
       ("bucket-mib", po::value<double>()->default_value(25), "gradient bucket size, MiB (the first bucket: 1 MiB)")
       ("progress", po::value<std::string>()->default_value("arrival"),
        "MPI progress mode: arrival (polled arrival + blocking transfer, the default), polling, blocking");
-  add_runtime_options(options);
   po::variables_map vm;
-  po::store(po::parse_command_line(argc, argv, options), vm);
-  if (vm.count("help")) {
-    std::printf("usage: mpirun -np N overlap_bench [options]\n");
-    std::cout << options << std::endl;
-    return 0;
-  }
-  po::notify(vm);
-  auto ro = runtime_options(vm);
-  if (vm["threads"].as<int>() == 0) ro.threads = 1;
-  auto& rt = Runtime::start(ro, &argc, &argv);
+  Runtime* started = bench::start_bench(&argc, &argv, options, "overlap_bench", vm);
+  if (!started) return 0;
+  auto& rt = *started;
   const auto progress = vm["progress"].as<std::string>();
   std::unique_ptr<MpiCommunicator> own;
   if (progress == "polling" || progress == "blocking") {
