@@ -523,4 +523,11 @@ TEST(Trainer, RefusesABestMetricOfAnUnknownEvaluationStore) {
   EXPECT_NE(msg.find("--eval-stores"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(tmp / "run/eval.jsonl"));
+  // A bad template set is refused the same way, before the run directory is written.
+  c.eval_stores = (tmp / "val") + std::string(":name=val");
+  c.eval_templates = "nosuch";
+  msg = error_of([&] { Trainer t(c, group.comm(0)); });
+  EXPECT_NE(msg.find("--eval-templates"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("nosuch"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(tmp / "run"));
 }

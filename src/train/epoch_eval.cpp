@@ -35,7 +35,9 @@ EpochEval::EpochEval(const TrainConfig& config, int rank, bool resuming)
   try {
     evaluator_ = std::make_unique<eval::Evaluator>(eval::parse_eval_specs({config.eval_stores}), options);
   } catch (const Error& e) {
-    fail("--eval-stores: ", e.what());
+    // The evaluator words its errors as `starft eval` options (--store, --batch-size, ...).
+    fail("evaluation during training (--eval-stores, --eval-templates, --eval-classnames, --eval-batch-size): ",
+         e.what());
   }
   if (!config.best_metric.empty()) {
     best_name_ = config.best_metric;
@@ -56,12 +58,6 @@ EpochEval::EpochEval(const TrainConfig& config, int rank, bool resuming)
       }
     }
   }
-  if (rank_ == 0) {
-    fs::create_directories(run_dir_);
-    log_.open(fs::path(run_dir_) / "eval.jsonl", std::ios::app);
-    check(static_cast<bool>(log_), "cannot write ", (fs::path(run_dir_) / "eval.jsonl").string(),
-          "; check the permissions of --run-dir");
-  }
 }
 
 bool EpochEval::due(int64_t epoch) const {
@@ -79,7 +75,14 @@ EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& toke
   }
   if (out.new_best) best_value_ = out.value;
   if (rank_ == 0) {
-    // eval::Evaluator has logged each store's figures.
+    // eval::Evaluator has logged each store's figures. The log is opened here, not at start-up,
+    // so a run refused later in its set-up leaves no file behind.
+    if (!log_.is_open()) {
+      fs::create_directories(run_dir_);
+      log_.open(fs::path(run_dir_) / "eval.jsonl", std::ios::app);
+      check(static_cast<bool>(log_), "cannot write ", (fs::path(run_dir_) / "eval.jsonl").string(),
+            "; check the permissions of --run-dir");
+    }
     nlohmann::json line = {{"step", step}, {"epoch", epoch}, {"results", out.results.to_json()}};
     if (out.value) line["best_metric"] = {{"name", best_name_}, {"value", *out.value}};
     log_ << line.dump() << "\n";

@@ -29,7 +29,7 @@ namespace starft::train {
 class EpochEval {
  public:
   // Opens and checks the evaluation stores; reads best/best.json when resuming. Throws
-  // starft::Error naming the option on a bad request.
+  // starft::Error naming the option on a bad request. Writes nothing.
   EpochEval(const TrainConfig& config, int rank, bool resuming);
 
   // Whether the end of `epoch` (0-based) is an evaluation point.

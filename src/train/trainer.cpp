@@ -75,6 +75,11 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device dev
     check(list_checkpoints(config_.run_dir).empty(), "--run-dir ", config_.run_dir,
           " already holds checkpoints; pass --resume latest to continue that run, or choose a new --run-dir");
   }
+  // Evaluation stores and heads are checked before anything is loaded or written.
+  if (config_.evaluates()) {
+    const bool resuming = !config_.resume.empty() && resolve_checkpoint(config_.resume, config_.run_dir).has_value();
+    epoch_eval_ = std::make_unique<EpochEval>(config_, rank_, resuming);
+  }
   store_ = std::make_unique<data::Store>(config_.store);
   tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::load(config_.vocab));
   student_text_ = std::make_unique<TextEncoder>(*tokenizer_, config_.dedup, config_.truncate);
@@ -130,8 +135,6 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device dev
   schedule_.total_steps = loader_->steps_per_epoch() * config_.epochs;
 
   resume_or_start();
-  // Evaluation stores and heads are checked now, before any training work.
-  if (config_.evaluates()) epoch_eval_ = std::make_unique<EpochEval>(config_, rank_, state_.step > 0);
 
   std::vector<torch::Tensor> tensors;
   std::vector<std::string> names;
