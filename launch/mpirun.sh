@@ -6,8 +6,12 @@
 # Defaults: 2 ranks, threads per rank = cores / ranks (at least 1), no binding (binding to cores
 # is faster on a dedicated node: --bind core). Adds --allow-run-as-root when run as root and
 # --oversubscribe when there are more ranks than cores. Environment: MPIRUN (default mpirun),
-# STARFT_MPIRUN_ARGS (extra mpirun arguments).
+# STARFT_MPIRUN_ARGS (extra mpirun arguments). Sets OPENBLAS_CORETYPE when unset and OpenBLAS
+# would run generic kernels (launch/openblas-coretype.sh), and passes it to every rank.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=openblas-coretype.sh
+. "$here/openblas-coretype.sh"
 ranks=2
 threads=""
 bind=none
@@ -24,13 +28,17 @@ done
 [ $# -gt 0 ] || { echo "launch/mpirun.sh: no command given (see --help)" >&2; exit 2; }
 case "$ranks" in ''|*[!0-9]*) echo "launch/mpirun.sh: -n must be a positive integer, got '$ranks'" >&2; exit 2 ;; esac
 [ "$ranks" -ge 1 ] || { echo "launch/mpirun.sh: -n must be at least 1" >&2; exit 2; }
+# The command's own binary when it is starft, else the project's build.
+bin=$1
+case "$(basename "$bin")" in starft) ;; *) bin="$here/../build/starft" ;; esac
+set_openblas_coretype "$bin"
 cores=$(nproc)
 if [ -z "$threads" ]; then threads=$(( cores / ranks )); [ "$threads" -ge 1 ] || threads=1; fi
-args=(-np "$ranks" --bind-to "$bind" -x OMP_NUM_THREADS="$threads" -x STARFT_THREADS="$threads")
+args=(-np "$ranks" --bind-to "$bind" -x OMP_NUM_THREADS="$threads")
 [ "$(id -u)" -eq 0 ] && args+=(--allow-run-as-root)
 [ "$ranks" -gt "$cores" ] && args+=(--oversubscribe)
 # Forward the variables starft reads.
-for v in STARFT_LOG_LEVEL STARFT_FIXTURES STARFT_DATASETS HDF5_USE_FILE_LOCKING; do
+for v in STARFT_LOG_LEVEL STARFT_FIXTURES STARFT_DATASETS HDF5_USE_FILE_LOCKING OPENBLAS_CORETYPE; do
   [ -n "${!v:-}" ] && args+=(-x "$v")
 done
 # shellcheck disable=SC2086

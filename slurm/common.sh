@@ -22,6 +22,11 @@ fi
 # export NCCL_ASYNC_ERROR_HANDLING=1
 # Read-only stores on NFS/Lustre: HDF5 file locking off (starft also turns it off for reads).
 export HDF5_USE_FILE_LOCKING=FALSE
+# OpenBLAS kernels: set OPENBLAS_CORETYPE when unset and OpenBLAS would run generic ones here
+# (srun passes the environment on to the tasks).
+# shellcheck source=../launch/openblas-coretype.sh
+. "$STARFT_ROOT/launch/openblas-coretype.sh"
+set_openblas_coretype "$STARFT_BIN"
 
 run_ranks() {
   if [ -n "${SLURM_JOB_ID:-}" ]; then

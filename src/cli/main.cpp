@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/hardware.h"
 #include "common/log.h"
 
 namespace starft::cli {
@@ -66,7 +67,7 @@ int main(int argc, char** argv) {
   std::vector<char*> args{prog.data()};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   try {
-    check_blas();
+    if (it->first != "hardware") log_hardware();
     return it->second.run(static_cast<int>(args.size()), args.data());
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

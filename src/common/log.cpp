@@ -1,11 +1,8 @@
 #include "common/log.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <torch/torch.h>
 
-#include <climits>
 #include <cstdlib>
-#include <fstream>
 #include <string>
 
 namespace starft {
@@ -28,33 +25,6 @@ void init_logging(int rank) {
   if (const char* env = std::getenv("STARFT_LOG_LEVEL")) level = spdlog::level::from_str(env);
   logger->set_level(level);
   logger->flush_on(spdlog::level::warn);
-}
-
-std::string check_blas() {
-  // Make sure BLAS is loaded, then look at which shared object provides it.
-  auto a = torch::ones({8, 8});
-  (void)torch::mm(a, a);
-  std::ifstream maps("/proc/self/maps");
-  std::string line, blas;
-  while (std::getline(maps, line)) {
-    auto pos = line.find('/');
-    if (pos == std::string::npos) continue;
-    std::string path = line.substr(pos);
-    if (path.find("libblas.so") == std::string::npos && path.find("libopenblas") == std::string::npos &&
-        path.find("libmkl") == std::string::npos)
-      continue;
-    char resolved[PATH_MAX];
-    blas = realpath(path.c_str(), resolved) ? std::string(resolved) : path;
-    if (blas.find("openblas") != std::string::npos || blas.find("mkl") != std::string::npos) break;
-  }
-  if (!blas.empty() && blas.find("openblas") == std::string::npos && blas.find("mkl") == std::string::npos) {
-    spdlog::warn(
-        "LibTorch is using the reference BLAS ({}), about 10x slower than OpenBLAS here. "
-        "Install libopenblas0-openmp (launch/install-deps.sh does) or select it with "
-        "`update-alternatives --config libblas.so.3-x86_64-linux-gnu`.",
-        blas);
-  }
-  return blas;
 }
 
 }  // namespace starft

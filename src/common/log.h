@@ -11,8 +11,4 @@ int rank_from_environment();
 // (Re)configures the default logger for this rank. Safe to call again once MPI knows the rank.
 void init_logging(int rank);
 
-// Warns when LibTorch runs on Debian's reference BLAS (about 10x slower than OpenBLAS here).
-// Returns the path of the BLAS library in use ("" when BLAS is linked statically, as in MKL builds).
-std::string check_blas();
-
 }  // namespace starft
