@@ -38,6 +38,10 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build "$build" -j "${STARFT_JOBS:-$(nproc)}" --target starft
 bin="$root/$build/starft"
 [ -x "$bin" ] || bin="$build/starft"
+# OpenBLAS's kernels for this processor when it would run generic ones (launch/openblas-coretype.sh).
+. "$root/launch/openblas-coretype.sh"
+set_openblas_coretype "$bin"
+"$bin" hardware | sed 's/^/demo: /'
 vocab=${STARFT_VOCAB:-$root/../shared/fixtures/clip/bpe_simple_vocab_16e6.txt.gz}
 [ -f "$vocab" ] || { echo "demo.sh: CLIP BPE vocabulary not found at $vocab (set STARFT_VOCAB)" >&2; exit 2; }
 
@@ -111,7 +115,7 @@ evaluate() {  # evaluate LABEL WEIGHTS [extra args]
   local label=$1 weights=$2
   shift 2
   "${mpi[@]}" "$bin" eval --weights "$weights" --store "$specs" --templates fashion --vocab "$vocab" \
-    --out "$out/eval/$label" "$@" > "$out/eval-$label.log" 2>&1 || { cat "$out/eval-$label.log"; exit 1; }
+    --precision auto --out "$out/eval/$label" "$@" > "$out/eval-$label.log" 2>&1 || { cat "$out/eval-$label.log"; exit 1; }
 }
 evaluate zero-shot "$zeroshot"
 for seed in $(seq 0 $(( seeds - 1 ))); do

@@ -11,6 +11,7 @@
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "data/store.h"
 #include "dist/runtime.h"
 #include "train/config.h"
@@ -33,8 +34,8 @@ int run_cache_teacher(int argc, char** argv) {
       argc, argv, config, cache,
       "usage: starft cache-teacher --config configs/X.ini [--float16]   (under mpirun/srun for N ranks)\n"
       "Builds the teacher cache of a training run: takes the run's options (only weights, store, vocab,\n"
-      "spurious-pool, caption-template, teacher-cache, truncate, device and workers matter here) and\n"
-      "writes <teacher-cache> (default <store>/teacher-cache.h5). All ranks encode their own slice.");
+      "spurious-pool, caption-template, teacher-cache, truncate, device, precision and workers matter here)\n"
+      "and writes <teacher-cache> (default <store>/teacher-cache.h5). All ranks encode their own slice.");
   if (!vm) return 0;
   check(!config.weights.empty(), "--weights is required: the zero-shot model that serves as the teacher");
   check(std::filesystem::exists(config.weights), "--weights ", config.weights, ": no such file");
@@ -54,6 +55,7 @@ int run_cache_teacher(int argc, char** argv) {
   const torch::Device device = run_device(config.device, *rt);
   clip::LoadOptions lo;
   lo.device = device;
+  lo.precision = parse_precision(config.precision, device.is_cuda());
   auto teacher = clip::load_weights(config.weights, lo);
   teacher->eval();
   train::CacheBuildOptions options;
@@ -62,8 +64,8 @@ int run_cache_teacher(int argc, char** argv) {
   options.batch_size = batch;
   options.workers = static_cast<int>(config.workers);
   options.truncate = config.truncate;
-  spdlog::info("cache-teacher: {} samples, {} classes x {} templates, {} ranks -> {}", store.size(),
-               store.manifest().class_names.size(), pool.size(), rt->size(), path);
+  spdlog::info("cache-teacher: {} samples, {} classes x {} templates, {} ranks, {} -> {}", store.size(),
+               store.manifest().class_names.size(), pool.size(), rt->size(), precision_name(lo.precision), path);
   train::build_teacher_cache(path, teacher, store, tokenizer, pool, options, rt->mpi());
   spdlog::info("cache-teacher: wrote {}", path);
   return 0;

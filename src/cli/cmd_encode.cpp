@@ -9,6 +9,7 @@
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "common/error.h"
+#include "common/precision.h"
 
 namespace starft::cli {
 namespace {
@@ -36,6 +37,8 @@ int run_encode(int argc, char** argv) {
       ("inputs", po::value<std::string>()->required(), "input .safetensors with `images` [N,3,H,W] f32 and/or `tokens` [M,L] i64")
       ("out", po::value<std::string>()->required(), "output .safetensors: image_features, text_features, logits_per_image")
       ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda, cuda:N")
+      ("precision", po::value<std::string>()->default_value("fp32"),
+       "fp32, amp_bf16 (bfloat16 autocast; the features written are float32) or auto")
       ("batch-size", po::value<int64_t>()->default_value(256), "samples per forward pass")
       ("no-truncate", po::bool_switch(), "run the text tower on all context positions (default: causal truncation)")
       ("print", po::bool_switch(), "also print logits_per_image as a table (rows: images, columns: texts)")
@@ -51,6 +54,7 @@ int run_encode(int argc, char** argv) {
   torch::Device device((*vm)["device"].as<std::string>());
   clip::LoadOptions load;
   load.device = device;
+  load.precision = parse_precision((*vm)["precision"].as<std::string>(), device.is_cuda());
   auto model = clip::load_weights((*vm)["weights"].as<std::string>(), load);
   model->eval();
   auto inputs = safetensors::load(inputs_path).tensors;

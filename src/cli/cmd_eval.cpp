@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "clip/weights.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "dist/runtime.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
@@ -64,6 +65,9 @@ int run_eval(int argc, char** argv) {
       ("text-batch-size", po::value<int64_t>()->default_value(256), "texts per forward pass when building the heads")
       ("workers", po::value<int>()->default_value(1), "image preprocessing threads per rank (plus one reader thread)")
       ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda, cuda:N")
+      ("precision", po::value<std::string>()->default_value("fp32"),
+       "fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto "
+       "(amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16)")
       ("out", po::value<std::string>()->default_value("eval"), "directory for results.json and results.md (rank 0)");
   po::options_description runtime("distributed runtime");
   dist::add_runtime_options(runtime);
@@ -95,6 +99,7 @@ int run_eval(int argc, char** argv) {
   check(fs::is_regular_file(vocab), "--vocab ", vocab, ": no such file");
   const auto out = (*vm)["out"].as<std::string>();
   check(!fs::exists(out) || fs::is_directory(out), "--out ", out, ": exists and is not a directory");
+  check_precision_text((*vm)["precision"].as<std::string>());
 
   dist::ScopedRuntime rt(dist::runtime_options(*vm));
   torch::Device device(torch::kCPU);
@@ -116,10 +121,12 @@ int run_eval(int argc, char** argv) {
   const auto weights = resolve_weights(weights_arg, "--weights");
   clip::LoadOptions load;
   load.device = device;
+  load.precision = parse_precision((*vm)["precision"].as<std::string>(), device.is_cuda());
   auto model = clip::load_weights(weights, load);
 
   nlohmann::json run{{"weights", weights}, {"vocab", vocab}, {"templates", options.templates},
-                     {"ranks", comm.size()}, {"batch_size", options.batch_size}};
+                     {"ranks", comm.size()}, {"batch_size", options.batch_size},
+                     {"precision", precision_name(load.precision)}};
   std::vector<eval::ReportRow> rows;
   if (!wise) {
     rows.push_back({row_label(weights_arg), weights, std::nullopt, evaluator.evaluate(model, tokenizer, comm)});

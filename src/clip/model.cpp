@@ -175,7 +175,9 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
   check(images.dim() == 4 && images.size(1) == 3, "image tower: expected images [N,3,H,W], got ",
         images.sizes());
   const int64_t expected = (positional_embedding_.size(0) - 1);
-  auto x = conv1_(images);                         // [N, W, g, g]
+  // The residual stream stays float32 under amp_bf16 (the patch embedding's bfloat16 output is
+  // widened); only the products inside each block run in bfloat16.
+  auto x = conv1_(images).to(torch::kFloat);       // [N, W, g, g]
   x = x.flatten(2).transpose(1, 2);                // [N, g*g, W]
   check(x.size(1) == expected, "image tower: images of ", images.size(2), "x", images.size(3),
         " px give ", x.size(1), " patches but the model has ", expected,
@@ -203,10 +205,12 @@ CLIPImpl::CLIPImpl(const CLIPConfig& cfg) : cfg_(cfg) {
 }
 
 torch::Tensor CLIPImpl::encode_image(const torch::Tensor& images) {
-  return visual(images.to(device()));
+  AutocastGuard autocast(precision_, device());
+  return visual(images.to(device())).to(torch::kFloat);
 }
 
 torch::Tensor CLIPImpl::encode_text(const torch::Tensor& tokens_in, bool truncate) {
+  AutocastGuard autocast(precision_, device());
   check(tokens_in.dim() == 2, "text tower: expected tokens [M, L], got ", tokens_in.sizes());
   check(tokens_in.size(1) <= cfg_.context_length, "text tower: ", tokens_in.size(1),
         " token positions exceed the model's context length ", cfg_.context_length);
@@ -221,7 +225,7 @@ torch::Tensor CLIPImpl::encode_text(const torch::Tensor& tokens_in, bool truncat
   x = transformer(x, causal_mask_.narrow(0, 0, L).narrow(1, 0, L).to(x.dtype()));
   x = ln_final(x);
   auto pooled = x.index({torch::arange(x.size(0), eot.options()), eot});
-  return torch::matmul(pooled, text_projection);
+  return torch::matmul(pooled, text_projection).to(torch::kFloat);
 }
 
 torch::Tensor CLIPImpl::logits_per_image(const torch::Tensor& image_features, const torch::Tensor& text_features) {
@@ -281,19 +285,36 @@ void init_parameters(CLIP& model, uint64_t seed) {
 
 // ---- autocast -------------------------------------------------------------------------------
 
-AutocastGuard::AutocastGuard(bool enabled, const torch::Device& device) {
-  if (!enabled || !device.is_cuda()) return;
-  prev_enabled_ = at::autocast::is_enabled();
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  at::autocast::set_enabled(true);
+AutocastGuard::AutocastGuard(Precision precision, const torch::Device& device) {
+  if (precision != Precision::amp_bf16) return;
+  cuda_ = device.is_cuda();
+  if (cuda_) {
+    prev_enabled_ = at::autocast::is_enabled();
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+  } else {
+    prev_enabled_ = at::autocast::is_cpu_enabled();
+    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+  }
   at::autocast::increment_nesting();
   active_ = true;
 }
 
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
+  // Leaving the outermost region drops the bfloat16 copies of the weights, which the optimizer
+  // step is about to change (torch.autocast does the same).
   if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_enabled(prev_enabled_);
+  if (cuda_) {
+    at::autocast::set_enabled(prev_enabled_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+  } else {
+    at::autocast::set_cpu_enabled(prev_enabled_);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+  }
 }
 
 }  // namespace starft::clip

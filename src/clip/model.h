@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "common/precision.h"
+
 namespace starft::clip {
 
 struct CLIPConfig {
@@ -84,9 +86,9 @@ class CLIPImpl : public torch::nn::Module {
  public:
   explicit CLIPImpl(const CLIPConfig& cfg);
 
-  // Image features before L2 normalisation: [N, embed_dim].
+  // Image features before L2 normalisation: [N, embed_dim], float32 in every precision.
   torch::Tensor encode_image(const torch::Tensor& images);
-  // Text features before L2 normalisation: [M, embed_dim]. tokens: [M, L<=context] int64, the end
+  // Text features before L2 normalisation: [M, embed_dim], float32 in every precision. tokens: [M, L<=context] int64, the end
   // token has the largest id in each row. With `truncate` the tower runs only on the first
   // (largest end-token position + 1) positions, which gives identical features because attention
   // is causal and pooling happens at the end token.
@@ -95,6 +97,10 @@ class CLIPImpl : public torch::nn::Module {
   torch::Tensor logits_per_image(const torch::Tensor& image_features, const torch::Tensor& text_features);
 
   const CLIPConfig& config() const { return cfg_; }
+  // The precision of encode_image / encode_text (common/precision.h); fp32 unless set. The
+  // parameters stay float32 either way.
+  Precision precision() const { return precision_; }
+  void set_precision(Precision precision) { precision_ = precision; }
   torch::Device device() const { return logit_scale.device(); }
 
   VisionTransformer visual{nullptr};
@@ -105,6 +111,7 @@ class CLIPImpl : public torch::nn::Module {
 
  private:
   CLIPConfig cfg_;
+  Precision precision_ = Precision::fp32;
   torch::Tensor causal_mask_;  // [context, context], -inf above the diagonal (a buffer)
 };
 TORCH_MODULE(CLIP);
@@ -113,17 +120,20 @@ TORCH_MODULE(CLIP);
 // from scratch (the built-in benchmark's pre-training).
 void init_parameters(CLIP& model, uint64_t seed);
 
-// Enables bfloat16 autocast for CUDA forward passes for the guard's lifetime (no-op on CPU).
+// For its lifetime, autocasts this thread's operations on `device` to bfloat16 when `precision`
+// is amp_bf16 (at::autocast, the C++ side of torch.autocast(device_type, dtype=torch.bfloat16));
+// a no-op for fp32. Restores the previous autocast state; nests.
 class AutocastGuard {
  public:
-  AutocastGuard(bool enabled, const torch::Device& device);
+  AutocastGuard(Precision precision, const torch::Device& device);
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 
  private:
-  bool active_ = false;
+  bool active_ = false, cuda_ = false;
   bool prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kFloat;
 };
 
 }  // namespace starft::clip

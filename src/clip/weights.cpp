@@ -242,6 +242,7 @@ CLIP load_weights(const std::string& path, const LoadOptions& options) {
   CLIP model(infer_config(w, path, overrides));
   load_state_dict(model, w, path);
   model->to(options.device);
+  model->set_precision(options.precision);
   return model;
 }
 

@@ -31,6 +31,7 @@ CLIPConfig infer_config(const safetensors::TensorMap& openai, const std::string&
 
 struct LoadOptions {
   torch::Device device = torch::kCPU;
+  Precision precision = Precision::fp32;  // of the model's forward passes (CLIPImpl::set_precision)
   ConfigOverrides overrides;
 };
 

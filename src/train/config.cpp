@@ -10,6 +10,7 @@
 
 #include "clip/model.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "data/manifest.h"
 #include "train/prompts.h"
 
@@ -81,6 +82,9 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.section("runtime");
   v.field("seed", c.seed, "seed of sampling, augmentation, prompt draws and (pretrain) initialisation");
   v.field("device", c.device, "cpu, cuda or cuda:N (each rank uses its local GPU for cuda)");
+  v.field("precision", c.precision,
+          "fp32, amp_bf16 (bfloat16 autocast of the forward passes; weights, optimizer, gradients and losses "
+          "stay float32) or auto (amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16, else fp32)");
   v.field("workers", c.workers, "augmentation threads per rank");
   v.field("checkpoint-every", c.checkpoint_every, "checkpoint every N steps (and at each epoch end); 0 = epoch ends only");
   v.field("keep-checkpoints", c.keep_checkpoints, "keep the last K checkpoints");
@@ -249,6 +253,7 @@ void validate(const TrainConfig& c, int world_size) {
   one_of("regulariser", c.regulariser, {"starft", "kl", "none"});
   one_of("lambda-schedule", c.lambda_schedule, {"constant", "diminishing"});
   one_of("teacher", c.teacher, {"cache", "online"});
+  check_precision_text(c.precision, "--precision");
 
   check(!c.run_dir.empty(), "--run-dir is required: where checkpoints, metrics and config.ini go");
   check(!c.store.empty(), "--store is required: the training store directory (see `starft shard`)");

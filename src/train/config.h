@@ -49,6 +49,7 @@ struct TrainConfig {
   // --- runtime
   int64_t seed = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32 | amp_bf16 | auto (common/precision.h)
   int64_t workers = 2;
   int64_t checkpoint_every = 0;  // steps; 0 = at epoch ends only
   int64_t keep_checkpoints = 3;

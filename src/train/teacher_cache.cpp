@@ -130,7 +130,11 @@ std::string crc32_text(const void* data, size_t size, uint32_t seed) {
 }
 
 nlohmann::json CacheFingerprint::to_json() const {
-  return {{"weights", weights}, {"prompts", prompts}, {"store", store}, {"preprocessing", preprocessing}};
+  return {{"weights", weights},
+          {"prompts", prompts},
+          {"store", store},
+          {"preprocessing", preprocessing},
+          {"precision", precision}};
 }
 
 CacheFingerprint CacheFingerprint::from_json(const nlohmann::json& j, const std::string& where) {
@@ -140,6 +144,7 @@ CacheFingerprint CacheFingerprint::from_json(const nlohmann::json& j, const std:
     f.prompts = j.at("prompts").get<std::string>();
     f.store = j.at("store").get<std::string>();
     f.preprocessing = j.at("preprocessing").get<std::string>();
+    f.precision = j.value("precision", std::string("fp32"));
   } catch (const nlohmann::json::exception& e) {
     fail(where, ": the teacher cache fingerprint is not valid (", e.what(), "); rebuild the cache");
   }
@@ -154,6 +159,9 @@ std::string CacheFingerprint::difference(const CacheFingerprint& now) const {
   if (store != now.store) parts.push_back("the store manifest differs (cache " + store + ", now " + now.store + ")");
   if (preprocessing != now.preprocessing)
     parts.push_back("the preprocessing differs (cache '" + preprocessing + "', now '" + now.preprocessing + "')");
+  if (precision != now.precision)
+    parts.push_back("the precision differs (cache " + precision + ", now " + now.precision +
+                    "; build the cache with the run's --precision)");
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
   return out;
@@ -185,6 +193,7 @@ CacheFingerprint compute_fingerprint(const clip::CLIP& teacher, const std::strin
   const std::string m = manifest.to_json().dump();
   f.store = crc32_text(m.data(), m.size());
   f.preprocessing = describe_view(eval_view);
+  f.precision = precision_name(teacher->precision());
   return f;
 }
 
@@ -356,8 +365,8 @@ TeacherCache::~TeacherCache() {
 void TeacherCache::check_fingerprint(const CacheFingerprint& current) const {
   const std::string diff = fingerprint_.difference(current);
   check(diff.empty(), "teacher cache ", path_, " does not match this run: ", diff,
-        ". Rebuild it with `starft cache-teacher` using this run's --weights, --store, --spurious-pool "
-        "and --caption-template, or point --teacher-cache elsewhere");
+        ". Rebuild it with `starft cache-teacher` using this run's --weights, --store, --spurious-pool, "
+        "--caption-template and --precision, or point --teacher-cache elsewhere");
 }
 
 torch::Tensor TeacherCache::image_features(const torch::Tensor& indices) const {

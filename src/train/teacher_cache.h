@@ -36,6 +36,8 @@ struct CacheFingerprint {
   std::string prompts;        // crc32 over the caption template and the pool's templates
   std::string store;          // crc32 over the store manifest (class names, shards and checksums)
   std::string preprocessing;  // the eval view: transform, size, normalisation
+  std::string precision = "fp32";  // of the teacher's forward passes (fp32 | amp_bf16); caches
+                                   // written before it was recorded were fp32
 
   nlohmann::json to_json() const;
   static CacheFingerprint from_json(const nlohmann::json& j, const std::string& where);
@@ -46,6 +48,7 @@ struct CacheFingerprint {
 // crc32 of bytes, as "crc32:xxxxxxxx" (zlib).
 std::string crc32_text(const void* data, size_t size, uint32_t seed = 0);
 
+// The precision part comes from teacher->precision().
 CacheFingerprint compute_fingerprint(const clip::CLIP& teacher, const std::string& caption_template,
                                      const std::vector<std::string>& pool, const data::Manifest& manifest,
                                      const data::AugmentOptions& eval_view);

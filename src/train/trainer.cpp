@@ -80,6 +80,8 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device dev
     const bool resuming = !config_.resume.empty() && resolve_checkpoint(config_.resume, config_.run_dir).has_value();
     epoch_eval_ = std::make_unique<EpochEval>(config_, rank_, resuming);
   }
+  precision_ = parse_precision(config_.precision, device_.is_cuda(), "--precision");
+  spdlog::info("precision: {} on {}", precision_name(precision_), device_.str());
   store_ = std::make_unique<data::Store>(config_.store);
   tokenizer_ = std::make_unique<clip::Tokenizer>(clip::Tokenizer::load(config_.vocab));
   student_text_ = std::make_unique<TextEncoder>(*tokenizer_, config_.dedup, config_.truncate);
@@ -156,10 +158,12 @@ void Trainer::setup_model() {
     model_ = clip::CLIP(cfg);
     clip::init_parameters(model_, static_cast<uint64_t>(config_.seed));
     model_->to(device_);
+    model_->set_precision(precision_);
     spdlog::info("pretrain: {} from random initialisation (seed {})", config_.model, config_.seed);
   } else {
     clip::LoadOptions lo;
     lo.device = device_;
+    lo.precision = precision_;
     model_ = clip::load_weights(config_.weights, lo);
   }
   model_->train();
@@ -178,6 +182,7 @@ void Trainer::setup_teacher() {
   } else {
     clip::LoadOptions lo;
     lo.device = device_;
+    lo.precision = precision_;
     teacher_ = clip::load_weights(config_.weights, lo);
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);

@@ -98,6 +98,7 @@ class Trainer {
   TrainConfig config_;
   dist::Communicator& comm_;
   torch::Device device_;
+  Precision precision_ = Precision::fp32;  // config_.precision resolved for device_
   int rank_ = 0, world_ = 1;
   std::unique_ptr<data::Store> store_;
   std::unique_ptr<clip::Tokenizer> tokenizer_;

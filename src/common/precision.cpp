@@ -1,0 +1,43 @@
+#include "common/precision.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "common/hardware.h"
+
+namespace starft {
+
+const char* precision_name(Precision p) { return p == Precision::amp_bf16 ? "amp_bf16" : "fp32"; }
+
+void check_precision_text(const std::string& text, const std::string& option) {
+  if (text == "fp32" || text == "amp_bf16" || text == "amp_bfloat16" || text == "auto") return;
+  if (text == "amp" || text == "fp16" || text == "pure_fp16" || text == "bf16" || text == "pure_bf16") {
+    fail(option, " ", text, ": not supported by starft (float16 autocast and pure low-precision weights are "
+         "not implemented); use fp32, amp_bf16 or auto");
+  }
+  fail(option, " '", text, "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (amp_bf16 "
+       "where the device has bfloat16 matrix instructions, else fp32)");
+}
+
+Precision parse_precision(const std::string& text, bool cuda, const std::string& option) {
+  check_precision_text(text, option);
+  const bool native = cuda || cpu_features().native_bf16_matmul();
+  if (text == "fp32") return Precision::fp32;
+  if (text == "auto") {
+    const Precision p = native ? Precision::amp_bf16 : Precision::fp32;
+    spdlog::info("{} auto: {} ({})", option, precision_name(p),
+                 cuda ? "CUDA device"
+                      : native ? "the processor has " + cpu_features().flags_text()
+                               : "the processor has no AMX-BF16 / AVX512-BF16, so bfloat16 matrices would run slower");
+    return p;
+  }
+  if (!native) {
+    spdlog::warn("{} {}: this processor ({}) has no bfloat16 matrix instructions (AMX-BF16 / AVX512-BF16), so "
+                 "bfloat16 matrix products run in a slow fallback, typically 10x slower than fp32; use --precision "
+                 "fp32 or auto here",
+                 option, text, cpu_features().model_name);
+  }
+  return Precision::amp_bf16;
+}
+
+}  // namespace starft

@@ -1,0 +1,32 @@
+#pragma once
+// Numeric precision of the model's forward passes, with open_clip's names (`--precision`).
+//
+//   fp32      everything in float32.
+//   amp_bf16  automatic mixed precision to bfloat16 (torch.autocast(device, dtype=torch.bfloat16)):
+//             matrix products and convolutions run in bfloat16 (oneDNN with AMX / AVX512-BF16 on
+//             CPUs that have them; tensor cores on CUDA); the residual stream, layer norms,
+//             master weights, optimizer state, gradient all-reduce, the logit scale and every loss
+//             stay float32 (the model's encoders return float32 features).
+//   auto      amp_bf16 where the device has native bfloat16 matrix instructions (CUDA; a CPU with
+//             AMX-BF16 or AVX512-BF16), else fp32: the fast choice on each machine, resolved once
+//             at start-up and logged. (Not an open_clip name; starft's addition for mixed fleets.)
+// open_clip's spelling `amp_bfloat16` is read as amp_bf16.
+#include <string>
+
+namespace starft {
+
+enum class Precision { fp32, amp_bf16 };
+
+// "fp32" | "amp_bf16".
+const char* precision_name(Precision p);
+
+// Parses fp32 | amp_bf16 | amp_bfloat16 | auto; `auto` is resolved for a device of which
+// `cuda` says whether it is a CUDA device. `option` names the option or key in the error, which
+// lists the accepted values (open_clip's amp, fp16 and pure_bf16 are named as not supported).
+Precision parse_precision(const std::string& text, bool cuda, const std::string& option = "--precision");
+
+// Throws starft::Error naming `option` unless `text` is one of the accepted values (for checking a
+// configuration before the device is known).
+void check_precision_text(const std::string& text, const std::string& option = "--precision");
+
+}  // namespace starft
