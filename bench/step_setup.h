@@ -9,7 +9,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <time.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
@@ -24,6 +28,35 @@
 namespace starft::bench {
 
 namespace fs = std::filesystem;
+
+// The process's CPU time (all threads), seconds.
+inline double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+inline double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// ViT-B/16's proportions scaled down to run on a small CPU: 112 px images with patch 8 (196
+// patches, as B/16 at 224), widths / 4 (vision 192, text 128, embed 128, heads of 64), `layers`
+// layers per tower (B/16 / 4: 3), context 77, the full vocabulary.
+inline clip::CLIPConfig vitb16_quarter(int64_t layers = 3) {
+  clip::CLIPConfig cfg;
+  cfg.image_size = 112;
+  cfg.patch_size = 8;
+  cfg.vision_width = 192;
+  cfg.vision_heads = 3;
+  cfg.vision_layers = layers;
+  cfg.text_width = 128;
+  cfg.text_heads = 2;
+  cfg.text_layers = layers;
+  cfg.embed_dim = 128;
+  return cfg;
+}
 
 // The BPE vocabulary of the fixtures ($STARFT_FIXTURES or the configured fixtures directory);
 // "" (after a message) when it is missing.

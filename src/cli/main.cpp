@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
   std::vector<char*> args{prog.data()};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   try {
-    if (it->first != "hardware") log_hardware();
+    // The commands that compute with the model describe the hardware; the others only warn.
+    const std::string& name = it->first;
+    if (name != "hardware")
+      log_hardware(name == "train" || name == "cache-teacher" || name == "eval" || name == "encode");
     return it->second.run(static_cast<int>(args.size()), args.data());
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());

@@ -132,14 +132,15 @@ std::string recommended_openblas_coretype(const CpuFeatures& cpu, const std::str
   return "";
 }
 
-void log_hardware() {
+void log_hardware(bool describe) {
   const auto& cpu = cpu_features();
   const auto blas = blas_info();
-  spdlog::info("processor: {} (family {} model {}); matrix features: {}; bfloat16 matrices: {}",
+  const auto level = describe ? spdlog::level::info : spdlog::level::debug;
+  spdlog::log(level, "processor: {} (family {} model {}); matrix features: {}; bfloat16 matrices: {}",
                cpu.model_name.empty() ? "unknown" : cpu.model_name, cpu.family, cpu.model, cpu.flags_text(),
                cpu.native_bf16_matmul() ? "native (oneDNN)" : "no native instructions (amp_bf16 runs slower than fp32 here)");
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  spdlog::info("BLAS: {}{}{}", blas.library.empty() ? "linked statically" : blas.library,
+  spdlog::log(level, "BLAS: {}{}{}", blas.library.empty() ? "linked statically" : blas.library,
                blas.openblas_core.empty() ? "" : ", OpenBLAS kernel " + blas.openblas_core,
                forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string());
   if (blas.reference) {

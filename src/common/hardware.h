@@ -56,7 +56,8 @@ std::string recommended_openblas_coretype(const CpuFeatures& cpu, const std::str
 
 // Logs (info) the processor, its matrix features, the BLAS library and kernel, and what bf16
 // matrices will run on; warns, naming the fix, for the reference BLAS and for an OpenBLAS generic
-// kernel on a processor that has a better one. Call once per process at start-up.
-void log_hardware();
+// kernel on a processor that has a better one. `describe` false logs the description at debug level
+// (the warnings stay), for commands whose output is text to read. Call once per process at start-up.
+void log_hardware(bool describe = true);
 
 }  // namespace starft

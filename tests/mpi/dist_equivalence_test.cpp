@@ -1,7 +1,12 @@
 // Data-parallel training equals single-process training: k SGD steps of a small CLIP
 // (starft::clip::CLIP) with the FLYP contrastive loss on N ranks, each with its slice of the
 // global batch B, give the parameters of one process with the whole batch (computed on every
-// rank as the reference), within 1e-5 relative, for three bucket layouts.
+// rank as the reference), within 1e-5 relative, for three bucket layouts; and in amp_bf16
+// (bfloat16 autocast of both towers) within 5e-2 relative (measured: 1.4e-2 on 2 ranks, 2.8e-2 on
+// 3, AMD EPYC without native bfloat16; deterministic run to run): the weight gradients of the
+// bfloat16 matrix products are rounded to bfloat16 (8 significant bits, relative step 2^-8 =
+// 3.9e-3) per rank slice before the float32 all-reduce, and once over the whole batch on one
+// process, so the two differ by a few such steps, which three SGD steps carry into the weights.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -58,8 +63,9 @@ struct Student {
   clip::CLIP model{nullptr};
   torch::Tensor bias;  // added to the image features of global sample 0 only: one rank uses it
 
-  explicit Student(uint64_t seed) : model(tiny_config()) {
+  explicit Student(uint64_t seed, Precision precision = Precision::fp32) : model(tiny_config()) {
     clip::init_parameters(model, seed);
+    model->set_precision(precision);
     torch::manual_seed(seed);
     bias = torch::randn({16}).mul_(0.1).requires_grad_(true);
   }
@@ -91,11 +97,12 @@ torch::optim::SGD make_optimizer(Student& s) {
   return torch::optim::SGD(params, torch::optim::SGDOptions(0.5).momentum(0.9).weight_decay(1e-3));
 }
 
-void expect_matches_one_process(GradSyncOptions options) {
+void expect_matches_one_process(GradSyncOptions options, Precision precision = Precision::fp32,
+                                double tolerance = 1e-5) {
   auto& comm = Runtime::get().mpi();
   const int64_t b = kBatch / comm.size(), offset = comm.rank() * b;
 
-  Student reference(21);
+  Student reference(21, precision);
   auto ref_opt = make_optimizer(reference);
   std::map<std::string, torch::Tensor> first_grads;  // of step 0, when all copies hold the same weights
   for (int64_t step = 0; step < kSteps; ++step) {
@@ -109,7 +116,7 @@ void expect_matches_one_process(GradSyncOptions options) {
     ref_opt.step();
   }
 
-  Student student(comm.rank() == 0 ? 21 : 900 + comm.rank());  // GradSync broadcasts rank 0's weights
+  Student student(comm.rank() == 0 ? 21 : 900 + comm.rank(), precision);  // GradSync broadcasts rank 0's weights
   options.check_every = 1;
   GradSync sync(student.parameters(), comm, options);
   auto opt = make_optimizer(student);
@@ -128,7 +135,8 @@ void expect_matches_one_process(GradSyncOptions options) {
         // (EXPECT, not ASSERT: a rank leaving the test early would stall the others' collectives.)
         EXPECT_TRUE(item.value().grad().defined()) << item.key() << " on rank " << comm.rank();
         if (!item.value().grad().defined()) continue;
-        EXPECT_LT(starft::testing::relative_difference(item.value().grad(), first_grads[item.key()]), 1e-5)
+        EXPECT_EQ(item.value().grad().scalar_type(), torch::kFloat) << item.key() << ": gradients stay float32";
+        EXPECT_LT(starft::testing::relative_difference(item.value().grad(), first_grads[item.key()]), tolerance)
             << item.key() << " gradient on rank " << comm.rank();
       }
     }
@@ -141,12 +149,14 @@ void expect_matches_one_process(GradSyncOptions options) {
   for (const auto& item : expected) {
     double d = starft::testing::relative_difference(got[item.key()], item.value());
     worst = std::max(worst, d);
-    EXPECT_LT(d, 1e-5) << item.key() << " on rank " << comm.rank();
+    EXPECT_LT(d, tolerance) << item.key() << " on rank " << comm.rank();
     // The parameters moved: the comparison is not between two untouched copies.
   }
   EXPECT_GT(starft::testing::relative_difference(got["text_projection"], Student(21).parameters()["text_projection"]),
             1e-4);
-  if (comm.rank() == 0) std::printf("[ worst relative difference %.3g over %zu tensors ]\n", worst, expected.size());
+  if (comm.rank() == 0)
+    std::printf("[ %s: worst relative difference %.3g over %zu tensors ]\n", precision_name(precision), worst,
+                expected.size());
 }
 
 }  // namespace
@@ -172,3 +182,5 @@ TEST(DataParallelEquivalence, SmallBucketsSynchronisedAfterBackward) {
   o.overlap = false;
   expect_matches_one_process(o);
 }
+
+TEST(DataParallelEquivalence, AmpBf16DefaultBuckets) { expect_matches_one_process({}, Precision::amp_bf16, 5e-2); }
