@@ -78,7 +78,6 @@ int run_hardware(int argc, char** argv) {
               << (coretype.empty() ? std::string("nothing to set") : "set " + coretype + " (the kernels run now are generic)")
               << "\n";
   }
-  std::cout << "LibTorch threads:   " << torch::get_num_threads() << "\n";
   if ((*vm)["check-gemm"].as<bool>()) {
     int64_t k = 0;
     const double err = gemm_error(k);
