@@ -124,6 +124,16 @@ TEST(ClipModel, ExportRoundTripsInOpenAINaming) {
   EXPECT_EQ(reloaded->config().to_json(), model->config().to_json());
 }
 
+// A model trained from scratch starts at CLIP's temperature 0.07 (Radford et al. 2021, sec. 2.5;
+// open_clip's init_logit_scale = log(1 / 0.07)), not at the clamp's ceiling of 100.
+TEST(ClipModel, RandomInitialisationStartsAtTemperatureOf0_07) {
+  auto cfg = clip::config_by_name("tiny");
+  EXPECT_NEAR(cfg.init_logit_scale, std::log(1 / 0.07), 1e-12);
+  clip::CLIP model(cfg);
+  clip::init_parameters(model, 7);
+  EXPECT_NEAR(model->logit_scale.exp().item<double>(), 1 / 0.07, 1e-4);
+}
+
 TEST(ClipModel, StoredConfigKeepsNonDefaultHeads) {
   TempDir dir;
   auto cfg = clip::config_by_name("tiny");

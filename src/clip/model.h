@@ -28,7 +28,7 @@ struct CLIPConfig {
   int64_t text_heads = 8;
   // QuickGELU (x * sigmoid(1.702 x)) as in OpenAI's weights; false = exact GELU.
   bool quick_gelu = true;
-  double init_logit_scale = 4.605170185988092;  // log(1 / 0.07), for random initialisation
+  double init_logit_scale = 2.6592600369327779;  // log(1 / 0.07) as in CLIP and open_clip, for random initialisation
 
   int64_t grid() const { return image_size / patch_size; }
   nlohmann::json to_json() const;
