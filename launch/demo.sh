@@ -2,7 +2,7 @@
 # The main job on the built-in benchmark, SpuriousFashion (datasets/spurious_fashion.md): a small
 # analogue of the StarFT paper's experiment, end to end, with 2 MPI ranks.
 #
-#   launch/demo.sh [--quick] [--seeds N] [--out DIR] [--ranks N]
+#   launch/demo.sh [--quick] [--config FILE] [--seeds N] [--out DIR] [--ranks N]
 #
 # 1. generates the stores from Debian's Fashion-MNIST (starft shard --from spurious-fashion)
 # 2. pre-trains a small CLIP on the balanced, captioned `pretrain` store: the zero-shot model
@@ -14,6 +14,10 @@
 # 6. writes DIR/report.md and DIR/report.png and prints the table
 #
 # --quick: smaller stores, shorter schedules, one seed (about 3 minutes after the first build).
+# --config FILE: another configuration of the generator (default configs/spurious_fashion.ini;
+#   configs/spurious_fashion_b.ini is the second built-in one); with --quick the quick sizes of
+#   configs/spurious_fashion_quick.ini win over the file's. The output folder defaults to
+#   runs/demo[-quick] for the default configuration, else runs/demo[-quick]-<file name>.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -21,17 +25,22 @@ quick=0
 seeds=3
 ranks=2
 out=""
+config=configs/spurious_fashion.ini
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
     --seeds) seeds=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$seeds" in ''|*[!0-9]*|0) echo "demo.sh: --seeds must be a positive integer, got '$seeds'" >&2; exit 2 ;; esac
+[ -f "$config" ] || { echo "demo.sh: --config $config: no such file (the generator's keys: datasets/spurious_fashion.md)" >&2; exit 2; }
+suffix=""
+[ "$config" -ef configs/spurious_fashion.ini ] || suffix="-$(basename "$config" .ini)"
 bash launch/install-deps.sh
 build=${STARFT_BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
@@ -46,14 +55,15 @@ vocab=${STARFT_VOCAB:-$root/../shared/fixtures/clip/bpe_simple_vocab_16e6.txt.gz
 [ -f "$vocab" ] || { echo "demo.sh: CLIP BPE vocabulary not found at $vocab (set STARFT_VOCAB)" >&2; exit 2; }
 
 if [ "$quick" = 1 ]; then
-  out=${out:-runs/demo-quick}
-  gen_config=configs/spurious_fashion_quick.ini
-  pretrain_args=(--epochs 3)
+  out=${out:-runs/demo-quick$suffix}
+  # an earlier --config file wins, so the quick sizes override the configuration's
+  gen_configs=(configs/spurious_fashion_quick.ini "$config")
+  pretrain_args=(--epochs 2)
   finetune_args=(--epochs 3)
   [ "$seeds" = 3 ] && seeds=1
 else
-  out=${out:-runs/demo}
-  gen_config=configs/spurious_fashion.ini
+  out=${out:-runs/demo$suffix}
+  gen_configs=("$config")
   pretrain_args=()
   finetune_args=()
 fi
@@ -67,11 +77,11 @@ say() { printf '\n== [%4ds] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 # arguments and the starft binary.
 fingerprint() { { cat "$@" 2>/dev/null; echo "${pretrain_args[*]:-} ${finetune_args[*]:-}"; sha256sum "$bin"; } | sha256sum | cut -c1-16; }
 
-say "1/6 stores ($gen_config)"
-fp=$(fingerprint "$gen_config")
+say "1/6 stores (${gen_configs[*]})"
+fp=$(fingerprint "${gen_configs[@]}")
 if [ "$(cat "$stores/.fingerprint" 2>/dev/null)" != "$fp" ]; then
   rm -rf "$stores"
-  "${mpi[@]}" "$bin" shard --from spurious-fashion --config "$gen_config" --out "$stores"
+  "${mpi[@]}" "$bin" shard --from spurious-fashion "${gen_configs[@]/#/--config=}" --out "$stores"
   echo "$fp" > "$stores/.fingerprint"
 else
   echo "stores unchanged: reusing $stores"
@@ -79,7 +89,7 @@ fi
 
 say "2/6 pre-training the zero-shot model"
 zeroshot="$out/zeroshot.safetensors"
-fp=$(fingerprint "$gen_config" configs/demo_pretrain.ini configs/demo_model.json)
+fp=$(fingerprint "${gen_configs[@]}" configs/demo_pretrain.ini configs/demo_model.json)
 if [ "$(cat "$out/zeroshot.fingerprint" 2>/dev/null)" != "$fp" ] || [ ! -f "$zeroshot" ]; then
   rm -rf "$out/pretrain" "$zeroshot"
   "${mpi[@]}" "$bin" train --config configs/demo_pretrain.ini --store "$stores/pretrain" --vocab "$vocab" \

@@ -36,7 +36,7 @@ struct SpuriousFashionConfig {
   std::string caption = "a photo of a {}.";      // caption of the other stores; {} = class name
   double object_scale_min = 0.75, object_scale_max = 0.95;  // object side / image side
   double object_shift = 0.08;                    // max offset of the object centre / image side
-  int64_t pretrain_size = 24000;
+  int64_t pretrain_size = 60000;
   int64_t finetune_train_size = 6000;
   int64_t finetune_val_size = 1200;
   int64_t id_test_size = 1800;

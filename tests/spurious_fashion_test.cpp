@@ -512,6 +512,27 @@ TEST(SpuriousFashionTest, ConfigFileHoldsTheDefaults) {
   EXPECT_EQ(from_file.heldout_test_size, defaults.heldout_test_size);
 }
 
+// The demo's configurations as launch/demo.sh passes them (an earlier --config wins): the second
+// built-in configuration over the defaults, and the quick sizes over it.
+TEST(SpuriousFashionTest, BuiltInConfigurationsGiveTheirSplitsAndSizes) {
+  TempDir tmp;
+  const std::string dir = std::string(STARFT_SOURCE_DIR) + "/configs/";
+  std::string log;
+  ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir + "spurious_fashion_quick.ini" +
+                            " --config " + dir + "spurious_fashion_b.ini --config " + dir + "spurious_fashion.ini" +
+                            " --split group-val --threads 1 --out " + (tmp / "b"), &log), 0) << log;
+  const auto m = data::Manifest::read(tmp / "b/group-val");
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"sneaker", "ankle boot"}));
+  EXPECT_EQ(m.count(), 200);  // the quick size wins over the default's 800
+  EXPECT_EQ(m.group_names, (std::vector<std::string>{"sneaker on snow", "sneaker on night sky",
+                                                     "ankle boot on snow", "ankle boot on night sky"}));
+  ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir + "spurious_fashion_b.ini" +
+                            " --config " + dir + "spurious_fashion.ini --split finetune-val --finetune-val-size 36"
+                            " --threads 1 --out " + (tmp / "b"), &log), 0) << log;
+  EXPECT_EQ(data::Manifest::read(tmp / "b/finetune-val").class_names,
+            (std::vector<std::string>{"t-shirt", "trouser", "pullover", "coat", "sandal", "bag"}));
+}
+
 TEST(SpuriousFashionTest, ShardCommandWritesTheStoresOnOneAndTwoRanks) {
   TempDir tmp;
   const std::string config = std::string(STARFT_SOURCE_DIR) + "/configs/spurious_fashion.ini";
