@@ -107,6 +107,123 @@ void collect(Table& table, const std::string& method, const json& results, const
   }
 }
 
+double mean_of(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m += x;
+  return v.empty() ? std::nan("") : m / v.size();
+}
+
+double spread_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / (v.size() - 1));
+}
+
+// "A vs B": the difference of the means in points and whether it exceeds the seeds' spread (the
+// larger of the two sample standard deviations, at least 1 point).
+std::string compare(const Table& t, const std::string& a, const std::string& b, const std::string& key) {
+  auto find = [&](const std::string& m) -> const std::vector<double>* {
+    auto it = t.values.find(m);
+    if (it == t.values.end()) return nullptr;
+    auto jt = it->second.find(key);
+    return jt == it->second.end() ? nullptr : &jt->second;
+  };
+  const auto *va = find(a), *vb = find(b);
+  if (!va || !vb || va->empty() || vb->empty()) return "n/a (not evaluated)";
+  const double d = 100 * (mean_of(*va) - mean_of(*vb));
+  // below one point (or the seeds' spread) a difference is not read as one
+  const double noise = std::max(1.0, 100 * std::max(spread_of(*va), spread_of(*vb)));
+  char buf[160];
+  const char* verdict = std::abs(d) <= noise ? "within the seeds' spread or 1 point: no measurable difference"
+                        : d > 0              ? "higher"
+                                             : "lower";
+  std::snprintf(buf, sizeof buf, "%s %.1f vs %s %.1f (%+.1f points; %s)", a.c_str(), 100 * mean_of(*va), b.c_str(),
+                100 * mean_of(*vb), d, verdict);
+  return buf;
+}
+
+// The comparisons the benchmark exists for, in words: the claim (group shift), the shift sets,
+// the mask ablation (StarFT vs its unmasked KL variant) and whether fine-tuning taught the task.
+void write_findings(std::ostringstream& md, const Table& t, const std::vector<Column>& columns) {
+  auto key = [&](const std::string& title_start) {
+    for (const auto& c : columns)
+      if (c.title.rfind(title_start, 0) == 0) return c.store + "/" + c.metric;
+    return std::string();
+  };
+  const std::string id = key("(1)"), shift = key("(2)"), worst = key("(3) group shift: worst"),
+                    avg = key("(3) group shift: average");
+  md << "\n## Findings\n\n"
+     << "- Group shift, worst group (the claim): " << compare(t, "StarFT", "FLYP", worst) << "; average "
+     << compare(t, "StarFT", "FLYP", avg) << ".\n"
+     << "- Shifted places (the analogue of ImageNet's shift sets): " << compare(t, "StarFT", "FLYP", shift)
+     << ".\n"
+     << "- Mask ablation (StarFT vs the KL variant without the mask), worst group: "
+     << compare(t, "StarFT", "FLYP + KL", worst) << "; in-distribution " << compare(t, "StarFT", "FLYP + KL", id)
+     << ".\n"
+     << "- Fine-tuning teaches the task, in-distribution: " << compare(t, "FLYP", "zero-shot", id) << "; "
+     << compare(t, "StarFT", "zero-shot", id) << "; " << compare(t, "FLYP + KL", "zero-shot", id) << ".\n";
+}
+
+// Mean regulariser value R per epoch and method over every seed's metrics.jsonl (FLYP does not
+// compute it).
+std::string regulariser_table(const fs::path& root) {
+  std::map<std::string, std::map<int64_t, std::vector<double>>> r;  // method -> epoch -> values
+  const fs::path dir = root / "finetune";
+  if (!fs::is_directory(dir)) return "";
+  static const std::regex seeded(R"(^(kl|starft)-seed\d+$)");
+  int64_t epochs = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!std::regex_match(name, m, seeded)) continue;
+    std::ifstream in(e.path() / "metrics.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("regulariser") || !j.contains("epoch")) continue;
+      const int64_t epoch = j["epoch"].get<int64_t>();
+      epochs = std::max(epochs, epoch + 1);
+      r[pretty(m[1])][epoch].push_back(j["regulariser"].get<double>());
+    }
+  }
+  if (r.empty()) return "";
+  std::ostringstream md;
+  md << "\nRegulariser R over training (mean over steps and seeds; the KL variant's R has no mask):\n\n| method |";
+  for (int64_t e = 0; e < epochs; ++e) md << " epoch " << e + 1 << " |";
+  md << "\n|---|";
+  for (int64_t e = 0; e < epochs; ++e) md << "---|";
+  md << "\n";
+  for (const auto& [method, by_epoch] : r) {
+    md << "| " << method << " |";
+    for (int64_t e = 0; e < epochs; ++e) {
+      auto it = by_epoch.find(e);
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.4f", it == by_epoch.end() ? std::nan("") : mean_of(it->second));
+      md << " " << buf << " |";
+    }
+    md << "\n";
+  }
+  return md.str();
+}
+
+// report-data/summary.json: {"<method>": {"<store>/<metric>": mean fraction, ...}, ...}, for
+// scripts (CI checks the effect's direction on it).
+void write_summary(const fs::path& path, const Table& t, const std::vector<Column>& columns) {
+  json out = json::object();
+  for (const auto& method : t.order) {
+    json m = json::object();
+    for (const auto& c : columns) {
+      auto it = t.values.at(method).find(c.store + "/" + c.metric);
+      if (it != t.values.at(method).end() && !it->second.empty()) m[c.store + "/" + c.metric] = mean_of(it->second);
+    }
+    out[method] = m;
+  }
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << out.dump(2) << "\n";
+}
+
 int run_demo_report(int argc, char** argv) {
   std::string dir, group_store;
   po::options_description opts("options");
@@ -191,6 +308,10 @@ int run_demo_report(int argc, char** argv) {
     }
   }
 
+  write_findings(md, table, columns);
+  md << regulariser_table(root);
+  write_summary(root / "report-data" / "summary.json", table, columns);
+
   // Chart data: per-group means, and training curves of seed 0 of each fine-tuning method.
   const fs::path data = root / "report-data";
   fs::create_directories(data);
@@ -215,7 +336,7 @@ int run_demo_report(int argc, char** argv) {
     }
   }
   std::vector<std::pair<std::string, fs::path>> curves;
-  for (const std::string& method : {"flyp", "kl", "starft"}) {
+  for (const std::string method : {"flyp", "kl", "starft"}) {
     const fs::path metrics = root / "finetune" / (method + "-seed0") / "metrics.jsonl";
     if (!fs::exists(metrics)) continue;
     std::ifstream in(metrics);
