@@ -18,6 +18,7 @@
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "data/manifest.h"
 
 namespace starft::cli {
 namespace {
@@ -53,20 +54,29 @@ struct Table {
   }
 };
 
-std::string mean_spread(const std::vector<double>& v) {
-  if (v.empty()) return "n/a";
+double mean_of(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m += x;
-  m /= v.size();
-  char buf[64];
-  if (v.size() == 1) {
-    std::snprintf(buf, sizeof buf, "%.1f", 100 * m);
-    return buf;
-  }
+  return v.empty() ? std::nan("") : m / v.size();
+}
+
+// The sample standard deviation; 0 for fewer than two values.
+double spread_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
   double s = 0;
   for (double x : v) s += (x - m) * (x - m);
-  s = std::sqrt(s / (v.size() - 1));
-  std::snprintf(buf, sizeof buf, "%.1f ± %.1f", 100 * m, 100 * s);
+  return std::sqrt(s / (v.size() - 1));
+}
+
+std::string mean_spread(const std::vector<double>& v) {
+  if (v.empty()) return "n/a";
+  char buf[64];
+  if (v.size() == 1) {
+    std::snprintf(buf, sizeof buf, "%.1f", 100 * v[0]);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%.1f ± %.1f", 100 * mean_of(v), 100 * spread_of(v));
   return buf;
 }
 
@@ -105,20 +115,6 @@ void collect(Table& table, const std::string& method, const json& results, const
       }
     }
   }
-}
-
-double mean_of(const std::vector<double>& v) {
-  double m = 0;
-  for (double x : v) m += x;
-  return v.empty() ? std::nan("") : m / v.size();
-}
-
-double spread_of(const std::vector<double>& v) {
-  if (v.size() < 2) return 0;
-  const double m = mean_of(v);
-  double s = 0;
-  for (double x : v) s += (x - m) * (x - m);
-  return std::sqrt(s / (v.size() - 1));
 }
 
 // "A vs B": the difference of the means in points and whether it exceeds the seeds' spread (the
@@ -220,8 +216,7 @@ void write_summary(const fs::path& path, const Table& t, const std::vector<Colum
     }
     out[method] = m;
   }
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << out.dump(2) << "\n";
+  data::write_file_atomically(path.string(), out.dump(2) + "\n");
 }
 
 int run_demo_report(int argc, char** argv) {
@@ -310,11 +305,11 @@ int run_demo_report(int argc, char** argv) {
 
   write_findings(md, table, columns);
   md << regulariser_table(root);
-  write_summary(root / "report-data" / "summary.json", table, columns);
 
   // Chart data: per-group means, and training curves of seed 0 of each fine-tuning method.
   const fs::path data = root / "report-data";
   fs::create_directories(data);
+  write_summary(data / "summary.json", table, columns);
   {
     std::ofstream out(data / "groups.dat");
     std::vector<std::string> group_names;
@@ -328,9 +323,7 @@ int run_demo_report(int argc, char** argv) {
       out << '"' << method << '"';
       for (const auto& g : group_names) {
         const auto& v = table.groups[method][g];
-        double m = 0;
-        for (double x : v) m += x;
-        out << "\t" << (v.empty() ? 0.0 : 100 * m / v.size());
+        out << "\t" << (v.empty() ? 0.0 : 100 * mean_of(v));
       }
       out << "\n";
     }
@@ -378,13 +371,7 @@ int run_demo_report(int argc, char** argv) {
   md << "\n" << (have_png ? "![per-group accuracy and training curves](report.png)\n"
                           : "(report.png not drawn: gnuplot failed or is not installed)\n");
   const std::string text = md.str();
-  const fs::path tmp = root / "report.md.tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    check(static_cast<bool>(out), "demo-report: cannot write ", tmp.string());
-  }
-  fs::rename(tmp, root / "report.md");
+  data::write_file_atomically((root / "report.md").string(), text);
   std::printf("%s", text.c_str());
   return 0;
 }
