@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "common/allocator.h"
 #include "common/error.h"
 #include "common/hardware.h"
 #include "common/log.h"
@@ -50,6 +51,7 @@ static void print_usage() {
 
 int main(int argc, char** argv) {
   using namespace starft;
+  keep_freed_memory_for_reuse();  // before any thread or large allocation
   init_logging(rank_from_environment());
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
