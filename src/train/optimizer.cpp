@@ -1,8 +1,12 @@
 #include "train/optimizer.h"
 
+#include <ATen/Parallel.h>
+
+#include <cmath>
 #include <set>
 
 #include "common/error.h"
+#include "train/adamw_kernel.h"
 
 namespace starft::train {
 
@@ -13,7 +17,75 @@ std::string state_key(const torch::Tensor& param) {
   return c10::guts::to_string(param.unsafeGetTensorImpl());
 }
 
+bool fusable(const torch::Tensor& p, const torch::Tensor& g) {
+  return p.device().is_cpu() && p.scalar_type() == torch::kFloat && g.scalar_type() == torch::kFloat &&
+         p.is_contiguous() && g.is_contiguous() && g.layout() == torch::kStrided && g.sizes() == p.sizes();
+}
+
 }  // namespace
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  // Parameters LibTorch must update (not fusable) are handed to the base class in one call with
+  // every other parameter's gradient hidden, so each parameter is stepped exactly once.
+  bool any_other = false;
+  for (auto& group : param_groups()) {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+    TORCH_CHECK(!o.amsgrad(), "FusedAdamW: amsgrad is not supported");
+    const float beta1 = static_cast<float>(std::get<0>(o.betas())), beta2 = static_cast<float>(std::get<1>(o.betas()));
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      const auto& g = p.grad();
+      TORCH_CHECK(!g.is_sparse(), "AdamW does not support sparse gradients");
+      if (!fusable(p, g)) {
+        any_other = true;
+        continue;
+      }
+      auto& slot = state_[state_key(p)];
+      if (!slot) {
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(s);
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
+      s.step(s.step() + 1);
+      const double bc1 = 1 - std::pow(std::get<0>(o.betas()), s.step());
+      const double bc2 = 1 - std::pow(std::get<1>(o.betas()), s.step());
+      const bool decay = o.weight_decay() != 0;
+      const float decay_factor = static_cast<float>(1 - o.lr() * o.weight_decay());
+      const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+      const float neg_step = static_cast<float>(-(o.lr() / bc1));
+      float* pd = p.data_ptr<float>();
+      const float* gd = g.data_ptr<float>();
+      float* md = s.exp_avg().data_ptr<float>();
+      float* vd = s.exp_avg_sq().data_ptr<float>();
+      const float eps = static_cast<float>(o.eps());
+      at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+        adamw_update(pd, gd, md, vd, b, e, decay_factor, decay, beta1, static_cast<float>(1 - std::get<0>(o.betas())),
+                    beta2, static_cast<float>(1 - std::get<1>(o.betas())), sqrt_bc2, eps, neg_step);
+      });
+    }
+  }
+  if (any_other) {
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> hidden;
+    for (auto& group : param_groups())
+      for (auto& p : group.params())
+        if (p.grad().defined() && fusable(p, p.grad())) {
+          hidden.emplace_back(p, p.grad());
+          p.mutable_grad() = torch::Tensor();
+        }
+    torch::optim::AdamW::step();
+    for (auto& [p, g] : hidden) p.mutable_grad() = g;
+  }
+  return loss;
+}
 
 bool is_gain_or_bias(const std::string& name, const torch::Tensor& param) {
   return param.dim() < 2 || name == "logit_scale";
@@ -36,7 +108,7 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedParams& params, const
     none.weight_decay(0.0);
     groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(none));
   }
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), options);
+  return std::make_unique<FusedAdamW>(std::move(groups), options);
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
