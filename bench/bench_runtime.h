@@ -7,16 +7,16 @@
 #include <cstdio>
 #include <iostream>
 
-#include "dist/runtime.h"
+#include "distributed/runtime.h"
 
 namespace starft::bench {
 
 // Returns nullptr after printing the help; otherwise the started runtime, with the parsed
 // options in `vm`.
-inline dist::Runtime* start_bench(int* argc, char*** argv, boost::program_options::options_description& options,
+inline distributed::Runtime* start_bench(int* argc, char*** argv, boost::program_options::options_description& options,
                                   const char* name, boost::program_options::variables_map& vm) {
   namespace po = boost::program_options;
-  dist::add_runtime_options(options);
+  distributed::add_runtime_options(options);
   po::store(po::parse_command_line(*argc, *argv, options), vm);
   if (vm.count("help")) {
     std::printf("usage: mpirun -np N %s [options]\n", name);
@@ -24,9 +24,9 @@ inline dist::Runtime* start_bench(int* argc, char*** argv, boost::program_option
     return nullptr;
   }
   po::notify(vm);
-  auto ro = dist::runtime_options(vm);
+  auto ro = distributed::runtime_options(vm);
   if (vm["threads"].as<int>() == 0) ro.threads = 1;
-  return &dist::Runtime::start(ro, argc, argv);
+  return &distributed::Runtime::start(ro, argc, argv);
 }
 
 }  // namespace starft::bench

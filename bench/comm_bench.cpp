@@ -1,7 +1,7 @@
 // All-reduce bandwidth, nccl-tests style: for sizes from 4 KiB to 256 MiB, the time of one
 // float32 all-reduce (sum) and the bus bandwidth busbw = algbw * 2 (n - 1) / n, where
 // algbw = bytes / time. Side by side in one run: starft's MPI communicator in its three
-// progress modes (src/dist/mpi_communicator.h: polled arrival then blocking transfer, the
+// progress modes (src/distributed/mpi_communicator.h: polled arrival then blocking transfer, the
 // default; non-blocking collective polled; blocking), and a plain MPI_Allreduce from the calling
 // thread (the floor).
 //
@@ -12,12 +12,12 @@
 #include <chrono>
 #include <cstdio>
 
-#include "dist/mpi_communicator.h"
-#include "dist/runtime.h"
+#include "distributed/mpi_communicator.h"
+#include "distributed/runtime.h"
 #include "bench_runtime.h"
 
 using namespace starft;
-using namespace starft::dist;
+using namespace starft::distributed;
 namespace po = boost::program_options;
 
 namespace {

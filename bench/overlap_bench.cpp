@@ -18,14 +18,14 @@
 #include <chrono>
 #include <cstdio>
 
-#include "dist/grad_sync.h"
-#include "dist/mpi_communicator.h"
-#include "dist/thread_communicator.h"
-#include "dist/runtime.h"
+#include "distributed/grad_sync.h"
+#include "distributed/mpi_communicator.h"
+#include "distributed/thread_communicator.h"
+#include "distributed/runtime.h"
 #include "bench_runtime.h"
 
 using namespace starft;
-using namespace starft::dist;
+using namespace starft::distributed;
 namespace po = boost::program_options;
 
 namespace {

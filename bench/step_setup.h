@@ -19,9 +19,9 @@
 #include "clip/weights.h"
 #include "data/shard_writer.h"
 #include "data/store.h"
-#include "dist/thread_communicator.h"
+#include "distributed/thread_communicator.h"
 #include "starft/build_config.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 #include "train/teacher_cache.h"
 #include "train/trainer.h"
 
@@ -134,19 +134,19 @@ class StepSetup {
       train::CacheBuildOptions o;
       o.batch_size = batch;
       train::build_teacher_cache(config.teacher_cache_path(), teacher, store, tokenizer,
-                                 train::load_templates(config.spurious_pool), o, group_.comm(0));
+                                 data::load_templates(config.spurious_pool), o, group_.comm(0));
     }
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  dist::Communicator& comm() { return group_.comm(0); }
+  distributed::Communicator& comm() { return group_.comm(0); }
   const fs::path& dir() const { return dir_; }
 
  private:
   fs::path dir_;
   clip::CLIP zero_shot_{nullptr};
   train::TrainConfig base_;
-  dist::ThreadGroup group_{1};
+  distributed::ThreadGroup group_{1};
 };
 
 }  // namespace starft::bench

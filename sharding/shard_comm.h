@@ -1,7 +1,7 @@
 #pragma once
 // The few collective operations a distributed conversion needs, behind one small interface.
 // All of starft shard's MPI use is in shard_comm.cpp, so it can move onto the distributed
-// runtime (src/dist) without touching the converters.
+// runtime (src/distributed) without touching the converters.
 #include <memory>
 #include <string>
 #include <vector>

@@ -10,9 +10,9 @@
 
 #include <vector>
 
-#include "dist/nccl_core.h"
+#include "distributed/nccl_core.h"
 
-using namespace starft::dist;
+using namespace starft::distributed;
 
 TEST(NcclCore, IsLinkedAndReportsItsVersion) {
   auto version = nccl::version();

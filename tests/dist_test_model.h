@@ -4,8 +4,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-#include "dist/all_gather.h"
-#include "dist/communicator.h"
+#include "distributed/all_gather.h"
+#include "distributed/communicator.h"
 #include "train/losses.h"
 
 namespace starft::testing {
@@ -50,11 +50,11 @@ inline std::pair<torch::Tensor, torch::Tensor> tiny_batch(int64_t batch, int64_t
 
 // The FLYP loss of this rank's slice [offset, offset + b) against all ranks' features.
 inline torch::Tensor tiny_loss(TinyTowers& model, const torch::Tensor& images, const torch::Tensor& tokens,
-                               dist::Communicator* comm) {
+                               distributed::Communicator* comm) {
   auto [img, txt] = model->forward(images, tokens);
   if (!comm) return train::flyp_loss(img, txt, img, txt, model->logit_scale.exp(), 0);
-  auto img_all = dist::all_gather_with_grad(img, *comm, "image_features");
-  auto txt_all = dist::all_gather_with_grad(txt, *comm, "text_features");
+  auto img_all = distributed::all_gather_with_grad(img, *comm, "image_features");
+  auto txt_all = distributed::all_gather_with_grad(txt, *comm, "text_features");
   return train::flyp_loss(img, txt, img_all, txt_all, model->logit_scale.exp(), comm->rank() * images.size(0));
 }
 

@@ -8,14 +8,14 @@
 #include <thread>
 
 #include "common/error.h"
-#include "dist/all_gather.h"
-#include "dist/grad_sync.h"
-#include "dist/param_check.h"
-#include "dist/thread_communicator.h"
+#include "distributed/all_gather.h"
+#include "distributed/grad_sync.h"
+#include "distributed/param_check.h"
+#include "distributed/thread_communicator.h"
 #include "dist_test_model.h"
 
 using namespace starft;
-using namespace starft::dist;
+using namespace starft::distributed;
 using starft::testing::relative_difference;
 
 namespace {

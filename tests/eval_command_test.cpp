@@ -10,7 +10,7 @@
 #include "clip/weights.h"
 #include "eval_test_store.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 using starft::testing::fixture;
 using starft::testing::run_command;
@@ -61,8 +61,8 @@ std::vector<int64_t> counts(const nlohmann::json& row) {
   return out;
 }
 
-std::string fish_list() { return starft::train::datasets_dir() + "/classnames/example-fish.txt"; }
-std::string fish_map() { return starft::train::datasets_dir() + "/classnames/example-fish-map.tsv"; }
+std::string fish_list() { return starft::data::datasets_dir() + "/classnames/example-fish.txt"; }
+std::string fish_map() { return starft::data::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
 struct EvalScene : starft::testing::EvalStores {
   std::string zeroshot = fixture("clip/tiny_clip_openai.safetensors");

@@ -1,5 +1,5 @@
 // The zero-shot head and the Evaluator on the tiny fixture model and generated stores; ranks
-// as threads (dist::ThreadGroup) for the split-over-ranks checks.
+// as threads (distributed::ThreadGroup) for the split-over-ranks checks.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,12 +7,12 @@
 #include "clip/weights.h"
 #include "common/error.h"
 #include "data/store.h"
-#include "dist/thread_communicator.h"
+#include "distributed/thread_communicator.h"
 #include "eval/evaluate.h"
 #include "eval/zeroshot_head.h"
 #include "eval_test_store.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 using namespace starft;
 using namespace starft::eval;
@@ -29,8 +29,8 @@ const clip::Tokenizer& tokenizer() {
   return t;
 }
 
-std::string fish_list() { return train::datasets_dir() + "/classnames/example-fish.txt"; }
-std::string fish_map() { return train::datasets_dir() + "/classnames/example-fish-map.tsv"; }
+std::string fish_list() { return data::datasets_dir() + "/classnames/example-fish.txt"; }
+std::string fish_map() { return data::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
 struct Stores : starft::testing::EvalStores {
   // Every kind of matching: identity (fish), class id subset, class map, the store's own head.
@@ -66,7 +66,7 @@ TEST(EvalHead, MatchesTheDefinitionTextByText) {
   for (size_t c = 0; c < classes.size(); ++c) {
     auto sum = torch::zeros({64});
     for (const auto& t : templates) {
-      auto tokens = tokenizer().tokenize_batch({train::apply_template(t, classes[c])});
+      auto tokens = tokenizer().tokenize_batch({data::apply_template(t, classes[c])});
       sum += norm(model->encode_text(tokens, false))[0];
     }
     auto expected = scale * norm(sum / 3.0);
@@ -79,14 +79,14 @@ TEST(EvalHead, MatchesTheDefinitionTextByText) {
 
 TEST(EvalHead, SplitOverRanksEqualsOneProcess) {
   const std::vector<std::string> classes{"tench", "goldfish", "great white shark", "tiger shark", "hammerhead"};
-  const auto templates = train::load_templates("fashion");
+  const auto templates = data::load_templates("fashion");
   auto model = tiny_model();
   auto whole = zeroshot_head(model, tokenizer(), classes, templates);
-  dist::ThreadGroup group(3);
+  distributed::ThreadGroup group(3);
   std::vector<torch::Tensor> heads(3);
   std::vector<clip::CLIP> models;
   for (int r = 0; r < 3; ++r) models.push_back(tiny_model());
-  group.run([&](dist::Communicator& comm) {
+  group.run([&](distributed::Communicator& comm) {
     heads[comm.rank()] = zeroshot_head(models[comm.rank()], tokenizer(), classes, templates, {}, &comm);
   });
   for (const auto& h : heads) {
@@ -109,7 +109,7 @@ TEST(EvalEvaluator, OneAndThreeRanksGiveIdenticalCounts) {
   Stores stores;
   auto model = tiny_model();
   Evaluator one(stores.specs(), stores.options());
-  dist::ThreadGroup single(1);
+  distributed::ThreadGroup single(1);
   const auto expected = one.evaluate(model, tokenizer(), single.comm(0));
   ASSERT_EQ(expected.stores.size(), 4u);
   EXPECT_EQ(expected.ranks, 1);
@@ -134,13 +134,13 @@ TEST(EvalEvaluator, OneAndThreeRanksGiveIdenticalCounts) {
   EXPECT_TRUE(expected.stores[3].metrics.avg_acc_train_weighted.has_value());
   EXPECT_DOUBLE_EQ(expected.metric("birds", "worst_group_acc"), *expected.stores[3].metrics.worst_group_acc);
 
-  dist::ThreadGroup three(3);
+  distributed::ThreadGroup three(3);
   std::vector<EvalResults> got(3);
   std::vector<clip::CLIP> models;
   for (int r = 0; r < 3; ++r) models.push_back(tiny_model());
   std::vector<std::unique_ptr<Evaluator>> evaluators;
   for (int r = 0; r < 3; ++r) evaluators.push_back(std::make_unique<Evaluator>(stores.specs(), stores.options()));
-  three.run([&](dist::Communicator& comm) {
+  three.run([&](distributed::Communicator& comm) {
     got[comm.rank()] = evaluators[comm.rank()]->evaluate(models[comm.rank()], tokenizer(), comm);
   });
   for (int rank = 0; rank < 3; ++rank) {
@@ -176,8 +176,8 @@ TEST(EvalEvaluator, RanksWithoutSamplesStillReduce) {
   std::vector<EvalResults> got(3);
   std::vector<clip::CLIP> models;
   for (int r = 0; r < 3; ++r) models.push_back(tiny_model());
-  dist::ThreadGroup three(3);
-  three.run([&](dist::Communicator& comm) {
+  distributed::ThreadGroup three(3);
+  three.run([&](distributed::Communicator& comm) {
     Evaluator e(parse_eval_specs({dir / "two"}), o);
     got[comm.rank()] = e.evaluate(models[comm.rank()], tokenizer(), comm);
   });

@@ -5,13 +5,13 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "dist/thread_communicator.h"
+#include "distributed/thread_communicator.h"
 #include "eval/class_map.h"
 #include "eval/evaluate.h"
 #include "eval/metrics.h"
 #include "eval/wise.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 using namespace starft;
 using namespace starft::eval;
@@ -33,7 +33,7 @@ std::string write(const TempDir& dir, const std::string& name, const std::string
 }
 
 ClassList fish_head() {
-  return read_class_list(train::datasets_dir() + "/classnames/example-fish.txt");
+  return read_class_list(data::datasets_dir() + "/classnames/example-fish.txt");
 }
 
 }  // namespace
@@ -118,9 +118,9 @@ TEST(EvalMetrics, CountsAllReduceOverRanksEqualsOneProcess) {
   const auto grp = longs({0, 1, 1, 0, 0, 1, 1, 0, 1, 0, 1});
   Counts whole(3, 2);
   whole.add(pred, lab, grp);
-  dist::ThreadGroup group(3);
+  distributed::ThreadGroup group(3);
   std::vector<Counts> per_rank(3);
-  group.run([&](dist::Communicator& comm) {
+  group.run([&](distributed::Communicator& comm) {
     Counts c(3, 2);
     auto idx = torch::arange(comm.rank(), 11, 3);
     c.add(pred.index_select(0, idx), lab.index_select(0, idx), grp.index_select(0, idx));
@@ -215,7 +215,7 @@ TEST(EvalClassMap, UnmatchedOrAmbiguousClassesAreErrors) {
 TEST(EvalClassMap, ManyToOneMapTakesTheMaximumOverMappedColumns) {
   auto head = fish_head();
   ClassList store{{"shark", "cyprinid"}, {}, "coarse"};
-  auto m = read_class_map(train::datasets_dir() + "/classnames/example-fish-map.tsv", store, head);
+  auto m = read_class_map(data::datasets_dir() + "/classnames/example-fish-map.tsv", store, head);
   EXPECT_EQ(m.matching, Matching::class_map);
   EXPECT_EQ(m.columns[0], (std::vector<int64_t>{2, 3}));  // shark: great white, tiger
   EXPECT_EQ(m.columns[1], (std::vector<int64_t>{0, 1}));  // cyprinid: tench, goldfish

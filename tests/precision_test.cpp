@@ -20,10 +20,10 @@
 #include "common/hardware.h"
 #include "common/precision.h"
 #include "data/store.h"
-#include "dist/thread_communicator.h"
+#include "distributed/thread_communicator.h"
 #include "starft/build_config.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 #include "train/teacher_cache.h"
 #include "train/trainer.h"
 #include "train_test_store.h"
@@ -67,9 +67,9 @@ void build_cache(const train::TrainConfig& c) {
   o.caption_template = c.caption_template;
   o.batch_size = 8;
   o.workers = 1;
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   train::build_teacher_cache(c.teacher_cache_path(), teacher, store, tokenizer,
-                             train::load_templates(c.spurious_pool), o, group.comm(0));
+                             data::load_templates(c.spurious_pool), o, group.comm(0));
 }
 
 // How close two gradient lists are: the worst per-tensor relative L2 error ||a - b|| / ||b|| and
@@ -225,7 +225,7 @@ TEST(AmpBf16, FixtureFeaturesAreCloseToFp32AndFloat32) {
 TEST(AmpBf16, LossesAndGradientsAreCloseToFp32) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   struct Out {
     train::StepLoss loss;
     std::vector<torch::Tensor> grads;
@@ -274,7 +274,7 @@ TEST(AmpBf16, LossesAndGradientsAreCloseToFp32) {
 TEST(AmpBf16, ShortRunLossCurveStaysWithinThreePercentOfFp32) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store", 32);
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   std::vector<double> curves[2];
   const char* names[2] = {"fp32", "amp_bf16"};
   for (int k = 0; k < 2; ++k) {
@@ -302,11 +302,11 @@ TEST(AmpBf16, TwoRanksMatchOneRankOnTheFirstStep) {
   c.precision = "amp_bf16";
   build_cache(c);
   auto grads_of = [&](int ranks) {
-    dist::ThreadGroup group(ranks);
+    distributed::ThreadGroup group(ranks);
     std::vector<torch::Tensor> grads;
     auto cfg = c;
     cfg.run_dir = tmp / ("run" + std::to_string(ranks));
-    group.run([&](dist::Communicator& comm) {
+    group.run([&](distributed::Communicator& comm) {
       train::Trainer t(cfg, comm);
       t.loader().start(0, 0);
       t.backward(t.compute_loss(*t.loader().next(), 0, 0));
@@ -335,7 +335,7 @@ TEST(TeacherCache, RefusesACacheOfAnotherPrecisionAndReadsOldCachesAsFp32) {
     EXPECT_EQ(cache.fingerprint().precision, "amp_bf16");
   }
   c.precision = "fp32";
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   const auto msg = error_of([&] { train::Trainer t(c, group.comm(0)); });
   EXPECT_NE(msg.find("precision differs (cache amp_bf16, now fp32"), std::string::npos) << msg;
   EXPECT_FALSE(std::filesystem::exists(tmp / "run/checkpoints")) << "a refused run leaves nothing";

@@ -13,7 +13,7 @@
 #include "sharding/spurious_fashion.h"
 #include "starft/build_config.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
@@ -301,7 +301,7 @@ TEST(SpuriousFashionTest, PretrainingCoversEveryClassOnEveryPlaceWithVariedCapti
 
 TEST(SpuriousFashionTest, DemoPoolNamesThePlacesAsTheCaptionsDo) {
   // The StarFT prompts of the demo must use the wording the pre-trained model has seen.
-  auto pool = train::load_templates(std::string(STARFT_SOURCE_DIR) + "/datasets/pools/fashion_places.txt");
+  auto pool = data::load_templates(std::string(STARFT_SOURCE_DIR) + "/datasets/pools/fashion_places.txt");
   std::set<std::string> expected;
   for (const auto& place : spurious_fashion_place_names())
     for (const auto& phrase : spurious_fashion_place_phrases(place)) expected.insert("{} " + phrase + ".");

@@ -15,9 +15,9 @@
 #include "starft/build_config.h"
 #include "data/store.h"
 #include "eval/evaluate.h"
-#include "dist/thread_communicator.h"
+#include "distributed/thread_communicator.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 #include "train/teacher_cache.h"
 #include "train/text_encoder.h"
 #include "train/trainer.h"
@@ -42,8 +42,8 @@ void build_cache(const TrainConfig& c, bool float16 = false) {
   o.float16 = float16;
   o.batch_size = 5;
   o.workers = 1;
-  dist::ThreadGroup group(1);
-  build_teacher_cache(c.teacher_cache_path(), teacher, store, tokenizer, load_templates(c.spurious_pool), o,
+  distributed::ThreadGroup group(1);
+  build_teacher_cache(c.teacher_cache_path(), teacher, store, tokenizer, data::load_templates(c.spurious_pool), o,
                       group.comm(0));
 }
 
@@ -73,7 +73,7 @@ TEST(TeacherCache, MatchesTheOnlineTeacherWithoutAugmentation) {
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
   c.augment = false;
   build_cache(c);
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   Trainer cached(c, group.comm(0));
   auto online_cfg = c;
   online_cfg.teacher = "online";
@@ -108,7 +108,7 @@ TEST(TeacherCache, RefusesACacheOfOtherInputsNamingThePart) {
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
   build_cache(c);
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   auto other_pool = c;
   other_pool.spurious_pool = "textures";
   auto msg = error_of([&] { Trainer t(other_pool, group.comm(0)); });
@@ -146,7 +146,7 @@ TEST(TextSavings, DedupAndTruncationLeaveLossAndGradientsUnchanged) {
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
   c.teacher = "online";
   c.augment = false;
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   std::vector<std::pair<bool, bool>> modes = {{false, false}, {true, false}, {false, true}, {true, true}};
   std::vector<double> losses;
   std::vector<std::vector<torch::Tensor>> grads;
@@ -198,13 +198,13 @@ TEST(Trainer, TwoRanksEqualOneRankForAFewStarFTSteps) {
     bool ranks_agree = true;
   };
   auto run = [&](int ranks) {
-    dist::ThreadGroup group(ranks);
+    distributed::ThreadGroup group(ranks);
     Result r;
     std::vector<std::vector<torch::Tensor>> params(ranks);
     std::mutex m;
     auto cfg = c;
     cfg.run_dir = tmp / ("run" + std::to_string(ranks));
-    group.run([&](dist::Communicator& comm) {
+    group.run([&](distributed::Communicator& comm) {
       Trainer t(cfg, comm);
       // The synchronised gradient of the first global batch.
       t.backward(t.compute_loss(first_batch(t), 0, 0));
@@ -254,7 +254,7 @@ TEST(Trainer, LossGoesDownAndRunDirectoryIsComplete) {
   c.checkpoint_every = 5;
   c.keep_checkpoints = 2;
   build_cache(c);
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   Trainer t(c, group.comm(0));
   EXPECT_EQ(t.run(), Trainer::Outcome::finished);
   EXPECT_EQ(t.state().step, 24);
@@ -301,7 +301,7 @@ TEST(Trainer, NonFiniteLossStopsWithTheLastGoodCheckpointIntact) {
   c.checkpoint_every = 1;
   c.lr = 1e30;  // the first update blows the weights up
   c.warmup_steps = 0;
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   Trainer t(c, group.comm(0));
   auto msg = error_of([&] { t.run(); });
   EXPECT_NE(msg.find("the loss is"), std::string::npos) << msg;
@@ -322,7 +322,7 @@ TEST(Trainer, PretrainsFromRandomInitOnCaptions) {
   c.model = "tiny";
   c.epochs = 4;
   c.lr = 5e-4;
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   Trainer t(c, group.comm(0));
   EXPECT_EQ(t.config().regulariser, "none");
   t.run();
@@ -346,7 +346,7 @@ TEST(Trainer, CrossEntropyHeadStartsAtTheZeroShotClassifier) {
   c.teacher = "online";
   c.head_templates = "simple";
   c.epochs = 1;
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   Trainer t(c, group.comm(0));
   // With the single template "a photo of a {}." the head is s0 * norm(caption features).
   const auto& params = t.parameters();
@@ -411,7 +411,7 @@ TEST(Trainer, FrozenTextTowerAndFixedLogitScaleStayPut) {
   c.grad_clip = 0.5;
   c.stop_after = 2;
   c.lr = 1e-3;
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   Trainer t(c, group.comm(0));
   std::map<std::string, torch::Tensor> before;
   for (const auto& p : t.model()->named_parameters()) before[p.key()] = p.value().detach().clone();
@@ -457,7 +457,7 @@ TEST(Trainer, EvaluatesAtEpochEndsAndKeepsTheBestWeights) {
   c.eval_templates = "simple";
   c.eval_batch_size = 10;
   c.best_metric = "val/top1";
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   {
     Trainer t(c, group.comm(0));
     EXPECT_EQ(t.run(), Trainer::Outcome::finished);
@@ -514,7 +514,7 @@ TEST(Trainer, RefusesABestMetricOfAnUnknownEvaluationStore) {
   c.regulariser = "none";
   c.eval_stores = make_group_val_store(tmp) + ":name=val";
   c.best_metric = "group-val/worst_group_acc";
-  dist::ThreadGroup group(1);
+  distributed::ThreadGroup group(1);
   auto msg = error_of([&] { Trainer t(c, group.comm(0)); });
   EXPECT_NE(msg.find("no evaluation store is named 'group-val'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("named val"), std::string::npos) << msg;

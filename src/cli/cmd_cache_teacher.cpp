@@ -13,9 +13,9 @@
 #include "common/error.h"
 #include "common/precision.h"
 #include "data/store.h"
-#include "dist/runtime.h"
+#include "distributed/runtime.h"
 #include "train/config.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 #include "train/teacher_cache.h"
 
 namespace starft::cli {
@@ -47,11 +47,11 @@ int run_cache_teacher(int argc, char** argv) {
   const auto path = config.teacher_cache_path();
   check((*vm)["overwrite"].as<bool>() || !std::filesystem::exists(path), "teacher cache ", path,
         " exists already; pass --overwrite to rebuild it, or --teacher-cache for another file");
-  const auto pool = train::load_templates(config.spurious_pool);
+  const auto pool = data::load_templates(config.spurious_pool);
   data::Store store(config.store);
   auto tokenizer = clip::Tokenizer::load(config.vocab);
 
-  dist::ScopedRuntime rt(dist::runtime_options(*vm));
+  distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
   const torch::Device device = run_device(config.device, *rt);
   clip::LoadOptions lo;
   lo.device = device;

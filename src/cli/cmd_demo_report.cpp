@@ -7,6 +7,8 @@
 //   DIR/eval/<method>-seed<k>/results.json   rows: the model, and WiSE-FT alphas when evaluated
 //   DIR/eval/zero-shot/results.json
 //   DIR/finetune/<method>-seed<k>/metrics.jsonl
+#include <nlohmann/json.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +19,8 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "data/manifest.h"
 
 namespace starft::cli {
 namespace {
@@ -216,7 +218,7 @@ void write_summary(const fs::path& path, const Table& t, const std::vector<Colum
     }
     out[method] = m;
   }
-  data::write_file_atomically(path.string(), out.dump(2) + "\n");
+  write_file_atomically(path.string(), out.dump(2) + "\n");
 }
 
 int run_demo_report(int argc, char** argv) {
@@ -371,7 +373,7 @@ int run_demo_report(int argc, char** argv) {
   md << "\n" << (have_png ? "![per-group accuracy and training curves](report.png)\n"
                           : "(report.png not drawn: gnuplot failed or is not installed)\n");
   const std::string text = md.str();
-  data::write_file_atomically((root / "report.md").string(), text);
+  write_file_atomically((root / "report.md").string(), text);
   std::printf("%s", text.c_str());
   return 0;
 }

@@ -8,8 +8,8 @@
 
 #include "cli/command.h"
 #include "common/error.h"
-#include "dist/grad_sync.h"
-#include "dist/runtime.h"
+#include "distributed/grad_sync.h"
+#include "distributed/runtime.h"
 
 namespace starft::cli {
 namespace {
@@ -24,7 +24,7 @@ int run(int argc, char** argv) {
        "drill: this rank skips the all-reduce of step 1 and sleeps, so the others time out")
       ("signal-rank", po::value<int>()->default_value(-1), "drill: this rank sends itself SIGUSR1 at --signal-step")
       ("signal-step", po::value<int>()->default_value(1), "step at which --signal-rank raises SIGUSR1");
-  dist::add_runtime_options(options);
+  distributed::add_runtime_options(options);
   auto vm = parse(argc, argv, options,
                   "usage: mpirun -np N starft dist-selftest [options]\n"
                   "Checks the distributed runtime across all ranks; the drills make one rank misbehave.");
@@ -37,7 +37,7 @@ int run(int argc, char** argv) {
   check(steps >= 1, "--steps must be >= 1, got ", steps);
   check(signal_step >= 0, "--signal-step must be >= 0, got ", signal_step);
 
-  dist::ScopedRuntime runtime(dist::runtime_options(*vm));
+  distributed::ScopedRuntime runtime(distributed::runtime_options(*vm));
   const int rank = runtime->rank(), size = runtime->size();
   for (int r : {fail_rank, skip_rank, signal_rank}) {
     check(r < size, "drill rank ", r, " is not a rank of this job of ", size, " ranks");
@@ -46,7 +46,7 @@ int run(int argc, char** argv) {
 
   // Every collective, with values each rank can predict.
   auto x = torch::full({1000}, static_cast<float>(rank + 1));
-  comm.all_reduce(x, dist::ReduceOp::Sum, "selftest_all_reduce");
+  comm.all_reduce(x, distributed::ReduceOp::Sum, "selftest_all_reduce");
   check(x.eq(size * (size + 1) / 2.0f).all().item<bool>(), "rank ", rank, ": all-reduce gave ", x[0].item<float>(),
         ", expected ", size * (size + 1) / 2);
   auto gathered = comm.all_gather(torch::full({2}, static_cast<int64_t>(rank), torch::kLong), "selftest_all_gather");
@@ -62,9 +62,9 @@ int run(int argc, char** argv) {
   // Training-like steps: every rank sees different data, the gradients are averaged.
   torch::manual_seed(1000 + rank);  // different initial weights: GradSync broadcasts rank 0's
   torch::nn::Linear model(64, 16);
-  dist::GradSyncOptions sync_options;
+  distributed::GradSyncOptions sync_options;
   sync_options.check_every = 1;
-  dist::GradSync sync(model->named_parameters(), comm, sync_options);
+  distributed::GradSync sync(model->named_parameters(), comm, sync_options);
   torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1));
   for (int step = 0; step < steps; ++step) {
     if (step == 1 && rank == fail_rank) {

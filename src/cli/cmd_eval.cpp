@@ -10,7 +10,7 @@
 #include "clip/weights.h"
 #include "common/error.h"
 #include "common/precision.h"
-#include "dist/runtime.h"
+#include "distributed/runtime.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
 #include "eval/wise.h"
@@ -70,7 +70,7 @@ int run_eval(int argc, char** argv) {
        "(amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16)")
       ("out", po::value<std::string>()->default_value("eval"), "directory for results.json and results.md (rank 0)");
   po::options_description runtime("distributed runtime");
-  dist::add_runtime_options(runtime);
+  distributed::add_runtime_options(runtime);
   opts.add(runtime);
   auto vm = parse(argc, argv, opts,
                   "usage: starft eval --weights W --store S1,S2,... --vocab BPE [options]   (alone, or under mpirun/srun)\n"
@@ -101,7 +101,7 @@ int run_eval(int argc, char** argv) {
   check(!fs::exists(out) || fs::is_directory(out), "--out ", out, ": exists and is not a directory");
   check_precision_text((*vm)["precision"].as<std::string>());
 
-  dist::ScopedRuntime rt(dist::runtime_options(*vm));
+  distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
   torch::Device device(torch::kCPU);
   const auto device_arg = (*vm)["device"].as<std::string>();
   if (device_arg != "cpu") {

@@ -5,7 +5,7 @@
 #include "cli/command.h"
 #include "cli/train_options.h"
 #include "common/error.h"
-#include "dist/runtime.h"
+#include "distributed/runtime.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
@@ -21,7 +21,7 @@ int run_train(int argc, char** argv) {
       "pre-trains one from random initialisation with the contrastive loss on the store's captions\n"
       "(mode pretrain). Every option below is also an INI key: `batch-size = 512`.");
   if (!vm) return 0;
-  dist::ScopedRuntime rt(dist::runtime_options(*vm));
+  distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
   const torch::Device device = run_device(config.device, *rt);
   train::Trainer trainer(config, rt->comm_for(device), device);
   trainer.run();

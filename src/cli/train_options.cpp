@@ -9,7 +9,7 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
   auto fields = train::train_options(config);
   if (!extra.options().empty()) fields.add(extra);
   po::options_description runtime("distributed runtime");
-  dist::add_runtime_options(runtime);
+  distributed::add_runtime_options(runtime);
   fields.add(runtime);
   po::options_description all;
   train::add_config_option(all);
@@ -19,7 +19,7 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
   return vm;
 }
 
-torch::Device run_device(const std::string& device, const dist::Runtime& runtime) {
+torch::Device run_device(const std::string& device, const distributed::Runtime& runtime) {
   if (device == "cpu") return torch::kCPU;
   check(runtime.device().is_cuda(), "--device ", device, ": this rank has no CUDA device (LibTorch ",
         torch::cuda::is_available() ? "sees one but the runtime chose the CPU" : "was built without CUDA or sees no GPU",

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
-#include "dist/runtime.h"
+#include "distributed/runtime.h"
 #include "train/config.h"
 
 namespace starft::cli {
@@ -21,6 +21,6 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
 
 // The device --device asks for on this rank: the CPU, or this rank's CUDA device for `cuda`
 // (`cuda:N` as given). Throws when it asks for CUDA on a rank without one.
-torch::Device run_device(const std::string& device, const dist::Runtime& runtime);
+torch::Device run_device(const std::string& device, const distributed::Runtime& runtime);
 
 }  // namespace starft::cli

@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 
 namespace starft::clip {
@@ -760,20 +761,6 @@ uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-// Writes `content` to `path` via a temporary name and a rename.
-void write_atomically(const fs::path& path, const std::string& content) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("cannot write '", tmp.string(), "': ", std::strerror(errno));
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) fail("cannot write '", tmp.string(), "' (disk full?)");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) fail("cannot rename '", tmp.string(), "' to '", path.string(), "': ", ec.message());
-}
 
 }  // namespace
 
@@ -1090,8 +1077,8 @@ void Tokenizer::save_hf(const std::string& directory) const {
     merges += impl_->tokens[static_cast<size_t>(b)];
     merges += '\n';
   }
-  write_atomically(fs::path(directory) / "vocab.json", vocab);
-  write_atomically(fs::path(directory) / "merges.txt", merges);
+  write_file_atomically((fs::path(directory) / "vocab.json").string(), vocab);
+  write_file_atomically((fs::path(directory) / "merges.txt").string(), merges);
 }
 
 int64_t Tokenizer::sot() const { return impl_->sot; }

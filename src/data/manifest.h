@@ -56,7 +56,4 @@ struct Manifest {
 // "shard-00042.h5"
 std::string shard_file_name(int64_t index);
 
-// Writes `text` to `path` through `path`.tmp, fsync and rename: readers see all or nothing.
-void write_file_atomically(const std::string& path, const std::string& text);
-
 }  // namespace starft::data

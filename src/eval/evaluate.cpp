@@ -14,7 +14,7 @@
 #include "data/loader.h"
 #include "data/store.h"
 #include "eval/zeroshot_head.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 namespace starft::eval {
 namespace fs = std::filesystem;
@@ -205,7 +205,7 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
 
     // The head: class list x template set, shared by stores that ask for the same one.
     const std::string templates = spec.templates.empty() ? options.templates : spec.templates;
-    if (!template_sets.count(templates)) template_sets[templates] = train::load_templates(templates);
+    if (!template_sets.count(templates)) template_sets[templates] = data::load_templates(templates);
     std::string classnames = spec.classnames.empty() ? options.classnames : spec.classnames;
     if (classnames == kOwnClasses) classnames.clear();
     const bool own = classnames.empty();
@@ -264,7 +264,7 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
   }
 }
 
-EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokenizer, dist::Communicator& comm) {
+EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokenizer, distributed::Communicator& comm) {
   torch::NoGradGuard no_grad;
   EvalModeGuard eval_mode(*model);
   const torch::Device device = model->device();
@@ -309,7 +309,7 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
     StoreResult r;
     r.seconds = now_s() - t0;
     auto cpu = torch::tensor({cpu_s() - c0}, torch::kDouble).to(device);
-    comm.all_reduce(cpu, dist::ReduceOp::Sum, "eval_cpu_seconds");
+    comm.all_reduce(cpu, distributed::ReduceOp::Sum, "eval_cpu_seconds");
     r.cpu_seconds = cpu.item<double>();
     r.name = t->spec.name;
     r.store = t->spec.store;
@@ -331,7 +331,7 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
 }
 
 EvalResults evaluate(clip::CLIP& model, const clip::Tokenizer& tokenizer, const std::vector<EvalSpec>& specs,
-                     dist::Communicator& comm, const EvalOptions& options) {
+                     distributed::Communicator& comm, const EvalOptions& options) {
   Evaluator evaluator(specs, options);
   return evaluator.evaluate(model, tokenizer, comm);
 }

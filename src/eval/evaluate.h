@@ -28,7 +28,7 @@
 
 #include "clip/model.h"
 #include "clip/tokenizer.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "eval/class_map.h"
 #include "eval/metrics.h"
 
@@ -104,7 +104,7 @@ class Evaluator {
 
   // Scores `model` (as it is now; eval mode for the call, no gradient) on every store.
   // Collective over `comm`, whose tensors live on the model's device (MPI: CPU; NCCL: CUDA).
-  EvalResults evaluate(clip::CLIP& model, const clip::Tokenizer& tokenizer, dist::Communicator& comm);
+  EvalResults evaluate(clip::CLIP& model, const clip::Tokenizer& tokenizer, distributed::Communicator& comm);
 
   size_t stores() const;
   const std::vector<std::string>& names() const { return names_; }
@@ -120,6 +120,6 @@ class Evaluator {
 
 // One-shot form: Evaluator(specs, options).evaluate(model, tokenizer, comm).
 EvalResults evaluate(clip::CLIP& model, const clip::Tokenizer& tokenizer, const std::vector<EvalSpec>& specs,
-                     dist::Communicator& comm, const EvalOptions& options = {});
+                     distributed::Communicator& comm, const EvalOptions& options = {});
 
 }  // namespace starft::eval

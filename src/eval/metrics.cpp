@@ -77,9 +77,9 @@ void Counts::add(const torch::Tensor& predictions, const torch::Tensor& labels, 
   group_correct_ += torch::bincount(grp, hit, G).to(torch::kLong);
 }
 
-void Counts::all_reduce(dist::Communicator& comm, const torch::Device& device) {
+void Counts::all_reduce(distributed::Communicator& comm, const torch::Device& device) {
   auto flat = torch::cat({class_correct_, class_total_, group_correct_, group_total_}).to(device).contiguous();
-  comm.all_reduce(flat, dist::ReduceOp::Sum, "eval_counts");
+  comm.all_reduce(flat, distributed::ReduceOp::Sum, "eval_counts");
   flat = flat.cpu();
   const int64_t C = classes(), G = groups();
   class_correct_ = flat.narrow(0, 0, C).clone();

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace starft::eval {
 
@@ -38,7 +38,7 @@ class Counts {
   void add(const torch::Tensor& predictions, const torch::Tensor& labels, const torch::Tensor& groups = {});
   // Sums the counts of every rank of `comm` (one all-reduce); collective. Tensors are moved to
   // `device` for the operation (the communicator's device: CPU for MPI, CUDA for NCCL).
-  void all_reduce(dist::Communicator& comm, const torch::Device& device = torch::kCPU);
+  void all_reduce(distributed::Communicator& comm, const torch::Device& device = torch::kCPU);
 
   int64_t classes() const { return class_total_.numel(); }
   int64_t groups() const { return group_total_.numel(); }

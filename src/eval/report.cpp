@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "data/manifest.h"
 
 namespace starft::eval {
 namespace {
@@ -126,9 +126,9 @@ std::string write_report(const std::string& dir, const std::vector<ReportRow>& r
   std::filesystem::create_directories(dir, ec);
   check(!ec, "--out ", dir, ": cannot create the directory (", ec.message(), ")");
   const std::string md = report_markdown(rows);
-  data::write_file_atomically((std::filesystem::path(dir) / "results.json").string(),
+  write_file_atomically((std::filesystem::path(dir) / "results.json").string(),
                               report_json(rows, run).dump(2) + "\n");
-  data::write_file_atomically((std::filesystem::path(dir) / "results.md").string(), md);
+  write_file_atomically((std::filesystem::path(dir) / "results.md").string(), md);
   return md;
 }
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "common/error.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 namespace starft::eval {
 namespace {
@@ -22,7 +22,7 @@ torch::Tensor embed_classes(clip::CLIP& model, const clip::Tokenizer& tokenizer,
   std::vector<std::string> texts;
   texts.reserve((end - begin) * T);
   for (int64_t c = begin; c < end; ++c) {
-    for (const auto& t : templates) texts.push_back(train::apply_template(t, class_names[c]));
+    for (const auto& t : templates) texts.push_back(data::apply_template(t, class_names[c]));
   }
   std::vector<torch::Tensor> features;
   for (size_t i = 0; i < texts.size(); i += batch_size) {
@@ -45,7 +45,7 @@ EvalModeGuard::~EvalModeGuard() { module_.train(was_training_); }
 
 torch::Tensor class_embeddings(clip::CLIP& model, const clip::Tokenizer& tokenizer,
                                const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
-                               const HeadOptions& options, dist::Communicator* comm) {
+                               const HeadOptions& options, distributed::Communicator* comm) {
   check(!class_names.empty(), "zero-shot head: no class names");
   check(!templates.empty(), "zero-shot head: no templates");
   check(options.text_batch_size > 0, "zero-shot head: the text batch size must be positive, got ",
@@ -72,7 +72,7 @@ torch::Tensor class_embeddings(clip::CLIP& model, const clip::Tokenizer& tokeniz
 
 torch::Tensor zeroshot_head(clip::CLIP& model, const clip::Tokenizer& tokenizer,
                             const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
-                            const HeadOptions& options, dist::Communicator* comm) {
+                            const HeadOptions& options, distributed::Communicator* comm) {
   auto w = class_embeddings(model, tokenizer, class_names, templates, options, comm);
   torch::NoGradGuard no_grad;
   return model->logit_scale.detach().exp().to(torch::kFloat) * w;

@@ -12,7 +12,7 @@
 
 #include "clip/model.h"
 #include "clip/tokenizer.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace starft::eval {
 
@@ -27,12 +27,12 @@ struct HeadOptions {
 // tensors must live on the model's device.
 torch::Tensor class_embeddings(clip::CLIP& model, const clip::Tokenizer& tokenizer,
                                const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
-                               const HeadOptions& options = {}, dist::Communicator* comm = nullptr);
+                               const HeadOptions& options = {}, distributed::Communicator* comm = nullptr);
 
 // exp(logit_scale) * class_embeddings(...): [C, D].
 torch::Tensor zeroshot_head(clip::CLIP& model, const clip::Tokenizer& tokenizer,
                             const std::vector<std::string>& class_names, const std::vector<std::string>& templates,
-                            const HeadOptions& options = {}, dist::Communicator* comm = nullptr);
+                            const HeadOptions& options = {}, distributed::Communicator* comm = nullptr);
 
 // Logits [N, C] of images [N, 3, S, S] against a head [C, D]: norm(f_img(x)) @ head^T. No gradient.
 torch::Tensor head_logits(clip::CLIP& model, const torch::Tensor& images, const torch::Tensor& head);

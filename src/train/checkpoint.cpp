@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "clip/weights.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "data/manifest.h"
 
 namespace starft::train {
 
@@ -28,7 +28,7 @@ std::optional<int64_t> step_of(const fs::path& dir) {
 }
 
 void write_json_file(const fs::path& path, const nlohmann::json& j) {
-  data::write_file_atomically(path.string(), j.dump(2) + "\n");
+  write_file_atomically(path.string(), j.dump(2) + "\n");
 }
 
 // Moves the complete directory `tmp` to `final_dir` (replacing a directory there: the old one is

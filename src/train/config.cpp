@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "common/precision.h"
 #include "data/manifest.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 namespace starft::train {
 
@@ -280,7 +280,7 @@ void validate(const TrainConfig& c, int world_size) {
     check(!manifest.class_names.empty(), "--store ", c.store, ": the manifest lists no class names");
     check(c.caption_template.find("{}") != std::string::npos, "--caption-template '", c.caption_template,
           "' has no {} where the class name goes");
-    if (c.uses_regulariser()) load_templates(c.spurious_pool);  // throws for an unknown pool or a bad file
+    if (c.uses_regulariser()) data::load_templates(c.spurious_pool);  // throws for an unknown pool or a bad file
   }
 
   check(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);

@@ -64,7 +64,7 @@ bool EpochEval::due(int64_t epoch) const {
   return every_ > 0 && ((epoch + 1) % every_ == 0 || epoch + 1 == epochs_);
 }
 
-EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& tokenizer, dist::Communicator& comm,
+EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& tokenizer, distributed::Communicator& comm,
                                   int64_t step, int64_t epoch, const safetensors::TensorMap& head) {
   Outcome out;
   out.results = evaluator_->evaluate(model, tokenizer, comm);  // restores the model's mode

@@ -20,7 +20,7 @@
 #include "clip/model.h"
 #include "clip/safetensors.h"
 #include "clip/tokenizer.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "eval/evaluate.h"
 #include "train/config.h"
 
@@ -42,7 +42,7 @@ class EpochEval {
   };
   // Evaluates `model` (collective over `comm`), then reports and keeps the best on rank 0 (see
   // above); `head` is the CE head saved beside the best weights (empty without one).
-  Outcome run(clip::CLIP& model, const clip::Tokenizer& tokenizer, dist::Communicator& comm, int64_t step,
+  Outcome run(clip::CLIP& model, const clip::Tokenizer& tokenizer, distributed::Communicator& comm, int64_t step,
               int64_t epoch, const safetensors::TensorMap& head);
 
   std::optional<double> best_value() const { return best_value_; }

@@ -8,8 +8,9 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "data/hdf5_tensor.h"
 #include "data/loader.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 #include "train/text_encoder.h"
 
 namespace starft::train {
@@ -18,86 +19,6 @@ namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 
 namespace {
-
-// IEEE half as an HDF5 type (1.10 has no predefined one); h5py reads it as float16.
-h5::Handle half_type() {
-  auto guard = h5::lock();
-  h5::Handle t(H5Tcopy(H5T_IEEE_F32LE));
-  h5::check(t.get(), "HDF5 float16 type");
-  h5::check(H5Tset_fields(t.get(), 15, 10, 5, 0, 10), "HDF5 float16 type");
-  h5::check(H5Tset_size(t.get(), 2), "HDF5 float16 type");
-  h5::check(H5Tset_ebias(t.get(), 15), "HDF5 float16 type");
-  return t;
-}
-
-h5::Handle file_type(bool float16) {
-  if (float16) return half_type();
-  auto guard = h5::lock();
-  return h5::Handle(H5Tcopy(H5T_IEEE_F32LE));
-}
-
-h5::Handle create_dataset(hid_t file, const std::string& name, const std::vector<hsize_t>& dims, hid_t type) {
-  auto guard = h5::lock();
-  h5::Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-  h5::Handle ds(H5Dcreate2(file, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  h5::check(ds.get(), "HDF5 dataset '" + name + "'");
-  return ds;
-}
-
-// Writes the whole of a contiguous CPU tensor (float16/float32/int64) to a dataset of its shape.
-void write_tensor(hid_t file, const std::string& name, const torch::Tensor& t, bool float16) {
-  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-  auto guard = h5::lock();
-  h5::Handle type = t.scalar_type() == torch::kLong ? h5::Handle(H5Tcopy(H5T_STD_I64LE)) : file_type(float16);
-  auto ds = create_dataset(file, name, dims, type.get());
-  auto data = t.scalar_type() == torch::kLong ? t.contiguous() : t.to(float16 ? torch::kHalf : torch::kFloat).contiguous();
-  if (data.numel() > 0) {
-    h5::check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data_ptr()),
-              "HDF5 dataset '" + name + "'");
-  }
-}
-
-// Reads a whole dataset as float32 (stored float16 or float32) or int64.
-torch::Tensor read_tensor(hid_t file, const std::string& name, const std::string& path, torch::ScalarType as) {
-  auto guard = h5::lock();
-  auto ds = h5::open_dataset(file, name, path);
-  auto dims = h5::shape(ds.get());
-  std::vector<int64_t> sizes(dims.begin(), dims.end());
-  if (as == torch::kLong) {
-    auto out = torch::empty(sizes, torch::kLong);
-    if (out.numel() > 0) {
-      h5::check(H5Dread(ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()),
-                "HDF5 file " + path + ": dataset '" + name + "'");
-    }
-    return out;
-  }
-  h5::Handle stored(H5Dget_type(ds.get()));
-  const bool half = H5Tget_size(stored.get()) == 2;
-  auto out = torch::empty(sizes, half ? torch::kHalf : torch::kFloat);
-  h5::Handle mem = half ? half_type() : h5::Handle(H5Tcopy(H5T_NATIVE_FLOAT));
-  if (out.numel() > 0) {
-    h5::check(H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()),
-              "HDF5 file " + path + ": dataset '" + name + "'");
-  }
-  return out.to(torch::kFloat);
-}
-
-void write_double(hid_t file, const std::string& name, double value) {
-  auto guard = h5::lock();
-  h5::Handle space(H5Screate(H5S_SCALAR));
-  h5::Handle ds(H5Dcreate2(file, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
-  h5::check(ds.get(), "HDF5 dataset '" + name + "'");
-  h5::check(H5Dwrite(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value), "HDF5 dataset '" + name + "'");
-}
-
-double read_double(hid_t file, const std::string& name, const std::string& path) {
-  auto guard = h5::lock();
-  auto ds = h5::open_dataset(file, name, path);
-  double v = 0;
-  h5::check(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v),
-            "HDF5 file " + path + ": dataset '" + name + "'");
-  return v;
-}
 
 std::string part_path(const std::string& path, int rank, int size) {
   return path + ".part-" + std::to_string(rank) + "-of-" + std::to_string(size);
@@ -205,14 +126,14 @@ data::AugmentOptions teacher_view(const clip::CLIP& teacher) {
 }
 
 std::string class_caption(const std::string& caption_template, const std::string& class_name) {
-  return apply_template(caption_template, class_name);
+  return data::apply_template(caption_template, class_name);
 }
 
 // ---- building -----------------------------------------------------------------------------
 
 void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const data::Store& store,
                          const clip::Tokenizer& tokenizer, const std::vector<std::string>& pool,
-                         const CacheBuildOptions& options, dist::Communicator& comm) {
+                         const CacheBuildOptions& options, distributed::Communicator& comm) {
   const int rank = comm.rank(), world = comm.size();
   const auto& manifest = store.manifest();
   const int64_t C = static_cast<int64_t>(manifest.class_names.size());
@@ -256,7 +177,7 @@ void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const dat
     std::vector<std::string> texts;
     for (size_t i = begin; i < std::min(pairs.size(), begin + options.batch_size); ++i) {
       const int64_t c = pairs[i] / T, t = pairs[i] % T;
-      texts.push_back(apply_template(pool[t], class_caption(options.caption_template, manifest.class_names[c])));
+      texts.push_back(data::apply_template(pool[t], class_caption(options.caption_template, manifest.class_names[c])));
     }
     text_feats.push_back(F::normalize(encoder.encode(teacher, texts), F::NormalizeFuncOptions().dim(-1)).cpu());
   }
@@ -270,10 +191,10 @@ void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const dat
     {
       auto guard = h5::lock();
       auto file = h5::create(tmp);
-      write_tensor(file.get(), "image_features", image_feats, options.float16);
-      write_tensor(file.get(), "image_indices", image_idx, false);
-      write_tensor(file.get(), "prompt_features", prompt_feats, options.float16);
-      write_tensor(file.get(), "prompt_indices", prompt_idx, false);
+      h5::write_tensor(file.get(), "image_features", image_feats, options.float16);
+      h5::write_tensor(file.get(), "image_indices", image_idx, false);
+      h5::write_tensor(file.get(), "prompt_features", prompt_feats, options.float16);
+      h5::write_tensor(file.get(), "prompt_indices", prompt_idx, false);
       h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "HDF5 flush " + tmp);
     }
     fs::rename(tmp, part);
@@ -288,10 +209,10 @@ void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const dat
       const std::string p = part_path(path, r, world);
       auto guard = h5::lock();
       auto file = h5::open_read(p);
-      auto fi = read_tensor(file.get(), "image_features", p, torch::kFloat);
-      auto ii = read_tensor(file.get(), "image_indices", p, torch::kLong);
-      auto fp = read_tensor(file.get(), "prompt_features", p, torch::kFloat);
-      auto ip = read_tensor(file.get(), "prompt_indices", p, torch::kLong);
+      auto fi = h5::read_tensor(file.get(), "image_features", p, torch::kFloat);
+      auto ii = h5::read_tensor(file.get(), "image_indices", p, torch::kLong);
+      auto fp = h5::read_tensor(file.get(), "prompt_features", p, torch::kFloat);
+      auto ip = h5::read_tensor(file.get(), "prompt_indices", p, torch::kLong);
       if (ii.numel()) all_images.index_copy_(0, ii, fi);
       if (ip.numel()) all_prompts.index_copy_(0, ip, fp);
       for (int64_t i = 0; i < ii.numel(); ++i) seen_images[ii.data_ptr<int64_t>()[i]] = 1;
@@ -304,10 +225,10 @@ void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const dat
     {
       auto guard = h5::lock();
       auto file = h5::create(tmp);
-      write_tensor(file.get(), "image_features", all_images, options.float16);
-      write_tensor(file.get(), "prompt_features", all_prompts.view({C, T, D}), options.float16);
+      h5::write_tensor(file.get(), "image_features", all_images, options.float16);
+      h5::write_tensor(file.get(), "prompt_features", all_prompts.view({C, T, D}), options.float16);
       h5::write_strings(file.get(), "templates", pool);
-      write_double(file.get(), "teacher_scale", teacher->logit_scale.exp().item<double>());
+      h5::write_double(file.get(), "teacher_scale", teacher->logit_scale.exp().item<double>());
       h5::write_attribute(file.get(), "format_version", static_cast<long long>(kTeacherCacheVersion));
       h5::write_attribute(file.get(), "fingerprint", fingerprint.to_json().dump());
       h5::write_attribute(file.get(), "dtype", std::string(options.float16 ? "float16" : "float32"));
@@ -346,14 +267,14 @@ TeacherCache::TeacherCache(const std::string& path) : path_(path) {
     h5::Handle type(H5Dget_type(images_.get()));
     float16_ = H5Tget_size(type.get()) == 2;
   }
-  prompt_features_ = read_tensor(file_.get(), "prompt_features", path, torch::kFloat);
+  prompt_features_ = h5::read_tensor(file_.get(), "prompt_features", path, torch::kFloat);
   check(prompt_features_.dim() == 3 && prompt_features_.size(2) == static_cast<int64_t>(dims[1]), "teacher cache ",
         path, ": prompt_features must be [C, T, D] with the D of image_features");
   auto tpl = h5::open_dataset(file_.get(), "templates", path);
   templates_ = h5::read_strings(tpl.get(), 0, h5::shape(tpl.get())[0]);
   check(static_cast<int64_t>(templates_.size()) == prompt_features_.size(1), "teacher cache ", path,
         ": ", templates_.size(), " templates but prompt_features has ", prompt_features_.size(1));
-  teacher_scale_ = read_double(file_.get(), "teacher_scale", path);
+  teacher_scale_ = h5::read_double(file_.get(), "teacher_scale", path);
 }
 
 TeacherCache::~TeacherCache() {
@@ -395,7 +316,7 @@ torch::Tensor TeacherCache::image_features(const torch::Tensor& indices) const {
     }
     hsize_t mdims[2] = {static_cast<hsize_t>(n), static_cast<hsize_t>(D)};
     h5::Handle mem(H5Screate_simple(2, mdims, nullptr));
-    h5::Handle type = float16_ ? half_type() : h5::Handle(H5Tcopy(H5T_NATIVE_FLOAT));
+    h5::Handle type = float16_ ? h5::half_type() : h5::Handle(H5Tcopy(H5T_NATIVE_FLOAT));
     h5::check(H5Dread(images_.get(), type.get(), mem.get(), space.get(), H5P_DEFAULT, out.data_ptr()),
               "teacher cache " + path_ + ": reading image_features");
   }

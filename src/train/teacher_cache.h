@@ -23,7 +23,7 @@
 #include "data/hdf5.h"
 #include "data/manifest.h"
 #include "data/store.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace starft::train {
 
@@ -72,7 +72,7 @@ struct CacheBuildOptions {
 // (temporary name, then rename) and removes the parts. `teacher` should be in eval mode.
 void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const data::Store& store,
                          const clip::Tokenizer& tokenizer, const std::vector<std::string>& pool,
-                         const CacheBuildOptions& options, dist::Communicator& comm);
+                         const CacheBuildOptions& options, distributed::Communicator& comm);
 
 class TeacherCache {
  public:

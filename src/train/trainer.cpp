@@ -8,13 +8,14 @@
 #include <sstream>
 
 #include "clip/weights.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "data/manifest.h"
-#include "dist/all_gather.h"
-#include "dist/stop_signal.h"
+#include "distributed/all_gather.h"
+#include "distributed/stop_signal.h"
 #include "eval/zeroshot_head.h"
 #include "train/losses.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 namespace starft::train {
 
@@ -63,7 +64,7 @@ std::string format_duration(double s) {
 
 }  // namespace
 
-Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device device)
+Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, torch::Device device)
     : config_(std::move(config)), comm_(comm), device_(device), rank_(comm.rank()), world_(comm.size()) {
   validate(config_, world_);
   if (config_.pretrain() && config_.regulariser != "none") {
@@ -90,7 +91,7 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device dev
       class_captions_.push_back(class_caption(config_.caption_template, name));
     }
   }
-  if (config_.uses_regulariser()) pool_ = load_templates(config_.spurious_pool);
+  if (config_.uses_regulariser()) pool_ = data::load_templates(config_.spurious_pool);
   setup_model();
   setup_teacher();  // the fingerprint is computed from the zero-shot weights, before any resume
   setup_head();
@@ -144,10 +145,10 @@ Trainer::Trainer(TrainConfig config, dist::Communicator& comm, torch::Device dev
     tensors.push_back(p);
     names.push_back(name);
   }
-  dist::GradSyncOptions gs;
+  distributed::GradSyncOptions gs;
   gs.bucket_bytes = static_cast<int64_t>(config_.bucket_mib * (1 << 20));
   gs.first_bucket_bytes = std::min<int64_t>(gs.first_bucket_bytes, gs.bucket_bytes);
-  grad_sync_ = std::make_unique<dist::GradSync>(tensors, comm_, gs, names);
+  grad_sync_ = std::make_unique<distributed::GradSync>(tensors, comm_, gs, names);
 }
 
 Trainer::~Trainer() = default;
@@ -197,7 +198,7 @@ void Trainer::setup_head() {
   if (config_.loss != "ce") return;
   // W = s0 * zero-shot classifier, b = 0 (method.md); s0 is the zero-shot model's scale.
   // The same head as evaluation's (eval/zeroshot_head.h), classes split over the ranks.
-  const auto templates = load_templates(config_.head_templates);
+  const auto templates = data::load_templates(config_.head_templates);
   head_weight_ = eval::zeroshot_head(model_, *tokenizer_, store_->manifest().class_names, templates, {}, &comm_)
                      .detach()
                      .clone();
@@ -248,7 +249,7 @@ void Trainer::resume_or_start() {
   }
   if (rank_ == 0) {
     fs::create_directories(config_.run_dir);
-    data::write_file_atomically((fs::path(config_.run_dir) / "config.ini").string(), state_.config_ini);
+    write_file_atomically((fs::path(config_.run_dir) / "config.ini").string(), state_.config_ini);
     // metrics.jsonl continues from the checkpoint: lines of steps after it (from a run that went
     // on past its last checkpoint) are dropped.
     const fs::path metrics = fs::path(config_.run_dir) / "metrics.jsonl";
@@ -264,7 +265,7 @@ void Trainer::resume_or_start() {
         }
       }
     }
-    data::write_file_atomically(metrics.string(), kept);
+    write_file_atomically(metrics.string(), kept);
     metrics_.open(metrics, std::ios::app);
     check(static_cast<bool>(metrics_), "cannot append to ", metrics.string());
   }
@@ -280,7 +281,7 @@ std::vector<std::string> Trainer::captions(const data::Batch& batch) const {
 
 torch::Tensor Trainer::gather(const torch::Tensor& x, bool with_grad, const std::string& name) {
   if (world_ == 1) return x;
-  if (with_grad) return dist::all_gather_with_grad(x, comm_, name);
+  if (with_grad) return distributed::all_gather_with_grad(x, comm_, name);
   return comm_.all_gather(x.contiguous(), name);
 }
 
@@ -299,9 +300,9 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
   if (config_.uses_regulariser()) {
     const auto* idx = batch.indices.data_ptr<int64_t>();
     for (int64_t i = 0; i < b; ++i) {
-      tpl.push_back(draw_template(static_cast<uint64_t>(config_.seed), epoch, step, idx[i],
+      tpl.push_back(data::draw_template(static_cast<uint64_t>(config_.seed), epoch, step, idx[i],
                                   static_cast<int64_t>(pool_.size())));
-      texts.push_back(apply_template(pool_[tpl.back()], caps[i]));
+      texts.push_back(data::apply_template(pool_[tpl.back()], caps[i]));
     }
   }
   torch::Tensor text_features = texts.empty() ? torch::Tensor() : normalize(student_text_->encode(model_, texts));
@@ -351,7 +352,7 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
   // Every rank learns every rank's values, so a NaN anywhere stops all ranks at this step,
   // before any parameter changes.
   auto values = torch::stack({loss.loss.detach(), loss.contrastive, loss.regulariser}).to(torch::kDouble);
-  comm_.all_reduce(values, dist::ReduceOp::Avg, "step_metrics");
+  comm_.all_reduce(values, distributed::ReduceOp::Avg, "step_metrics");
   auto v = values.cpu();
   m.loss = v[0].item<double>();
   m.contrastive = v[1].item<double>();
@@ -467,7 +468,7 @@ Trainer::Outcome Trainer::run() {
       const bool epoch_end = batch->step + 1 == per_epoch;
       if (state_.step % config_.log_every == 0 || epoch_end) log_progress(m, epoch, batch->step);
       const bool stop_requested = config_.stop_after > 0 && state_.step >= config_.stop_after;
-      const bool signalled = dist::should_stop(comm_);
+      const bool signalled = distributed::should_stop(comm_);
       // Evaluated before the epoch's checkpoint: a run resumed from that checkpoint has had it.
       if (epoch_end && epoch_eval_ && epoch_eval_->due(epoch)) evaluate(epoch);
       if (epoch_end || (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0) ||

@@ -21,8 +21,8 @@
 #include "clip/tokenizer.h"
 #include "data/loader.h"
 #include "data/store.h"
-#include "dist/communicator.h"
-#include "dist/grad_sync.h"
+#include "distributed/communicator.h"
+#include "distributed/grad_sync.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/epoch_eval.h"
@@ -53,7 +53,7 @@ class Trainer {
   // Validates the configuration and sets everything up (model, teacher, optimizer, loader,
   // resume), before any training work; throws starft::Error on a bad configuration or a
   // mismatching teacher cache. Collective over `comm`.
-  Trainer(TrainConfig config, dist::Communicator& comm, torch::Device device = torch::kCPU);
+  Trainer(TrainConfig config, distributed::Communicator& comm, torch::Device device = torch::kCPU);
   ~Trainer();
 
   // Trains to the end of the last epoch, or until --stop-after or a stop signal (then a
@@ -96,7 +96,7 @@ class Trainer {
   safetensors::TensorMap head_tensors() const;  // the CE head (empty without one), on the CPU
 
   TrainConfig config_;
-  dist::Communicator& comm_;
+  distributed::Communicator& comm_;
   torch::Device device_;
   Precision precision_ = Precision::fp32;  // config_.precision resolved for device_
   int rank_ = 0, world_ = 1;
@@ -112,7 +112,7 @@ class Trainer {
   torch::Tensor head_weight_, head_bias_;  // CE head
   NamedParams params_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
-  std::unique_ptr<dist::GradSync> grad_sync_;
+  std::unique_ptr<distributed::GradSync> grad_sync_;
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<TextEncoder> student_text_, teacher_text_;
   std::unique_ptr<EpochEval> epoch_eval_;  // with --eval-stores

@@ -7,13 +7,13 @@
 #include <csignal>
 
 #include "common/error.h"
-#include "dist/all_gather.h"
-#include "dist/param_check.h"
-#include "dist/runtime.h"
-#include "dist/stop_signal.h"
+#include "distributed/all_gather.h"
+#include "distributed/param_check.h"
+#include "distributed/runtime.h"
+#include "distributed/stop_signal.h"
 
 using namespace starft;
-using namespace starft::dist;
+using namespace starft::distributed;
 
 TEST(MpiRuntime, KnowsWhoIsWho) {
   auto& rt = Runtime::get();

@@ -12,14 +12,14 @@
 #include <map>
 
 #include "clip/model.h"
-#include "dist/all_gather.h"
-#include "dist/grad_sync.h"
-#include "dist/runtime.h"
+#include "distributed/all_gather.h"
+#include "distributed/grad_sync.h"
+#include "distributed/runtime.h"
 #include "dist_test_model.h"
 #include "train/losses.h"
 
 using namespace starft;
-using namespace starft::dist;
+using namespace starft::distributed;
 namespace F = torch::nn::functional;
 
 namespace {

@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "clip/weights.h"
-#include "dist/runtime.h"
-#include "dist/thread_communicator.h"
+#include "distributed/runtime.h"
+#include "distributed/thread_communicator.h"
 #include "eval/evaluate.h"
 #include "eval_test_store.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 
 using namespace starft;
 using starft::testing::fixture;
@@ -33,10 +33,10 @@ std::vector<int64_t> counts(const eval::EvalResults& r) {
 }  // namespace
 
 TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
-  auto& comm = dist::Runtime::get().mpi();
+  auto& comm = distributed::Runtime::get().mpi();
   // Each rank writes the same stores into its own scratch directory (same seeds, same pixels).
   starft::testing::EvalStores stores;
-  const std::string classes = train::datasets_dir() + "/classnames/";
+  const std::string classes = data::datasets_dir() + "/classnames/";
   auto specs = eval::parse_eval_specs({stores.fish, stores.subset,
                                        stores.coarse + ":class-map=" + classes + "example-fish-map.tsv",
                                        stores.birds + ":classnames=store:templates=waterbirds"});
@@ -52,7 +52,7 @@ TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
   const auto distributed = evaluator.evaluate(model, tokenizer, comm);
   EXPECT_EQ(distributed.ranks, comm.size());
 
-  dist::ThreadGroup alone(1);
+  distributed::ThreadGroup alone(1);
   const auto single = evaluator.evaluate(model, tokenizer, alone.comm(0));
   EXPECT_EQ(single.ranks, 1);
   EXPECT_EQ(counts(distributed), counts(single));
@@ -64,8 +64,8 @@ TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
   // Every rank holds the same results: the largest and the smallest count over ranks agree.
   auto mine = torch::tensor(counts(distributed), torch::kLong);
   auto high = mine.clone(), low = -mine;
-  comm.all_reduce(high, dist::ReduceOp::Max, "test_eval_max");
-  comm.all_reduce(low, dist::ReduceOp::Max, "test_eval_min");
+  comm.all_reduce(high, distributed::ReduceOp::Max, "test_eval_max");
+  comm.all_reduce(low, distributed::ReduceOp::Max, "test_eval_min");
   EXPECT_TRUE(torch::equal(high, mine));
   EXPECT_TRUE(torch::equal(-low, mine));
 }

@@ -6,7 +6,7 @@
 
 #include <cstdio>
 
-#include "dist/runtime.h"
+#include "distributed/runtime.h"
 
 namespace {
 
@@ -30,10 +30,10 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  starft::dist::RuntimeOptions options;
+  starft::distributed::RuntimeOptions options;
   // A rank that falls out of step with the others ends the run instead of hanging CTest.
   options.comm_timeout_s = 120;
-  auto& runtime = starft::dist::Runtime::start(options, &argc, &argv);
+  auto& runtime = starft::distributed::Runtime::start(options, &argc, &argv);
   if (runtime.rank() != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());
@@ -41,11 +41,11 @@ int main(int argc, char** argv) {
   }
   const int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
   auto any = torch::tensor({failed}, torch::kInt);
-  runtime.mpi().all_reduce(any, starft::dist::ReduceOp::Max, "test_results");
+  runtime.mpi().all_reduce(any, starft::distributed::ReduceOp::Max, "test_results");
   const int any_failed = any.item<int>();
   if (runtime.rank() == 0 && any_failed && !failed) {
     std::fprintf(stderr, "tests failed on another rank (see the [rank N] lines)\n");
   }
-  starft::dist::Runtime::stop();
+  starft::distributed::Runtime::stop();
   return any_failed;
 }

@@ -7,10 +7,10 @@
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "data/store.h"
-#include "dist/runtime.h"
-#include "dist/thread_communicator.h"
+#include "distributed/runtime.h"
+#include "distributed/thread_communicator.h"
 #include "test_util.h"
-#include "train/prompts.h"
+#include "data/templates.h"
 #include "train/teacher_cache.h"
 #include "train_test_store.h"
 
@@ -19,7 +19,7 @@ using namespace starft::train;
 namespace fs = std::filesystem;
 
 TEST(TrainCache, AllRanksBuildTheSameCacheAsOneProcess) {
-  auto& rt = dist::Runtime::get();
+  auto& rt = distributed::Runtime::get();
   auto& comm = rt.mpi();
   auto id = torch::tensor({static_cast<int64_t>(comm.rank() == 0 ? ::getpid() : 0)});
   comm.broadcast(id, 0, "test_dir");
@@ -33,13 +33,13 @@ TEST(TrainCache, AllRanksBuildTheSameCacheAsOneProcess) {
   teacher->eval();
   data::Store store((dir / "store").string());
   auto tokenizer = clip::Tokenizer::load(starft::testing::fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
-  const auto pool = load_templates("quality");
+  const auto pool = data::load_templates("quality");
   CacheBuildOptions o;
   o.batch_size = 4;
   o.workers = 1;
   build_teacher_cache((dir / "all.h5").string(), teacher, store, tokenizer, pool, o, comm);
   if (comm.rank() == 0) {
-    dist::ThreadGroup one(1);
+    distributed::ThreadGroup one(1);
     build_teacher_cache((dir / "one.h5").string(), teacher, store, tokenizer, pool, o, one.comm(0));
     TeacherCache all((dir / "all.h5").string()), single((dir / "one.h5").string());
     EXPECT_EQ(all.fingerprint().to_json(), single.fingerprint().to_json());

@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "clip/weights.h"
-#include "dist/runtime.h"
-#include "dist/stop_signal.h"
+#include "distributed/runtime.h"
+#include "distributed/stop_signal.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -24,7 +24,7 @@ namespace {
 class SharedDir {
  public:
   SharedDir() {
-    auto& comm = dist::Runtime::get().mpi();
+    auto& comm = distributed::Runtime::get().mpi();
     auto id = torch::tensor({static_cast<int64_t>(comm.rank() == 0 ? ::getpid() : 0)});
     comm.broadcast(id, 0, "test_dir");
     path_ = fs::temp_directory_path() / ("starft-mpi-train-" + std::to_string(id.item<int64_t>()));
@@ -32,8 +32,8 @@ class SharedDir {
     comm.barrier("test_dir_created");
   }
   ~SharedDir() {
-    dist::Runtime::get().mpi().barrier("test_dir_done");
-    if (dist::Runtime::get().rank() == 0) fs::remove_all(path_);
+    distributed::Runtime::get().mpi().barrier("test_dir_done");
+    if (distributed::Runtime::get().rank() == 0) fs::remove_all(path_);
   }
   std::string operator/(const std::string& rel) const { return (path_ / rel).string(); }
 
@@ -52,7 +52,7 @@ TrainConfig config_for(const SharedDir& dir, int world) {
 }
 
 void make_store(const SharedDir& dir) {
-  auto& comm = dist::Runtime::get().mpi();
+  auto& comm = distributed::Runtime::get().mpi();
   if (comm.rank() == 0) starft::testing::make_train_store(dir / "store", 18);
   comm.barrier("store_written");
 }
@@ -60,7 +60,7 @@ void make_store(const SharedDir& dir) {
 }  // namespace
 
 TEST(TrainResume, StoppedMidEpochAndResumedEqualsUninterruptedBitwise) {
-  auto& rt = dist::Runtime::get();
+  auto& rt = distributed::Runtime::get();
   SharedDir dir;
   make_store(dir);
   auto c = config_for(dir, rt.size());
@@ -108,7 +108,7 @@ TEST(TrainResume, StoppedMidEpochAndResumedEqualsUninterruptedBitwise) {
 }
 
 TEST(TrainResume, AStopSignalOnOneRankStopsEveryRankAfterACheckpoint) {
-  auto& rt = dist::Runtime::get();
+  auto& rt = distributed::Runtime::get();
   SharedDir dir;
   make_store(dir);
   auto c = config_for(dir, rt.size());

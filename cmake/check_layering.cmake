@@ -1,0 +1,52 @@
+# Refuses an include from a lower module into a higher one (CMakeLists.txt's starft_module()
+# calls define the layers; README "Layout" draws them).
+#
+#   cmake -DROOT=<source tree> -DLAYERS=<layers file> [-DSTAMP=<file written on success>] -P check_layering.cmake
+#
+# The layers file has one line per module: `<name> <folder relative to ROOT> <modules it may
+# include, transitively closed>`. A file of module M may include "M/..." and "X/..." for every X
+# listed after M's folder; an include "Y/..." of any other module Y is an error that names the
+# file, the line and the modules M may use. Includes of names that are not modules (system and
+# third-party headers, "starft/build_config.h") are not checked.
+cmake_minimum_required(VERSION 3.18)
+if(NOT ROOT OR NOT LAYERS)
+  message(FATAL_ERROR "check_layering.cmake: pass -DROOT=<source tree> -DLAYERS=<layers file>")
+endif()
+get_filename_component(ROOT "${ROOT}" ABSOLUTE)
+file(STRINGS "${LAYERS}" lines)
+set(modules)
+foreach(line IN LISTS lines)
+  string(REGEX REPLACE "[ \t]+" ";" fields "${line}")
+  list(POP_FRONT fields name dir)
+  list(APPEND modules ${name})
+  set(dir_${name} ${dir})
+  set(allowed_${name} ${fields})
+endforeach()
+set(errors)
+foreach(m IN LISTS modules)
+  file(GLOB_RECURSE files "${ROOT}/${dir_${m}}/*.h" "${ROOT}/${dir_${m}}/*.cpp")
+  foreach(f IN LISTS files)
+    file(STRINGS "${f}" includes REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+    foreach(inc IN LISTS includes)
+      if(inc MATCHES "\"([A-Za-z0-9_]+)/[^\"]*\"")
+        set(target ${CMAKE_MATCH_1})
+        if(NOT target STREQUAL m AND target IN_LIST modules AND NOT target IN_LIST allowed_${m})
+          file(RELATIVE_PATH rel "${ROOT}" "${f}")
+          string(STRIP "${inc}" inc)
+          string(JOIN ", " may ${allowed_${m}})
+          if(may STREQUAL "")
+            set(may "none")
+          endif()
+          list(APPEND errors "${rel}: `${inc}` reaches up from module ${m} into ${target} (${m} may include only ${may}: move the code down into a lower module, or the include up into a higher one)")
+        endif()
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(errors)
+  list(JOIN errors "\n  " text)
+  message(FATAL_ERROR "starft layering: an include goes against the modules' order\n  ${text}")
+endif()
+if(STAMP)
+  file(WRITE "${STAMP}" "layering ok\n")
+endif()
