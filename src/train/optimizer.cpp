@@ -37,7 +37,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
   for (auto& group : param_groups()) {
     auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
     TORCH_CHECK(!o.amsgrad(), "FusedAdamW: amsgrad is not supported");
-    const float beta1 = static_cast<float>(std::get<0>(o.betas())), beta2 = static_cast<float>(std::get<1>(o.betas()));
+    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       const auto& g = p.grad();
@@ -56,8 +56,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       }
       auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
       s.step(s.step() + 1);
-      const double bc1 = 1 - std::pow(std::get<0>(o.betas()), s.step());
-      const double bc2 = 1 - std::pow(std::get<1>(o.betas()), s.step());
+      const double bc1 = 1 - std::pow(beta1, s.step());
+      const double bc2 = 1 - std::pow(beta2, s.step());
       const bool decay = o.weight_decay() != 0;
       const float decay_factor = static_cast<float>(1 - o.lr() * o.weight_decay());
       const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
@@ -68,8 +68,8 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       float* vd = s.exp_avg_sq().data_ptr<float>();
       const float eps = static_cast<float>(o.eps());
       at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-        adamw_update(pd, gd, md, vd, b, e, decay_factor, decay, beta1, static_cast<float>(1 - std::get<0>(o.betas())),
-                    beta2, static_cast<float>(1 - std::get<1>(o.betas())), sqrt_bc2, eps, neg_step);
+        adamw_update(pd, gd, md, vd, b, e, decay_factor, decay, static_cast<float>(beta1), static_cast<float>(1 - beta1),
+                     static_cast<float>(beta2), static_cast<float>(1 - beta2), sqrt_bc2, eps, neg_step);
       });
     }
   }
