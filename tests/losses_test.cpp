@@ -57,6 +57,50 @@ TEST(FlypLoss, AcceptsAZeroDimensionalScale) {
   EXPECT_TRUE(close(flyp_loss(I, T, I, T, s, 0).reshape({1}), ref("clip_loss")));
 }
 
+TEST(FlypLoss, DistinctCaptionIdsGiveCLIPsLoss) {
+  auto I = ref("I"), T = ref("T"), s = ref("logit_scale");
+  auto ids = torch::arange(I.size(0), torch::kLong) * 7 + 3;
+  EXPECT_TRUE(close(flyp_loss(I, T, I, T, s, 0, ids).reshape({1}), ref("clip_loss")));
+}
+
+// Multi-positive targets (UniCL) against a loop in double precision over the definition:
+// row i's loss is -mean over columns j with id_j == id_i of log softmax_j, in both directions.
+TEST(FlypLoss, RepeatedCaptionsArePositivesWhenIdsAreGiven) {
+  auto I = ref("I").to(torch::kDouble), T = ref("T").to(torch::kDouble);
+  const double scale = ref("logit_scale").item<double>();
+  const int64_t B = I.size(0);
+  std::vector<int64_t> id_list;
+  for (int64_t i = 0; i < B; ++i) id_list.push_back(i % 5 == 0 ? 100 : i % 3);  // groups of several sizes
+  auto ids = torch::tensor(id_list, torch::kLong);
+  auto direction = [&](const torch::Tensor& rows, const torch::Tensor& cols) {
+    auto logp = torch::log_softmax(scale * rows.matmul(cols.t()), 1);
+    double total = 0;
+    for (int64_t i = 0; i < B; ++i) {
+      double sum = 0;
+      int64_t n = 0;
+      for (int64_t j = 0; j < B; ++j)
+        if (id_list[j] == id_list[i]) sum += logp[i][j].item<double>(), ++n;
+      total += -sum / n;
+    }
+    return total / B;
+  };
+  const double expected = (direction(I, T) + direction(T, I)) / 2;
+  auto If = ref("I"), Tf = ref("T");
+  const double got = flyp_loss(If, Tf, If, Tf, ref("logit_scale"), 0, ids).item<double>();
+  EXPECT_NEAR(got, expected, 1e-5 * std::abs(expected));
+  EXPECT_GT(std::abs(got - ref("clip_loss").item<double>()), 1e-3);  // the targets did change the loss
+
+  // split over 2 ranks: the average of the local losses is the global one
+  double average = 0;
+  for (int64_t r = 0; r < 2; ++r) {
+    auto [begin, end] = slice(B, 2, r);
+    average += flyp_loss(If.slice(0, begin, end), Tf.slice(0, begin, end), If, Tf, ref("logit_scale"), begin, ids)
+                   .item<double>() / 2;
+  }
+  EXPECT_NEAR(average, expected, 1e-5 * std::abs(expected));
+  EXPECT_THROW(flyp_loss(If, Tf, If, Tf, ref("logit_scale"), 0, ids.slice(0, 0, B - 1)), starft::Error);
+}
+
 TEST(StarftRegulariser, MatchesTheReferenceValueAndGradients) {
   auto I = leaf(ref("I")), P = leaf(ref("P_student"));
   auto I0 = leaf(ref("I_teacher")), P0 = leaf(ref("P_teacher"));  // gradients must not reach these

@@ -49,6 +49,10 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.section("loss");
   v.field("loss", c.loss, "base loss: flyp (contrastive on captions) or ce (cross-entropy, zero-shot head)");
   v.field("regulariser", c.regulariser, "starft (masked, default), kl (unmasked variant) or none");
+  v.field("duplicate-captions", c.duplicate_captions,
+          "flyp: samples of the global batch with the same caption are negatives of each other (CLIP's "
+          "and FLYP's loss) or positives (UniCL's multi-positive targets; for stores with few distinct "
+          "captions)");
   v.field("lambda", c.lambda, "regulariser weight lambda (>= 0)");
   v.field("lambda-schedule", c.lambda_schedule,
           "constant, or diminishing: lambda * (1 - (epoch + 1) / epochs)");
@@ -251,6 +255,7 @@ void validate(const TrainConfig& c, int world_size) {
   one_of("mode", c.mode, {"finetune", "pretrain"});
   one_of("loss", c.loss, {"flyp", "ce"});
   one_of("regulariser", c.regulariser, {"starft", "kl", "none"});
+  one_of("duplicate-captions", c.duplicate_captions, {"negatives", "positives"});
   one_of("lambda-schedule", c.lambda_schedule, {"constant", "diminishing"});
   one_of("teacher", c.teacher, {"cache", "online"});
   check_precision_text(c.precision, "--precision");

@@ -23,6 +23,7 @@ struct TrainConfig {
   // --- loss
   std::string loss = "flyp";               // flyp | ce
   std::string regulariser = "starft";      // starft | kl | none
+  std::string duplicate_captions = "negatives";  // negatives (CLIP, FLYP) | positives (UniCL's targets)
   double lambda = 0.5;
   std::string lambda_schedule = "diminishing";  // constant | diminishing
   std::string spurious_pool = "backgrounds";    // pool names or files, joined with ','

@@ -47,7 +47,8 @@ torch::Tensor row_cross_entropy(const torch::Tensor& logits, const torch::Tensor
 
 torch::Tensor flyp_loss(const torch::Tensor& image_local, const torch::Tensor& text_local,
                         const torch::Tensor& image_global, const torch::Tensor& text_global,
-                        const torch::Tensor& logit_scale, int64_t offset) {
+                        const torch::Tensor& logit_scale, int64_t offset,
+                        const torch::Tensor& caption_ids_global) {
   constexpr const char* fn = "flyp_loss";
   check_features(fn, "image_local", image_local);
   check_features(fn, "text_local", text_local);
@@ -70,7 +71,16 @@ torch::Tensor flyp_loss(const torch::Tensor& image_local, const torch::Tensor& t
       torch::arange(offset, offset + b, torch::TensorOptions().dtype(torch::kInt64).device(image_local.device()));
   const torch::Tensor per_image = s * at_least_float32(image_local).matmul(at_least_float32(text_global).t());
   const torch::Tensor per_text = s * at_least_float32(text_local).matmul(at_least_float32(image_global).t());
-  return (row_cross_entropy(per_image, targets) + row_cross_entropy(per_text, targets)) / 2;
+  if (!caption_ids_global.defined()) return (row_cross_entropy(per_image, targets) + row_cross_entropy(per_text, targets)) / 2;
+
+  check(caption_ids_global.dim() == 1 && caption_ids_global.size(0) == B, fn, ": caption_ids_global must be [",
+        B, "] (one id per global row), got ", shape(caption_ids_global));
+  const auto ids = caption_ids_global.to(image_local.device(), torch::kInt64);
+  // same [b, B] targets for both directions: equality of captions is symmetric
+  const auto positives = ids.narrow(0, offset, b).unsqueeze(1).eq(ids.unsqueeze(0)).to(per_image.scalar_type());
+  const auto soft = positives / positives.sum(1, true);
+  const auto soft_ce = [&](const torch::Tensor& logits) { return -(soft * torch::log_softmax(logits, 1)).sum(1).mean(); };
+  return (soft_ce(per_image) + soft_ce(per_text)) / 2;
 }
 
 torch::Tensor starft_regulariser(const torch::Tensor& image_local, const torch::Tensor& teacher_image_local,

@@ -16,9 +16,17 @@ namespace starft::train {
 // CE averaged over the local rows. image_local, text_local: [b, D] normalised features;
 // image_global, text_global: [B, D]; logit_scale: s, already exponentiated (0-d or one
 // element, trainable). Samples of the same class are still negatives of each other.
+//
+// caption_ids_global ([B] int64, optional): when given, every column whose caption id equals the
+// row's is a positive (multi-positive targets as in UniCL, Yang et al. 2022, "Unified Contrastive
+// Learning in Image-Text-Label Space"): the target of row i is uniform over those columns, so a
+// batch without repeated captions gives exactly the loss above. For caption sets far smaller
+// than the batch (a synthetic pre-training store), where CLIP's loss would push identical
+// captions apart. Throws for a size that is not [B].
 torch::Tensor flyp_loss(const torch::Tensor& image_local, const torch::Tensor& text_local,
                         const torch::Tensor& image_global, const torch::Tensor& text_global,
-                        const torch::Tensor& logit_scale, int64_t offset);
+                        const torch::Tensor& logit_scale, int64_t offset,
+                        const torch::Tensor& caption_ids_global = {});
 
 // StarFT regulariser (masked = true) or its KL variant (masked = false):
 //   M  = labels_local[:, None] == labels_global[None, :]           (only when masked)

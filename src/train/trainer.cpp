@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "clip/weights.h"
@@ -311,8 +312,15 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
   if (need_captions) {
     auto caption = text_features.narrow(0, 0, b);
     auto caption_global = gather(caption, true, "caption_features");
+    torch::Tensor caption_ids;
+    if (config_.duplicate_captions == "positives") {
+      // libstdc++'s string hash is unseeded, so every rank of one binary gives a caption the same id
+      std::vector<int64_t> ids;
+      for (int64_t i = 0; i < b; ++i) ids.push_back(static_cast<int64_t>(std::hash<std::string>{}(caps[i])));
+      caption_ids = gather(torch::tensor(ids, torch::kLong).to(device_), false, "caption_ids");
+    }
     out.contrastive = flyp_loss(image, caption, image_global, caption_global, model_->logit_scale.exp(),
-                                static_cast<int64_t>(rank_) * b);
+                                static_cast<int64_t>(rank_) * b, caption_ids);
   } else {
     out.contrastive = ce_loss(image, head_weight_, head_bias_, labels);
   }
