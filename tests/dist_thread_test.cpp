@@ -239,6 +239,52 @@ TEST(GradSyncTraining, ThreeRanksMatchOneProcessWithOneBucket) {
 
 TEST(GradSyncTraining, ThreeRanksMatchOneProcessWithDefaultBuckets) { expect_training_matches_one_process(3, {}); }
 
+TEST(GradSyncTraining, RowSparseTokenEmbeddingMatchesOneProcess) {
+  GradSyncOptions o;
+  o.row_sparse = {"token.weight"};
+  expect_training_matches_one_process(2, o);
+  o.bucket_bytes = o.first_bucket_bytes = 1;
+  expect_training_matches_one_process(3, o);
+}
+
+TEST(GradSyncTraining, RowSparseSendsTheUnionOfEachRanksRows) {
+  ThreadGroup group(3, /*comm_timeout_s=*/30);
+  std::vector<torch::Tensor> grads(3);
+  group.run([&](Communicator& comm) {
+    auto table = torch::zeros({6, 2}, torch::requires_grad());
+    auto unused = torch::zeros({4, 2}, torch::requires_grad());
+    GradSyncOptions o;
+    o.row_sparse = {"table", "unused"};
+    GradSync sync({table, unused}, comm, o, {"table", "unused"});
+    for (int step = 0; step < 2; ++step) {
+      table.mutable_grad() = torch::Tensor();
+      // rank r touches row r (weight r + 1) and row 5 (weight 3); rank 2 adds nothing else
+      auto rows = comm.rank() < 2 ? torch::tensor({int64_t{comm.rank()}, int64_t{5}}) : torch::tensor({int64_t{5}});
+      auto weights = comm.rank() < 2 ? torch::tensor({comm.rank() + 1.0f, 3.0f}) : torch::tensor({3.0f});
+      (table.index_select(0, rows).sum(1) * weights).sum().backward();
+      sync.finish();
+    }
+    grads[comm.rank()] = table.grad().clone();
+    EXPECT_FALSE(unused.grad().defined()) << "no rank used it: its gradient stays undefined";
+  });
+  auto expected = torch::zeros({6, 2});
+  expected[0] = 1.0f / 3;
+  expected[1] = 2.0f / 3;
+  expected[5] = 3.0f;
+  for (int r = 0; r < 3; ++r) EXPECT_TRUE(grads[r].equal(expected)) << "rank " << r << ": " << grads[r];
+}
+
+TEST(GradSyncTraining, RowSparseNameMustBeAParameter) {
+  ThreadGroup group(1, /*comm_timeout_s=*/30);
+  group.run([&](Communicator& comm) {
+    GradSyncOptions o;
+    o.row_sparse = {"token_embedding.weight"};
+    auto p = torch::zeros({3, 2}, torch::requires_grad());
+    const auto message = error_of([&] { GradSync sync({p}, comm, o, {"visual.proj"}); });
+    EXPECT_NE(message.find("token_embedding.weight"), std::string::npos) << message;
+  });
+}
+
 TEST(GradSyncTraining, SynchroniseAfterBackwardGivesTheSameResult) {
   GradSyncOptions o;
   o.overlap = false;

@@ -1,5 +1,6 @@
 #include "distributed/grad_sync.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <tuple>
@@ -47,6 +48,15 @@ GradSync::GradSync(const std::vector<torch::Tensor>& parameters, Communicator& c
     check(!p.requires_grad() || p.is_leaf(), "GradSync: ", names_[i],
           " is not a leaf tensor; pass the module's parameters");
   }
+  for (const auto& name : options_.row_sparse) {
+    const auto it = std::find(names_.begin(), names_.end(), name);
+    check(it != names_.end(), "GradSync: row_sparse names '", name, "', which is not among the parameters");
+    const int i = static_cast<int>(it - names_.begin());
+    check(params_[i].dim() == 2, "GradSync: row_sparse parameter ", name, " must be 2-D [rows, width], got ",
+          params_[i].sizes());
+    if (params_[i].requires_grad()) row_sparse_.push_back(i);
+  }
+  row_sparse_grad_.resize(row_sparse_.size());
   build_buckets();
   if (options_.broadcast_parameters) broadcast_parameters();
   ready_.assign(params_.size(), 0);
@@ -57,12 +67,24 @@ GradSync::GradSync(const std::vector<torch::Tensor>& parameters, Communicator& c
     int index = static_cast<int>(i);
     hooks_[i] = params_[i].register_hook([this, index](torch::Tensor grad) { on_gradient(index, grad); });
   }
+  for (size_t k = 0; k < row_sparse_.size(); ++k) {
+    const int i = row_sparse_[k];
+    hooks_[i] = params_[i].register_hook([this, i, k](torch::Tensor grad) {
+      check(grad.layout() == torch::kStrided, "GradSync: ", names_[i], " got a sparse gradient; "
+            "use dense gradients (e.g. Embedding without sparse=true)");
+      std::lock_guard<std::mutex> lock(mutex_);
+      check(!row_sparse_grad_[k].defined(), "GradSync: ", names_[i], " received a second gradient before "
+            "finish(); call finish() after every backward (accumulating several backward passes is not supported)");
+      row_sparse_grad_[k] = grad;
+    });
+  }
 }
 
 GradSync::~GradSync() {
   for (size_t i = 0; i < params_.size(); ++i) {
     if (bucket_of_[i] >= 0) params_[i].remove_hook(hooks_[i]);
   }
+  for (int i : row_sparse_) params_[i].remove_hook(hooks_[i]);
   // Operations still in flight (finish() not called) must not outlive their buffers' users.
   for (auto& b : buckets_) {
     if (b.work) {
@@ -85,6 +107,7 @@ void GradSync::build_buckets() {
   for (int i = n - 1; i >= 0; --i) {
     const auto& p = params_[i];
     if (!p.requires_grad()) continue;
+    if (std::find(row_sparse_.begin(), row_sparse_.end(), i) != row_sparse_.end()) continue;
     auto key = std::make_tuple(static_cast<int>(p.device().type()), static_cast<int>(p.device().index()),
                                static_cast<int>(p.scalar_type()));
     auto it = open.find(key);
@@ -185,6 +208,10 @@ void GradSync::finish() {
     launch_ready_buckets();
   }
   torch::NoGradGuard no_grad;
+  for (size_t k = 0; k < row_sparse_.size(); ++k) {
+    reduce_row_sparse(row_sparse_[k], row_sparse_grad_[k]);
+    row_sparse_grad_[k] = torch::Tensor();
+  }
   for (auto& bucket : buckets_) {
     bucket.work->wait();
     bucket.work.reset();
@@ -208,6 +235,37 @@ void GradSync::finish() {
   next_launch_ = 0;
   ++steps_;
   if (options_.check_every > 0 && steps_ % options_.check_every == 0) check_parameters();
+}
+
+void GradSync::reduce_row_sparse(int param, const torch::Tensor& local) {
+  auto& p = params_[param];
+  const int64_t rows = p.size(0);
+  if (comm_->size() == 1) {  // nothing to average: this backward's gradient, as the buckets give it
+    if (local.defined() && !p.grad().is_same(local)) p.mutable_grad() = local.clone();
+    return;
+  }
+  // [rows] 1 where this rank's gradient row is nonzero (NaN counts), then 1 if it has a gradient
+  auto mask = torch::zeros({rows + 1}, torch::TensorOptions().dtype(torch::kFloat).device(p.device()));
+  if (local.defined()) {
+    mask.narrow(0, 0, rows).copy_(local.ne(0).any(1));
+    mask[rows] = 1;
+  }
+  const std::string name = "row_sparse_" + std::to_string(param);
+  comm_->all_reduce_async(mask, ReduceOp::Max, name + "_rows")->wait();
+  if (mask[rows].item<float>() == 0) return;  // no rank used it: leave its gradient as a single process would
+  const auto index = mask.narrow(0, 0, rows).nonzero().squeeze(1);
+  auto reduced = local.defined() ? local.index_select(0, index)
+                                 : torch::zeros({index.size(0), p.size(1)}, p.options().requires_grad(false));
+  if (reduced.numel() > 0) comm_->all_reduce_async(reduced, ReduceOp::Avg, name + "_values")->wait();
+  auto& grad = p.mutable_grad();
+  if (!grad.defined()) {
+    grad = local.defined() ? local.clone() : torch::zeros_like(p, p.options().requires_grad(false));
+  } else if (local.defined()) {
+    if (!grad.is_same(local)) grad.copy_(local);
+  } else {
+    grad.zero_();
+  }
+  grad.index_copy_(0, index, reduced);
 }
 
 void GradSync::check_parameters() {

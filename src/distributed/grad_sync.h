@@ -25,6 +25,13 @@
 // all-reduce while another rank launches it after (because a parameter is used on one rank
 // only) would otherwise pair the wrong collectives.
 //
+// Row-sparse parameters (GradSyncOptions::row_sparse: a token embedding [V, D], whose gradient
+// is zero outside the rows of the batch's tokens: some 60 of CLIP's 49408) stay out of the
+// buckets. finish() all-reduces a [V] mask of the rows that are nonzero on any rank (maximum),
+// then averages only those rows and writes them into the local gradient, whose other rows are
+// zero on every rank: the same values as the dense all-reduce (the average of zeros is zero),
+// for V + 1 + R x D elements instead of V x D. The demo's text tower sends 25 MiB less per step.
+//
 // At construction the parameters are broadcast from rank 0; every `check_every` steps a cheap
 // checksum confirms that all ranks still hold the same parameters (param_check.h).
 #include <torch/torch.h>
@@ -47,6 +54,9 @@ struct GradSyncOptions {
   // Steps between parameter checksums; 0 turns the check off.
   int64_t check_every = 100;
   bool broadcast_parameters = true;
+  // Names of 2-D parameters synchronised by rows (above), e.g. {"token_embedding.weight"};
+  // each must be among the constructor's names, else the constructor throws.
+  std::vector<std::string> row_sparse;
 };
 
 class GradSync {
@@ -85,6 +95,7 @@ class GradSync {
   void broadcast_parameters();
   void on_gradient(int param, const torch::Tensor& grad);
   void launch_ready_buckets();  // caller holds mutex_
+  void reduce_row_sparse(int param, const torch::Tensor& local);
   torch::Tensor slot(int param) const;
 
   std::unique_ptr<Communicator> comm_;  // a duplicate of the caller's
@@ -96,6 +107,8 @@ class GradSync {
   std::vector<Bucket> buckets_;
   std::mutex mutex_;
   std::vector<char> ready_, used_;
+  std::vector<int> row_sparse_;                // parameter indices, in the options' order
+  std::vector<torch::Tensor> row_sparse_grad_;  // this backward's local gradient of each (or undefined)
   size_t next_launch_ = 0;
   int64_t steps_ = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -149,6 +150,9 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, torch::Dev
   distributed::GradSyncOptions gs;
   gs.bucket_bytes = static_cast<int64_t>(config_.bucket_mib * (1 << 20));
   gs.first_bucket_bytes = std::min<int64_t>(gs.first_bucket_bytes, gs.bucket_bytes);
+  // the token embedding's gradient lives in the rows of the batch's tokens only
+  if (std::find(names.begin(), names.end(), "token_embedding.weight") != names.end())
+    gs.row_sparse = {"token_embedding.weight"};
   grad_sync_ = std::make_unique<distributed::GradSync>(tensors, comm_, gs, names);
 }
 
