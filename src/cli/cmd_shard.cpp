@@ -3,13 +3,11 @@
 // not depend on K.
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "sharding/convert.h"
 #include "sharding/shard_comm.h"
 #include "sharding/sources.h"
@@ -49,30 +47,20 @@ static int run_shard(int argc, char** argv) {
      "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")
     ("threads", po::value(&threads)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")
     ("strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")
-    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out")
-    ("config", po::value<std::vector<std::string>>()->composing(),
-     "INI file(s) of options (`key = value`, keys as the long options, e.g. configs/spurious_fashion.ini); the "
-     "command line wins over a file, an earlier file over a later one");
+    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out");
   sharding::SpuriousFashionConfig generator;
   const auto generator_options = sharding::spurious_fashion_options(generator);
   options.add(generator_options);
-  auto vm = parse(argc, argv, options,
+  // Every option is also an INI key of the --config files (e.g. configs/spurious_fashion.ini).
+  po::options_description all;
+  add_config_option(all);
+  all.add(options);
+  auto vm = parse(argc, argv, all,
                   "usage: starft shard --from folder|csv|waterbirds|fashion-mnist --input PATH --out DIR [options]\n"
                   "       starft shard --from spurious-fashion --config configs/spurious_fashion.ini --out DIR\n"
                   "       (under `mpirun -np K` the K ranks convert in parallel)");
   if (!vm) return 0;
-  if (vm->count("config")) {
-    for (const auto& path : vm->at("config").as<std::vector<std::string>>()) {
-      std::ifstream in(path);
-      check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
-      try {
-        po::store(po::parse_config_file(in, options), *vm);
-      } catch (const po::error& e) {
-        fail("--config ", path, ": ", e.what(), " (keys are the option names of `starft shard --help`)");
-      }
-    }
-    po::notify(*vm);
-  }
+  load_config_files(*vm, options, argv[0]);
   if (kind == "spurious-fashion") {
     if (vm->at("image-size").defaulted()) image_size = generator.image_size;
     generator.image_size = image_size;

@@ -1,6 +1,7 @@
 #include "cli/train_options.h"
 
 #include "common/error.h"
+#include "common/options.h"
 
 namespace starft::cli {
 
@@ -12,10 +13,10 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
   distributed::add_runtime_options(runtime);
   fields.add(runtime);
   po::options_description all;
-  train::add_config_option(all);
+  add_config_option(all);
   all.add(fields);
   auto vm = parse(argc, argv, all, usage);
-  if (vm) train::load_config_files(*vm, fields);
+  if (vm) load_config_files(*vm, fields, argv[0]);
   return vm;
 }
 

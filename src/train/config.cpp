@@ -10,6 +10,7 @@
 
 #include "clip/model.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "common/precision.h"
 #include "data/manifest.h"
 #include "data/templates.h"
@@ -157,16 +158,6 @@ void one_of(const std::string& key, const std::string& value, std::initializer_l
   fail("--", key, ": unknown value '", value, "'; choose one of ", list);
 }
 
-void store_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
-  std::ifstream in(path);
-  check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
-  try {
-    po::store(po::parse_config_file(in, desc), vm);
-  } catch (const po::error& e) {
-    fail("config file ", path, ": ", e.what(), " (keys are the option names of `starft train --help`)");
-  }
-}
-
 }  // namespace
 
 std::string TrainConfig::teacher_cache_path() const {
@@ -179,23 +170,6 @@ po::options_description train_options(TrainConfig& config) {
   visit_fields(config, b);
   b.flush();
   return b.all;
-}
-
-void add_config_option(po::options_description& options) {
-  options.add_options()("config", po::value<std::vector<std::string>>()->composing(),
-                        "INI file(s) of options (`key = value`, keys as the long options); the command line "
-                        "wins over a file, an earlier file over a later one");
-}
-
-void load_config_files(po::variables_map& vm, const po::options_description& fields) {
-  if (vm.count("config")) {
-    for (const auto& path : vm["config"].as<std::vector<std::string>>()) store_config_file(path, fields, vm);
-  }
-  try {
-    po::notify(vm);
-  } catch (const po::error& e) {
-    fail("starft train: ", e.what());
-  }
 }
 
 TrainConfig parse_train_args(const std::vector<std::string>& args) {
@@ -212,7 +186,7 @@ TrainConfig parse_train_args(const std::vector<std::string>& args) {
   } catch (const po::error& e) {
     fail("starft train: ", e.what(), " (see `starft train --help`)");
   }
-  load_config_files(vm, fields);
+  load_config_files(vm, fields, "starft train");
   return config;
 }
 

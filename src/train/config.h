@@ -1,7 +1,8 @@
 #pragma once
 // The configuration of `starft train`: one struct, bound to Boost.Program_options so every field
 // is a command-line option and an INI key of the same name (`--batch-size 64` = `batch-size = 64`).
-// Precedence: command line, then the `--config` file(s) in order, then the defaults.
+// Precedence: command line, then the `--config` file(s) in order, then the defaults
+// (common/options.h, the loader every command uses).
 #include <boost/program_options.hpp>
 
 #include <cstdint>
@@ -75,15 +76,6 @@ struct TrainConfig {
 
 // All options, bound to `config`'s fields, with help text and defaults taken from `config`.
 boost::program_options::options_description train_options(TrainConfig& config);
-
-// Adds `--config FILE` (repeatable) to a command's options.
-void add_config_option(boost::program_options::options_description& options);
-
-// After the command line is stored in `vm`: stores the INI files named by --config (keys of
-// `fields`; a value from the command line or an earlier file wins) and notifies, so the bound
-// TrainConfig holds the result. Throws starft::Error naming the file for an unknown key or bad value.
-void load_config_files(boost::program_options::variables_map& vm,
-                       const boost::program_options::options_description& fields);
 
 // The whole parse without --help handling (for tests and tools): `args` are the arguments after
 // the program name.
