@@ -33,7 +33,7 @@ std::string write(const TempDir& dir, const std::string& name, const std::string
 }
 
 ClassList fish_head() {
-  return read_class_list(data::datasets_dir() + "/classnames/example-fish.txt");
+  return data::read_class_list(data::datasets_dir() + "/classnames/example-fish.txt");
 }
 
 }  // namespace
@@ -133,29 +133,6 @@ TEST(EvalMetrics, CountsAllReduceOverRanksEqualsOneProcess) {
     EXPECT_TRUE(torch::equal(c.group_correct(), whole.group_correct()));
     EXPECT_TRUE(torch::equal(c.group_total(), whole.group_total()));
   }
-}
-
-TEST(EvalClassMap, ReadsClassListsWithAndWithoutIds) {
-  auto head = fish_head();
-  ASSERT_EQ(head.size(), 4);
-  EXPECT_EQ(head.ids[2], "n01484850");
-  EXPECT_EQ(head.names[2], "great white shark");
-  TempDir dir;
-  auto names = read_class_list(write(dir, "names.txt", "# comment\n\ncat\n  dog  \n"));
-  EXPECT_EQ(names.names, (std::vector<std::string>{"cat", "dog"}));
-  EXPECT_FALSE(names.has_ids());
-
-  auto mixed = write(dir, "mixed.txt", "n1\tcat\ndog\n");
-  EXPECT_NE(error_of([&] { read_class_list(mixed); }).find("mixed.txt:2: every line must have the same form"),
-            std::string::npos);
-  auto twice = write(dir, "twice.txt", "n1\tcat\nn1\tdog\n");
-  EXPECT_NE(error_of([&] { read_class_list(twice); }).find("twice.txt:2: class id 'n1' appears twice"),
-            std::string::npos);
-  auto three = write(dir, "three.txt", "n1\tcat\textra\n");
-  EXPECT_NE(error_of([&] { read_class_list(three); }).find("three.txt:1: 3 tab-separated fields"), std::string::npos);
-  auto empty = write(dir, "empty.txt", "# nothing\n");
-  EXPECT_NE(error_of([&] { read_class_list(empty); }).find("no classes"), std::string::npos);
-  EXPECT_NE(error_of([&] { read_class_list(dir / "absent.txt"); }).find("cannot read class list"), std::string::npos);
 }
 
 TEST(EvalClassMap, SameClassesAreIdentity) {

@@ -50,8 +50,8 @@ int run_eval(int argc, char** argv) {
       ("templates", po::value<std::string>()->default_value("imagenet"),
        "zero-shot template set of the heads: a built-in name (imagenet, simple, waterbirds, fashion) or a file")
       ("classnames", po::value<std::string>(),
-       "class list the heads are built from (one class per line: `name` or `id<TAB>name`); default: each store's "
-       "own classes from its manifest")
+       "class list the heads are built from (one class per line: `name`, `id<TAB>name` or `wnid name, alias` as in "
+       "LOC_synset_mapping.txt); default: each store's own classes from its manifest")
       ("class-map", po::value<std::string>(),
        "class map for stores scored against --classnames (one line per store class: "
        "`store_class<TAB>head_class[<TAB>...]`; logit = max over the head classes)")

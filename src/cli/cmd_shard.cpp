@@ -33,7 +33,8 @@ static int run_shard(int argc, char** argv) {
     ("out", po::value(&out)->required(),
      "store directory; waterbirds, fashion-mnist and spurious-fashion write one store per split into OUT/<split>")
     ("class-names", po::value(&class_names),
-     "class list: `wnid name, alias` lines (ImageNet's LOC_synset_mapping.txt) or one name per line")
+     "class list, one class per line: `wnid name, alias` (ImageNet's LOC_synset_mapping.txt), `id<TAB>name` or "
+     "`name` (datasets/classnames/README.md); --from folder needs the ids (the folders' names)")
     ("image-root", po::value(&image_root), "csv: directory that relative file paths start from (default: the csv's)")
     ("dataset", po::value(&dataset), "dataset name recorded in the manifest (default: from the source)")
     ("split", po::value(&split),

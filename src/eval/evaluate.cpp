@@ -201,7 +201,7 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
     check(fs::is_directory(spec.store), where, ": no such directory");
     t->store = std::make_unique<data::Store>(spec.store);
     check(t->store->size() > 0, where, ": the store holds no samples");
-    t->classes = class_list(t->store->manifest(), spec.store);
+    t->classes = data::class_list(t->store->manifest(), spec.store);
 
     // The head: class list x template set, shared by stores that ask for the same one.
     const std::string templates = spec.templates.empty() ? options.templates : spec.templates;
@@ -213,7 +213,7 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
     if (own) {
       head_classes = t->classes;
     } else {
-      if (!class_lists.count(classnames)) class_lists[classnames] = read_class_list(classnames);
+      if (!class_lists.count(classnames)) class_lists[classnames] = data::read_class_list(classnames);
       head_classes = class_lists[classnames];
     }
     // Stores with the same classes (a validation and a test split) share one head.
