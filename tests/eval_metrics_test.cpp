@@ -226,19 +226,23 @@ TEST(EvalClassMap, ClassMapErrorsNameFileAndLine) {
 }
 
 TEST(EvalSpec, ParsesStoreSpecsAndRejectsBadOnes) {
-  auto specs = parse_eval_specs({"a/b/,c:name=val:templates=waterbirds:classnames=store", "d:train-store=t"});
+  auto specs = parse_eval_specs({"a/b/,c:name=val:templates=waterbirds:class-names=store", "d:train-store=t"});
   ASSERT_EQ(specs.size(), 3u);
   EXPECT_EQ(specs[0].store, "a/b/");
   EXPECT_EQ(specs[1].store, "c");
   EXPECT_EQ(specs[1].name, "val");
   EXPECT_EQ(specs[1].templates, "waterbirds");
-  EXPECT_EQ(specs[1].classnames, "store");
+  EXPECT_EQ(specs[1].class_names, "store");
   EXPECT_EQ(specs[2].train_store, "t");
   EXPECT_NE(error_of([] { parse_eval_spec("s:colour=red"); }).find("unknown key 'colour'"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_spec("s:name"); }).find("'name' is not key=value"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_spec("s:name=a:name=b"); }).find("name is given twice"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_spec(":name=a"); }).find("no store directory"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_specs({"a,"}); }).find("empty entry"), std::string::npos);
+  // The former key is refused naming the new one.
+  const auto renamed = error_of([] { parse_eval_spec("a:classnames=store"); });
+  EXPECT_NE(renamed.find("class-names"), std::string::npos) << renamed;
+  EXPECT_EQ(renamed.find("unknown key"), std::string::npos) << renamed;
 }
 
 TEST(EvalWise, AlphasAreParsedAndChecked) {

@@ -81,6 +81,25 @@ TEST(TrainConfig, UnknownKeysAndBadValuesAreErrors) {
   EXPECT_ERROR(parse_train_args({"--config", tmp / "missing.ini"}), "missing.ini");
 }
 
+TEST(TrainConfig, FormerNamesAreRefusedNamingTheNewOnes) {
+  TempDir tmp;
+  auto e = error_of([] { parse_train_args({"--eval-classnames", "names.txt"}); });
+  EXPECT_NE(e.find("eval-class-names"), std::string::npos) << e;
+  write_text(tmp / "old.ini", "lr = 1e-5\neval-classnames = names.txt\n");
+  e = error_of([&] { parse_train_args({"--config", tmp / "old.ini"}); });
+  EXPECT_NE(e.find("old.ini"), std::string::npos) << e;
+  EXPECT_NE(e.find("eval-class-names"), std::string::npos) << e;
+  EXPECT_EQ(parse_train_args({"--eval-class-names", "names.txt"}).eval_class_names, "names.txt");
+  // A run directory written before the rename still loads: its config.ini is upgraded.
+  TrainConfig c;
+  c.eval_class_names = "names.txt";
+  const auto ini = to_ini(c);
+  std::string old = ini;
+  old.replace(old.find("eval-class-names = "), std::string("eval-class-names").size(), "eval-classnames");
+  EXPECT_EQ(upgrade_ini(old), ini);
+  EXPECT_EQ(from_ini(old, "old config.ini").eval_class_names, "names.txt");
+}
+
 TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");

@@ -44,16 +44,16 @@ int run_eval(int argc, char** argv) {
        "CLIP weights to evaluate: .safetensors (OpenAI or Hugging Face naming) or a training checkpoint directory")
       ("store", po::value<std::vector<std::string>>()->required()->composing(),
        "evaluation stores, comma-separated or repeated: DIR[:key=value]... with keys name (table label), templates, "
-       "classnames (a class list file, or `store` for the store's own classes), class-map, train-store")
+       "class-names (a class list file, or `store` for the store's own classes), class-map, train-store")
       ("vocab", po::value<std::string>()->required(),
        "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json")
       ("templates", po::value<std::string>()->default_value("imagenet"),
        "zero-shot template set of the heads: a built-in name (imagenet, simple, waterbirds, fashion) or a file")
-      ("classnames", po::value<std::string>(),
+      ("class-names", po::value<std::string>(),
        "class list the heads are built from (one class per line: `name`, `id<TAB>name` or `wnid name, alias` as in "
        "LOC_synset_mapping.txt); default: each store's own classes from its manifest")
       ("class-map", po::value<std::string>(),
-       "class map for stores scored against --classnames (one line per store class: "
+       "class map for stores scored against --class-names (one line per store class: "
        "`store_class<TAB>head_class[<TAB>...]`; logit = max over the head classes)")
       ("train-store", po::value<std::string>(),
        "training store whose group proportions weight avg_acc_train_weighted of group stores (Waterbirds convention)")
@@ -75,7 +75,8 @@ int run_eval(int argc, char** argv) {
   auto vm = parse(argc, argv, opts,
                   "usage: starft eval --weights W --store S1,S2,... --vocab BPE [options]   (alone, or under mpirun/srun)\n"
                   "Zero-shot evaluation: a head per store from the model's text tower, every rank scores its slice of\n"
-                  "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.");
+                  "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.",
+                  nullptr, {{"classnames", "class-names", ""}});
   if (!vm) return 0;
 
   // Everything about the request is checked before any model runs.
@@ -83,7 +84,7 @@ int run_eval(int argc, char** argv) {
   const auto specs = eval::parse_eval_specs((*vm)["store"].as<std::vector<std::string>>());
   eval::EvalOptions options;
   options.templates = (*vm)["templates"].as<std::string>();
-  if (vm->count("classnames")) options.classnames = (*vm)["classnames"].as<std::string>();
+  if (vm->count("class-names")) options.class_names = (*vm)["class-names"].as<std::string>();
   if (vm->count("class-map")) options.class_map = (*vm)["class-map"].as<std::string>();
   if (vm->count("train-store")) options.train_store = (*vm)["train-store"].as<std::string>();
   options.batch_size = (*vm)["batch-size"].as<int64_t>();

@@ -15,8 +15,8 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
   po::options_description all;
   add_config_option(all);
   all.add(fields);
-  auto vm = parse(argc, argv, all, usage);
-  if (vm) load_config_files(*vm, fields, argv[0]);
+  auto vm = parse(argc, argv, all, usage, nullptr, train::renamed_train_options());
+  if (vm) load_config_files(*vm, fields, argv[0], train::renamed_train_options());
   return vm;
 }
 

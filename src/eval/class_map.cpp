@@ -140,7 +140,7 @@ ClassMapping match_classes(const ClassList& store, const ClassList& head, const 
   if (!missing.empty()) {
     fail(store_where, ": ", missing.size(), " of its ", store.size(), " classes have no column in the head built from ",
          head.source, " (", head.size(), " classes, matched by ", how, "): ", first_few(missing),
-         ". Build the head from classes that cover the store's (--classnames, or classnames=store for the "
+         ". Build the head from classes that cover the store's (--class-names, or class-names=store for the "
          "store's own), or give a --class-map");
   }
   if (!ambiguous.empty()) {

@@ -64,7 +64,7 @@ EvalSpec parse_eval_spec(const std::string& text) {
   while (std::getline(in, part, ':')) {
     const auto eq = part.find('=');
     check(eq != std::string::npos && eq > 0, "--store '", text, "': '", part,
-          "' is not key=value (keys: name, templates, classnames, class-map, train-store)");
+          "' is not key=value (keys: name, templates, class-names, class-map, train-store)");
     const std::string key = part.substr(0, eq), value = part.substr(eq + 1);
     check(!value.empty(), "--store '", text, "': ", key, " has no value");
     check(seen.insert(key).second, "--store '", text, "': ", key, " is given twice");
@@ -72,14 +72,16 @@ EvalSpec parse_eval_spec(const std::string& text) {
       spec.name = value;
     } else if (key == "templates") {
       spec.templates = value;
+    } else if (key == "class-names") {
+      spec.class_names = value;
     } else if (key == "classnames") {
-      spec.classnames = value;
+      fail("--store '", text, "': key classnames was renamed class-names");
     } else if (key == "class-map") {
       spec.class_map = value;
     } else if (key == "train-store") {
       spec.train_store = value;
     } else {
-      fail("--store '", text, "': unknown key '", key, "' (keys: name, templates, classnames, class-map, train-store)");
+      fail("--store '", text, "': unknown key '", key, "' (keys: name, templates, class-names, class-map, train-store)");
     }
   }
   return spec;
@@ -206,15 +208,15 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
     // The head: class list x template set, shared by stores that ask for the same one.
     const std::string templates = spec.templates.empty() ? options.templates : spec.templates;
     if (!template_sets.count(templates)) template_sets[templates] = data::load_templates(templates);
-    std::string classnames = spec.classnames.empty() ? options.classnames : spec.classnames;
-    if (classnames == kOwnClasses) classnames.clear();
-    const bool own = classnames.empty();
+    std::string class_names = spec.class_names.empty() ? options.class_names : spec.class_names;
+    if (class_names == kOwnClasses) class_names.clear();
+    const bool own = class_names.empty();
     ClassList head_classes;
     if (own) {
       head_classes = t->classes;
     } else {
-      if (!class_lists.count(classnames)) class_lists[classnames] = data::read_class_list(classnames);
-      head_classes = class_lists[classnames];
+      if (!class_lists.count(class_names)) class_lists[class_names] = data::read_class_list(class_names);
+      head_classes = class_lists[class_names];
     }
     // Stores with the same classes (a validation and a test split) share one head.
     std::string head_key;

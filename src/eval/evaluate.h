@@ -43,21 +43,22 @@ struct EvalSpec {
   std::string store;        // store directory
   std::string name;         // label in tables and results.json; default: the directory's name
   std::string templates;    // template set of this store's head (a built-in name or a file)
-  std::string classnames;   // class list file of this store's head; "store": the store's own classes
+  std::string class_names;  // class list file of this store's head; "store": the store's own classes
   std::string class_map;    // class map file from this store's classes to its head's
   std::string train_store;  // training store for avg_acc_train_weighted
 };
 
-// "DIR[:key=value]..." with keys name, templates, classnames, class-map, train-store, e.g.
-// "wb_test:name=waterbirds:classnames=store:templates=waterbirds". Throws for an unknown key,
-// a missing '=', a key given twice, or an empty directory.
+// "DIR[:key=value]..." with keys name, templates, class-names, class-map, train-store, e.g.
+// "wb_test:name=waterbirds:class-names=store:templates=waterbirds". Throws for an unknown key
+// (naming the new key for the former `classnames`), a missing '=', a key given twice, or an
+// empty directory.
 EvalSpec parse_eval_spec(const std::string& text);
 // Each text may hold several specs separated by commas ("S1,S2:name=x").
 std::vector<EvalSpec> parse_eval_specs(const std::vector<std::string>& texts);
 
 struct EvalOptions {
   std::string templates = "imagenet";  // default template set (built-in name or file)
-  std::string classnames;   // default class list file of the heads; "" = each store's own classes
+  std::string class_names;  // default class list file of the heads; "" = each store's own classes
   std::string class_map;    // default class map, for stores whose head is not their own classes
   std::string train_store;  // default training store (used by stores that have groups)
   int64_t batch_size = 64;  // images per forward pass on each rank

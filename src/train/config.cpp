@@ -101,12 +101,12 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.section("evaluation during training");
   v.field("eval-stores", c.eval_stores,
           "stores scored with zero-shot heads from the model's text tower at epoch ends, in `starft eval "
-          "--store` syntax: DIR[:name=N][:templates=T][:classnames=F|store][:class-map=F][:train-store=D], "
+          "--store` syntax: DIR[:name=N][:templates=T][:class-names=F|store][:class-map=F][:train-store=D], "
           "several joined with ','; results go to <run-dir>/eval.jsonl");
   v.field("eval-every", c.eval_every, "evaluate every N epochs and after the last; 0 = never");
   v.field("eval-templates", c.eval_templates, "default template set of the evaluation heads (built-in name or file)");
-  v.field("eval-classnames", c.eval_classnames, "default class list file of the evaluation heads; "
-                                                "empty = each store's own classes");
+  v.field("eval-class-names", c.eval_class_names, "default class list file of the evaluation heads; "
+                                                  "empty = each store's own classes");
   v.field("eval-batch-size", c.eval_batch_size, "images per forward pass on each rank when evaluating");
   v.field("best-metric", c.best_metric,
           "keep the weights of the best evaluation so far in <run-dir>/best/, by STORE/METRIC (higher is "
@@ -165,6 +165,11 @@ std::string TrainConfig::teacher_cache_path() const {
   return (fs::path(store) / "teacher-cache.h5").string();
 }
 
+const std::vector<RenamedOption>& renamed_train_options() {
+  static const std::vector<RenamedOption> renamed{{"eval-classnames", "eval-class-names", ""}};
+  return renamed;
+}
+
 po::options_description train_options(TrainConfig& config) {
   OptionsBuilder b;
   visit_fields(config, b);
@@ -178,15 +183,19 @@ TrainConfig parse_train_args(const std::vector<std::string>& args) {
   po::options_description all;
   add_config_option(all);
   all.add(fields);
+  all.add(renamed_options(renamed_train_options()));
   std::vector<const char*> argv{"starft train"};
   for (const auto& a : args) argv.push_back(a.c_str());
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(static_cast<int>(argv.size()), const_cast<char**>(argv.data())).options(all).run(), vm);
+    const auto parsed =
+        po::command_line_parser(static_cast<int>(argv.size()), const_cast<char**>(argv.data())).options(all).run();
+    refuse_renamed(parsed, renamed_train_options());
+    po::store(parsed, vm);
   } catch (const po::error& e) {
     fail("starft train: ", e.what(), " (see `starft train --help`)");
   }
-  load_config_files(vm, fields, "starft train");
+  load_config_files(vm, fields, "starft train", renamed_train_options());
   return config;
 }
 
@@ -198,11 +207,27 @@ std::string to_ini(const TrainConfig& config) {
   return w.os.str();
 }
 
+std::string upgrade_ini(const std::string& text) {
+  std::istringstream in(text);
+  std::string out, line;
+  while (std::getline(in, line)) {
+    for (const auto& r : renamed_train_options()) {
+      const auto rest = line.find_first_not_of(' ', r.old_name.size());
+      if (line.rfind(r.old_name, 0) == 0 && rest != std::string::npos && line[rest] == '=') {
+        line = r.new_name + line.substr(r.old_name.size());
+      }
+    }
+    out += line + "\n";
+  }
+  if (!text.empty() && text.back() != '\n') out.pop_back();
+  return out;
+}
+
 TrainConfig from_ini(const std::string& text, const std::string& where) {
   TrainConfig config;
   auto desc = train_options(config);
   po::variables_map vm;
-  std::istringstream in(text);
+  std::istringstream in(upgrade_ini(text));
   try {
     po::store(po::parse_config_file(in, desc), vm);
     po::notify(vm);

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/options.h"
+
 namespace starft::train {
 
 struct TrainConfig {
@@ -63,7 +65,7 @@ struct TrainConfig {
   std::string eval_stores;        // `starft eval --store` specs joined with ','; "" = none
   int64_t eval_every = 1;         // epochs; also after the last epoch; 0 = never
   std::string eval_templates = "imagenet";
-  std::string eval_classnames;    // "" = each store's own classes
+  std::string eval_class_names;   // "" = each store's own classes
   int64_t eval_batch_size = 64;   // images per forward pass on each rank
   std::string best_metric;        // STORE/METRIC kept in <run-dir>/best/; "" = none
 
@@ -76,6 +78,10 @@ struct TrainConfig {
 
 // All options, bound to `config`'s fields, with help text and defaults taken from `config`.
 boost::program_options::options_description train_options(TrainConfig& config);
+
+// Former option names (command line and INI keys), refused naming the new ones:
+// eval-classnames -> eval-class-names.
+const std::vector<RenamedOption>& renamed_train_options();
 
 // The whole parse without --help handling (for tests and tools): `args` are the arguments after
 // the program name.
@@ -93,7 +99,13 @@ std::pair<std::string, std::string> split_best_metric(const std::string& text);
 // The effective configuration as INI text that parse_train_config reads back identically.
 std::string to_ini(const TrainConfig& config);
 
-// Parses INI text (as written by to_ini) into a config; `where` names the source in errors.
+// Parses INI text (as written by to_ini, now or before a rename: upgrade_ini) into a config;
+// `where` names the source in errors.
 TrainConfig from_ini(const std::string& text, const std::string& where);
+
+// INI text written by to_ini of an earlier starft (a run's config.ini, a checkpoint's state.json)
+// with the keys renamed since (renamed_train_options) given their new names, so run directories
+// written before a rename still load and resume. Other lines are unchanged.
+std::string upgrade_ini(const std::string& text);
 
 }  // namespace starft::train
