@@ -245,6 +245,15 @@ TEST(EvalSpec, ParsesStoreSpecsAndRejectsBadOnes) {
   EXPECT_EQ(renamed.find("unknown key"), std::string::npos) << renamed;
 }
 
+// --batch-size is global, as in training: each rank takes ceil(B / ranks).
+TEST(EvalSpec, GlobalBatchIsSplitOverTheRanks) {
+  EXPECT_EQ(per_rank_batch(64, 1), 64);
+  EXPECT_EQ(per_rank_batch(64, 2), 32);
+  EXPECT_EQ(per_rank_batch(64, 3), 22);
+  EXPECT_EQ(per_rank_batch(5, 3), 2);
+  EXPECT_EQ(per_rank_batch(1, 3), 1);
+}
+
 TEST(EvalWise, AlphasAreParsedAndChecked) {
   EXPECT_EQ(parse_alphas("0, 0.25,1"), (std::vector<double>{0, 0.25, 1}));
   EXPECT_NE(error_of([] { parse_alphas("0,1.5"); }).find("1.5 lies outside [0, 1]"), std::string::npos);

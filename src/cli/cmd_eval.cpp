@@ -61,7 +61,9 @@ int run_eval(int argc, char** argv) {
        "WiSE-FT: evaluate (1-alpha)*zero-shot + alpha*fine-tuned for each alpha, e.g. 0,0.5,1 (needs --zeroshot-weights)")
       ("zeroshot-weights", po::value<std::string>(),
        "WiSE-FT: the zero-shot weights the fine-tuned --weights started from")
-      ("batch-size", po::value<int64_t>()->default_value(64), "images per forward pass on each rank")
+      ("batch-size", po::value<int64_t>()->default_value(64),
+       "global batch: images per step over all ranks, as in train (each rank scores ceil(B / ranks) per forward "
+       "pass); results do not depend on it")
       ("text-batch-size", po::value<int64_t>()->default_value(256), "texts per forward pass when building the heads")
       ("workers", po::value<int>()->default_value(1), "image preprocessing threads per rank (plus one reader thread)")
       ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda, cuda:N")

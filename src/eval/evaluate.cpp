@@ -98,6 +98,11 @@ std::vector<EvalSpec> parse_eval_specs(const std::vector<std::string>& texts) {
   return specs;
 }
 
+int64_t per_rank_batch(int64_t global_batch, int ranks) {
+  check(global_batch > 0 && ranks > 0, "per_rank_batch: batch ", global_batch, " over ", ranks, " ranks");
+  return (global_batch + ranks - 1) / ranks;
+}
+
 // ---- results ------------------------------------------------------------------------------
 
 nlohmann::json StoreResult::to_json() const {
@@ -288,7 +293,8 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
     so.num_samples = t->store->size();
     so.world_size = comm.size();
     so.rank = comm.rank();
-    so.batch_size = options_.batch_size;
+    // The global batch over the ranks; scores are per sample, so it changes no result.
+    so.batch_size = per_rank_batch(options_.batch_size, comm.size());
     so.shuffle = false;
     so.tail = data::Tail::uneven;
     data::LoaderOptions lo;

@@ -107,7 +107,8 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.field("eval-templates", c.eval_templates, "default template set of the evaluation heads (built-in name or file)");
   v.field("eval-class-names", c.eval_class_names, "default class list file of the evaluation heads; "
                                                   "empty = each store's own classes");
-  v.field("eval-batch-size", c.eval_batch_size, "images per forward pass on each rank when evaluating");
+  v.field("eval-batch-size", c.eval_batch_size,
+          "global batch when evaluating, as --batch-size: each rank scores ceil(B / ranks) images per forward pass");
   v.field("best-metric", c.best_metric,
           "keep the weights of the best evaluation so far in <run-dir>/best/, by STORE/METRIC (higher is "
           "better), e.g. group-val/worst_group_acc or val/top1; metrics: top1, worst_group_acc, avg_acc, "

@@ -66,7 +66,7 @@ struct TrainConfig {
   int64_t eval_every = 1;         // epochs; also after the last epoch; 0 = never
   std::string eval_templates = "imagenet";
   std::string eval_class_names;   // "" = each store's own classes
-  int64_t eval_batch_size = 64;   // images per forward pass on each rank
+  int64_t eval_batch_size = 64;   // global, as batch_size: ceil(B / ranks) images per forward pass per rank
   std::string best_metric;        // STORE/METRIC kept in <run-dir>/best/; "" = none
 
   // The run's teacher cache path (teacher_cache, or its default beside the store).
