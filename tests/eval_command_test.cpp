@@ -197,6 +197,7 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
       {"--weights " + (s.dir / "absent.safetensors") + " --store " + s.fish, "absent.safetensors: no such file"},
       {"--weights " + s.zeroshot + " --store " + (s.dir / "nowhere"), "nowhere: no such directory"},
       {"--weights " + s.zeroshot + " --store " + s.fish + " --workers 0", "--workers must be positive, got 0"},
+      {"--weights " + s.zeroshot + " --store " + s.fish + " --device tpu", "--device must be cpu, cuda or cuda:N"},
       // Former spellings are refused naming the new ones.
       {"--weights " + s.zeroshot + " --classnames " + fish_list() + " --store " + s.fish, "--class-names"},
       {"--weights " + s.zeroshot + " --store " + s.fish + ":classnames=store", "class-names"},

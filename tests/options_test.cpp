@@ -1,5 +1,5 @@
-// Option parsing every command shares (common/options.h): --config files and their precedence,
-// renamed options refused with the new name.
+// Option parsing every command shares: --config files and their precedence, renamed options
+// refused with the new name (common/options.h), and --device (distributed/device.h).
 #include <gtest/gtest.h>
 
 #include <boost/program_options.hpp>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/options.h"
+#include "distributed/device.h"
 #include "test_util.h"
 
 using namespace starft;
@@ -100,4 +101,23 @@ TEST(RenamedOptions, OldNamesAreRefusedNamingTheNewOne) {
   Values ok;
   parse(ok, {"--a", "new"}, renamed);
   EXPECT_EQ(ok.a, "new");
+}
+
+TEST(DeviceOption, CpuCudaAndCudaN) {
+  using distributed::parse_device;
+  EXPECT_EQ(parse_device("cpu"), torch::Device(torch::kCPU));
+  const auto cuda = parse_device("cuda");
+  EXPECT_TRUE(cuda.is_cuda());
+  EXPECT_FALSE(cuda.has_index());
+  EXPECT_EQ(parse_device("cuda:0"), torch::Device(torch::kCUDA, 0));
+  EXPECT_EQ(parse_device("cuda:13"), torch::Device(torch::kCUDA, 13));
+  for (const char* bad : {"tpu", "", "CPU", "cuda:", "cuda:x", "cuda:1:2", "cuda:-1", "cuda:100", "cpu:0", " cuda"}) {
+    EXPECT_EQ(error_of([&] { parse_device(bad); }), std::string("--device must be cpu, cuda or cuda:N, got '") + bad + "'")
+        << bad;
+  }
+  EXPECT_EQ(distributed::run_device("cpu", nullptr), torch::Device(torch::kCPU));
+  if (!torch::cuda::is_available()) {
+    const auto e = error_of([] { distributed::run_device("cuda", nullptr); });
+    EXPECT_NE(e.find("use --device cpu"), std::string::npos) << e;
+  }
 }

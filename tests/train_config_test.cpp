@@ -127,7 +127,7 @@ TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.teacher = "oracle"; }), 1), "--teacher");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.weights = "/no/weights.safetensors"; }), 1), "--weights");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.run_dir = ""; }), 1), "--run-dir");
-  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.device = "tpu"; }), 1), "--device");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.device = "tpu"; }), 1), "--device must be cpu, cuda or cuda:N");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.resume = "/no/checkpoint"; }), 1), "--resume");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.batch_size = 64; }), 1), "larger than the store");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.caption_template = "a photo"; }), 1), "--caption-template");

@@ -10,6 +10,7 @@
 #include "clip/weights.h"
 #include "common/error.h"
 #include "common/precision.h"
+#include "distributed/device.h"
 #include "distributed/runtime.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
@@ -66,7 +67,8 @@ int run_eval(int argc, char** argv) {
        "pass); results do not depend on it")
       ("text-batch-size", po::value<int64_t>()->default_value(256), "texts per forward pass when building the heads")
       ("workers", po::value<int>()->default_value(1), "image preprocessing threads per rank (plus one reader thread)")
-      ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda, cuda:N")
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "device to run on: cpu, cuda (each rank its local GPU) or cuda:N")
       ("precision", po::value<std::string>()->default_value("fp32"),
        "fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto "
        "(amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16)")
@@ -103,20 +105,10 @@ int run_eval(int argc, char** argv) {
   const auto out = (*vm)["out"].as<std::string>();
   check(!fs::exists(out) || fs::is_directory(out), "--out ", out, ": exists and is not a directory");
   check_precision_text((*vm)["precision"].as<std::string>());
+  distributed::parse_device((*vm)["device"].as<std::string>());  // throws for a bad value
 
   distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
-  torch::Device device(torch::kCPU);
-  const auto device_arg = (*vm)["device"].as<std::string>();
-  if (device_arg != "cpu") {
-    check(device_arg == "cuda" || device_arg.rfind("cuda:", 0) == 0, "--device must be cpu, cuda or cuda:N, got '",
-          device_arg, "'");
-    check(rt->device().is_cuda(), "--device ", device_arg, ": this rank has no CUDA device; use --device cpu");
-    try {
-      device = device_arg == "cuda" ? rt->device() : torch::Device(device_arg);
-    } catch (const c10::Error&) {
-      fail("--device must be cpu, cuda or cuda:N, got '", device_arg, "'");
-    }
-  }
+  const torch::Device device = distributed::run_device((*vm)["device"].as<std::string>(), &*rt);
   auto& comm = rt->comm_for(device);
 
   eval::Evaluator evaluator(specs, options);

@@ -20,12 +20,4 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
   return vm;
 }
 
-torch::Device run_device(const std::string& device, const distributed::Runtime& runtime) {
-  if (device == "cpu") return torch::kCPU;
-  check(runtime.device().is_cuda(), "--device ", device, ": this rank has no CUDA device (LibTorch ",
-        torch::cuda::is_available() ? "sees one but the runtime chose the CPU" : "was built without CUDA or sees no GPU",
-        "); use --device cpu");
-  return device == "cuda" ? runtime.device() : torch::Device(device);
-}
-
 }  // namespace starft::cli

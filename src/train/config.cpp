@@ -14,6 +14,7 @@
 #include "common/precision.h"
 #include "data/manifest.h"
 #include "data/templates.h"
+#include "distributed/device.h"
 
 namespace starft::train {
 
@@ -324,12 +325,7 @@ void validate(const TrainConfig& c, int world_size) {
                          "(and --eval-every >= 1)");
     split_best_metric(c.best_metric);  // throws for a malformed value
   }
-  try {
-    torch::Device device(c.device);
-    (void)device;
-  } catch (const std::exception&) {
-    fail("--device '", c.device, "' is not a device; use cpu, cuda or cuda:N");
-  }
+  distributed::parse_device(c.device);  // throws for a bad value
   if (!c.resume.empty() && c.resume != "latest") {
     check(fs::is_directory(c.resume), "--resume ", c.resume,
           ": no such checkpoint directory (give one under <run-dir>/checkpoints, or `latest`)");
