@@ -24,6 +24,7 @@
 #include "clip/model.h"
 #include "common/hardware.h"
 #include "common/log.h"
+#include "distributed/device.h"
 
 using namespace starft;
 using Clock = std::chrono::steady_clock;
@@ -93,9 +94,11 @@ int main(int argc, char** argv) {
   }
   if (threads > 0) torch::set_num_threads(threads);
   torch::manual_seed(0);
-  const torch::Device device(device_name);
-  if (device.is_cuda() && !torch::cuda::is_available()) {
-    std::fprintf(stderr, "--device %s: this LibTorch sees no CUDA device\n", device_name.c_str());
+  torch::Device device(torch::kCPU);
+  try {
+    device = distributed::run_device(device_name, nullptr);  // starft's --device: cpu, cuda, cuda:N
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return 2;
   }
 

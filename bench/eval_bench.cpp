@@ -79,10 +79,13 @@ struct Run {
   int64_t images = 0;
 };
 
-Run run_eval(const std::string& starft, int ranks, const std::string& args, const std::string& out) {
+// starft eval's --batch-size is global: `batch_per_rank` x ranks keeps each rank's forward passes the same.
+Run run_eval(const std::string& starft, int ranks, const std::string& args, int64_t batch_per_rank,
+             const std::string& out) {
   const std::string cmd = "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np " +
                           std::to_string(ranks) + " --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 " + starft +
-                          " eval --threads 1 " + args + " --out " + out + " > " + out + ".log 2>&1";
+                          " eval --threads 1 " + args + " --batch-size " + std::to_string(batch_per_rank * ranks) +
+                          " --out " + out + " > " + out + ".log 2>&1";
   fs::remove_all(out);
   if (std::system(cmd.c_str()) != 0) {
     std::ifstream log(out + ".log");
@@ -109,7 +112,7 @@ int main(int argc, char** argv) {
   opts.add_options()("help,h", "show this help")
       ("images", po::value<int64_t>()->default_value(512), "images in the generated store")
       ("store-size", po::value<int>()->default_value(256), "stored image size (evaluation resizes to 224 and crops)")
-      ("batch-size", po::value<int64_t>()->default_value(64), "images per forward pass per rank (starft eval's default)")
+      ("batch-size", po::value<int64_t>()->default_value(64), "images per forward pass per rank (starft eval's default 64 on one rank)")
       ("repeats", po::value<int>()->default_value(2), "runs per rank count, alternating; the best of each is shown")
       ("vocab", po::value<std::string>()->default_value(std::string(STARFT_FIXTURES_DIR) + "/clip/bpe_simple_vocab_16e6.txt.gz"),
        "CLIP BPE merges file")
@@ -166,13 +169,13 @@ int main(int argc, char** argv) {
       clip::save_weights(model, weights);
     }
     const std::string args = "--weights " + weights + " --store " + store + " --vocab " + vocab +
-                             " --templates simple --workers 1 --batch-size " +
-                             std::to_string(vm["batch-size"].as<int64_t>());
+                             " --templates simple --workers 1";
     const std::string load_before = load_average();
     Run best[2];
     for (int rep = 0; rep < repeats; ++rep) {
       for (int k = 0; k < 2; ++k) {
-        const Run r = run_eval(starft, k + 1, args, (work / ("out" + std::to_string(k + 1))).string());
+        const Run r = run_eval(starft, k + 1, args, vm["batch-size"].as<int64_t>(),
+                               (work / ("out" + std::to_string(k + 1))).string());
         if (r.images != images) throw std::runtime_error("eval_bench: results.json counts the wrong number of images");
         if (r.images_per_s > best[k].images_per_s) best[k] = r;
       }

@@ -62,7 +62,7 @@ ConvertSummary convert(const std::vector<SourceItem>& items, const ConvertOption
   }
   if (comm.broadcast(prepared) != "ok") fail("rank 0 could not prepare ", options.out);
 
-  int threads = options.threads;
+  int threads = options.workers;
   if (threads <= 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / comm.local_size());
   const int64_t n = static_cast<int64_t>(items.size());
   const int64_t num_shards = (n + layout.shard_size - 1) / layout.shard_size;

@@ -35,7 +35,7 @@ struct ConvertOptions {
   std::string out;         // the store directory
   bool overwrite = false;  // replace an existing store in `out`
   bool strict = false;     // an unusable image stops the conversion instead of being skipped
-  int threads = 0;         // decode threads per rank; 0: cores / ranks on this node
+  int workers = 0;         // decode threads per rank (--workers); 0: cores / ranks on this node
 };
 
 struct ConvertSummary {

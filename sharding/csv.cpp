@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/error.h"
+#include "data/class_list.h"
 #include "sharding/sources.h"
 
 namespace starft::sharding {
@@ -50,7 +51,7 @@ Source csv_source(const std::string& csv_path, const std::string& image_root, co
   }
   if (src.items.empty()) fail("csv ", csv_path, ": no rows");
   if (!class_names_file.empty()) {
-    ClassNames names = read_class_names(class_names_file);
+    const data::ClassList names = data::read_class_list(class_names_file);
     if (static_cast<int64_t>(names.names.size()) <= max_label)
       fail("--class-names ", class_names_file, " lists ", names.names.size(), " classes but ", csv_path,
            " uses label ", max_label);

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "common/error.h"
+#include "data/class_list.h"
 #include "sharding/sources.h"
 
 namespace starft::sharding {
@@ -40,10 +41,10 @@ Source folder_source(const std::string& root, const std::string& class_names_fil
   static const std::regex wnid(R"(n\d{8})");
   bool all_wnids = std::all_of(folders.begin(), folders.end(), [](const std::string& f) { return std::regex_match(f, wnid); });
   if (!class_names_file.empty()) {
-    ClassNames mapping = read_class_names(class_names_file);
-    if (mapping.ids.empty())
+    const data::ClassList mapping = data::read_class_list(class_names_file);
+    if (!mapping.has_ids())
       fail("--class-names ", class_names_file, ": for --from folder it must map folder names to class names "
-           "(`n01440764 tench, Tinca tinca` lines)");
+           "(`n01440764 tench, Tinca tinca` or `id<TAB>name` lines)");
     std::map<std::string, std::string> name_of;
     for (size_t i = 0; i < mapping.ids.size(); ++i) name_of[mapping.ids[i]] = mapping.names[i];
     for (const auto& f : folders) {

@@ -16,28 +16,20 @@ struct Source {
   std::vector<SourceItem> items;
 };
 
-struct ClassNames {
-  std::vector<std::string> names;
-  std::vector<std::string> ids;  // empty unless the file gives ids
-};
-
-// A class list file: either WordNet mapping lines `n01440764 tench, Tinca tinca` (the name is
-// the text before the first comma, the id the first word), as in ImageNet's
-// LOC_synset_mapping.txt, or one class name per line. Blank lines are ignored.
-ClassNames read_class_names(const std::string& path);
-
 // Rows of a delimited text file (tab- or comma-separated), with double-quoted fields as pandas
 // writes them. The first row is the header.
 std::vector<std::vector<std::string>> read_table(const std::string& path, char separator);
 
 // `root/<class>/.../<image>`: classes are the sorted sub-folder names, images are sorted by
-// relative path. With `class_names_file` (wnid mapping), folder names are ids and the names
-// come from the file. Folder names that look like WordNet ids are recorded as class ids.
+// relative path. With `class_names_file` (a class list with ids, data/class_list.h), folder
+// names are ids and the names come from the file. Folder names that look like WordNet ids are
+// recorded as class ids.
 Source folder_source(const std::string& root, const std::string& class_names_file, const std::string& split);
 
 // The reference code's tab-separated file with `title` (caption), `filepath` and `label`
 // columns. Relative file paths are resolved against `image_root` (default: the file's folder).
-// Class names come from `class_names_file`, else they are the label numbers.
+// Class names (and ids, when it has them) come from the class list `class_names_file`
+// (data/class_list.h), else they are the label numbers.
 Source csv_source(const std::string& csv_path, const std::string& image_root, const std::string& class_names_file,
                   const std::string& split);
 

@@ -1,7 +1,6 @@
-// Class list files and delimited text tables, shared by the converters.
+// Delimited text tables, shared by the converters.
 #include <algorithm>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "common/error.h"
@@ -9,39 +8,6 @@
 #include "sharding/sources.h"
 
 namespace starft::sharding {
-
-static std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
-ClassNames read_class_names(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("class names file ", path, ": cannot open");
-  static const std::regex wnid_line(R"(^(n\d{8})\s+(.+)$)");
-  ClassNames out;
-  std::string line;
-  int line_no = 0, wnid_lines = 0, plain_lines = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    line = trim(line);
-    if (line.empty()) continue;
-    std::smatch m;
-    if (std::regex_match(line, m, wnid_line)) {
-      ++wnid_lines;
-      std::string name = m[2].str();
-      out.ids.push_back(m[1].str());
-      out.names.push_back(trim(name.substr(0, name.find(','))));
-    } else {
-      ++plain_lines;
-      out.names.push_back(line);
-    }
-    if (wnid_lines > 0 && plain_lines > 0)
-      fail("class names file ", path, ":", line_no, ": mixes `wnid name` lines and plain name lines");
-  }
-  if (out.names.empty()) fail("class names file ", path, ": no class names in it");
-  return out;
-}
 
 std::vector<std::vector<std::string>> read_table(const std::string& path, char sep) {
   std::ifstream in(path, std::ios::binary);

@@ -67,8 +67,8 @@ std::string fish_map() { return starft::data::datasets_dir() + "/classnames/exam
 struct EvalScene : starft::testing::EvalStores {
   std::string zeroshot = fixture("clip/tiny_clip_openai.safetensors");
   std::string stores() const {
-    return "--classnames " + fish_list() + " --store " + fish + "," + subset + "," + coarse + ":class-map=" +
-           fish_map() + " --store " + birds + ":classnames=store:templates=waterbirds --train-store " + birds_train;
+    return "--class-names " + fish_list() + " --store " + fish + "," + subset + "," + coarse + ":class-map=" +
+           fish_map() + " --store " + birds + ":class-names=store:templates=waterbirds --train-store " + birds_train;
   }
   // The fixture with every parameter moved a little: a stand-in for a fine-tuned model.
   std::string finetuned() {
@@ -91,11 +91,12 @@ struct EvalScene : starft::testing::EvalStores {
 TEST(EvalCommand, HelpDescribesEveryOption) {
   std::string out;
   ASSERT_EQ(run_command(starft_binary() + " eval --help", &out), 0) << out;
-  for (const char* o : {"--weights", "--store", "--vocab", "--templates", "--classnames", "--class-map",
+  for (const char* o : {"--weights", "--store", "--vocab", "--templates", "--class-names", "--class-map",
                         "--train-store", "--wise-alphas", "--zeroshot-weights", "--batch-size", "--out",
                         "--workers", "--threads"}) {
     EXPECT_NE(out.find(o), std::string::npos) << o << "\n" << out;
   }
+  EXPECT_EQ(out.find("--classnames"), std::string::npos) << "a former name is offered:\n" << out;
 }
 
 TEST(EvalCommand, AloneAndUnderMpirunWithThreeRanksGiveIdenticalCounts) {
@@ -184,9 +185,9 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
     std::string args, message;
   };
   const std::vector<Case> cases = {
-      {"--weights " + s.zeroshot + " --classnames " + three_fish + " --store " + s.subset,
+      {"--weights " + s.zeroshot + " --class-names " + three_fish + " --store " + s.subset,
        "1 of its 2 classes have no column in the head built from " + three_fish},
-      {"--weights " + s.zeroshot + " --classnames " + fish_list() + " --store " + s.coarse + ":class-map=" + partial,
+      {"--weights " + s.zeroshot + " --class-names " + fish_list() + " --store " + s.coarse + ":class-map=" + partial,
        "no entry for 1 of the 2 classes of the store " + s.coarse + ": 'cyprinid'"},
       {"--weights " + s.zeroshot + " --zeroshot-weights " + other_path + " --wise-alphas 0,1 --store " + s.fish,
        "are different architectures (vision_layers 1 vs 2)"},
@@ -196,6 +197,10 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
       {"--weights " + (s.dir / "absent.safetensors") + " --store " + s.fish, "absent.safetensors: no such file"},
       {"--weights " + s.zeroshot + " --store " + (s.dir / "nowhere"), "nowhere: no such directory"},
       {"--weights " + s.zeroshot + " --store " + s.fish + " --workers 0", "--workers must be positive, got 0"},
+      {"--weights " + s.zeroshot + " --store " + s.fish + " --device tpu", "--device must be cpu, cuda or cuda:N"},
+      // Former spellings are refused naming the new ones.
+      {"--weights " + s.zeroshot + " --classnames " + fish_list() + " --store " + s.fish, "--class-names"},
+      {"--weights " + s.zeroshot + " --store " + s.fish + ":classnames=store", "class-names"},
   };
   for (const auto& c : cases) {
     std::string out;

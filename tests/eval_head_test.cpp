@@ -36,12 +36,12 @@ struct Stores : starft::testing::EvalStores {
   // Every kind of matching: identity (fish), class id subset, class map, the store's own head.
   std::vector<EvalSpec> specs() const {
     return parse_eval_specs({fish + "," + subset + "," + coarse + ":class-map=" + fish_map() + "," + birds +
-                             ":classnames=store:templates=waterbirds:train-store=" + birds_train});
+                             ":class-names=store:templates=waterbirds:train-store=" + birds_train});
   }
   EvalOptions options() const {
     EvalOptions o;
     o.templates = "simple";
-    o.classnames = fish_list();
+    o.class_names = fish_list();
     o.batch_size = 4;
     o.text_batch_size = 3;
     return o;
@@ -192,7 +192,7 @@ TEST(EvalEvaluator, ProblemsAreFoundBeforeScoring) {
   TempDir dir;
   const std::string three_fish = dir / "three.txt";
   std::ofstream(three_fish) << "n01440764\ttench\nn01443537\tgoldfish\nn01484850\tgreat white shark\n";
-  o.classnames = three_fish;
+  o.class_names = three_fish;
   auto e = error_of([&] { Evaluator(parse_eval_specs({stores.subset}), o); });
   EXPECT_NE(e.find("store " + stores.subset + ": 1 of its 2 classes have no column in the head built from " +
                    three_fish),
@@ -218,7 +218,7 @@ TEST(EvalEvaluator, ProblemsAreFoundBeforeScoring) {
   e = error_of([&] { Evaluator(parse_eval_specs({stores.fish + "," + stores.fish}), o); });
   EXPECT_NE(e.find("two stores are named 'fish'"), std::string::npos) << e;
   // Training proportions from a store without groups; groups asked of a store without them.
-  e = error_of([&] { Evaluator(parse_eval_specs({stores.birds + ":classnames=store:train-store=" + stores.fish}), o); });
+  e = error_of([&] { Evaluator(parse_eval_specs({stores.birds + ":class-names=store:train-store=" + stores.fish}), o); });
   EXPECT_NE(e.find("--train-store " + stores.fish + ": the store has no groups"), std::string::npos) << e;
   e = error_of([&] { Evaluator(parse_eval_specs({stores.fish + ":train-store=" + stores.birds_train}), o); });
   EXPECT_NE(e.find("is given but the store has no groups"), std::string::npos) << e;

@@ -33,7 +33,7 @@ std::string write(const TempDir& dir, const std::string& name, const std::string
 }
 
 ClassList fish_head() {
-  return read_class_list(data::datasets_dir() + "/classnames/example-fish.txt");
+  return data::read_class_list(data::datasets_dir() + "/classnames/example-fish.txt");
 }
 
 }  // namespace
@@ -135,29 +135,6 @@ TEST(EvalMetrics, CountsAllReduceOverRanksEqualsOneProcess) {
   }
 }
 
-TEST(EvalClassMap, ReadsClassListsWithAndWithoutIds) {
-  auto head = fish_head();
-  ASSERT_EQ(head.size(), 4);
-  EXPECT_EQ(head.ids[2], "n01484850");
-  EXPECT_EQ(head.names[2], "great white shark");
-  TempDir dir;
-  auto names = read_class_list(write(dir, "names.txt", "# comment\n\ncat\n  dog  \n"));
-  EXPECT_EQ(names.names, (std::vector<std::string>{"cat", "dog"}));
-  EXPECT_FALSE(names.has_ids());
-
-  auto mixed = write(dir, "mixed.txt", "n1\tcat\ndog\n");
-  EXPECT_NE(error_of([&] { read_class_list(mixed); }).find("mixed.txt:2: every line must have the same form"),
-            std::string::npos);
-  auto twice = write(dir, "twice.txt", "n1\tcat\nn1\tdog\n");
-  EXPECT_NE(error_of([&] { read_class_list(twice); }).find("twice.txt:2: class id 'n1' appears twice"),
-            std::string::npos);
-  auto three = write(dir, "three.txt", "n1\tcat\textra\n");
-  EXPECT_NE(error_of([&] { read_class_list(three); }).find("three.txt:1: 3 tab-separated fields"), std::string::npos);
-  auto empty = write(dir, "empty.txt", "# nothing\n");
-  EXPECT_NE(error_of([&] { read_class_list(empty); }).find("no classes"), std::string::npos);
-  EXPECT_NE(error_of([&] { read_class_list(dir / "absent.txt"); }).find("cannot read class list"), std::string::npos);
-}
-
 TEST(EvalClassMap, SameClassesAreIdentity) {
   auto head = fish_head();
   ClassList store{head.names, head.ids, "store"};
@@ -249,19 +226,32 @@ TEST(EvalClassMap, ClassMapErrorsNameFileAndLine) {
 }
 
 TEST(EvalSpec, ParsesStoreSpecsAndRejectsBadOnes) {
-  auto specs = parse_eval_specs({"a/b/,c:name=val:templates=waterbirds:classnames=store", "d:train-store=t"});
+  auto specs = parse_eval_specs({"a/b/,c:name=val:templates=waterbirds:class-names=store", "d:train-store=t"});
   ASSERT_EQ(specs.size(), 3u);
   EXPECT_EQ(specs[0].store, "a/b/");
   EXPECT_EQ(specs[1].store, "c");
   EXPECT_EQ(specs[1].name, "val");
   EXPECT_EQ(specs[1].templates, "waterbirds");
-  EXPECT_EQ(specs[1].classnames, "store");
+  EXPECT_EQ(specs[1].class_names, "store");
   EXPECT_EQ(specs[2].train_store, "t");
   EXPECT_NE(error_of([] { parse_eval_spec("s:colour=red"); }).find("unknown key 'colour'"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_spec("s:name"); }).find("'name' is not key=value"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_spec("s:name=a:name=b"); }).find("name is given twice"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_spec(":name=a"); }).find("no store directory"), std::string::npos);
   EXPECT_NE(error_of([] { parse_eval_specs({"a,"}); }).find("empty entry"), std::string::npos);
+  // The former key is refused naming the new one.
+  const auto renamed = error_of([] { parse_eval_spec("a:classnames=store"); });
+  EXPECT_NE(renamed.find("class-names"), std::string::npos) << renamed;
+  EXPECT_EQ(renamed.find("unknown key"), std::string::npos) << renamed;
+}
+
+// --batch-size is global, as in training: each rank takes ceil(B / ranks).
+TEST(EvalSpec, GlobalBatchIsSplitOverTheRanks) {
+  EXPECT_EQ(per_rank_batch(64, 1), 64);
+  EXPECT_EQ(per_rank_batch(64, 2), 32);
+  EXPECT_EQ(per_rank_batch(64, 3), 22);
+  EXPECT_EQ(per_rank_batch(5, 3), 2);
+  EXPECT_EQ(per_rank_batch(1, 3), 1);
 }
 
 TEST(EvalWise, AlphasAreParsedAndChecked) {

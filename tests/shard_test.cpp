@@ -73,7 +73,7 @@ TEST(ShardTest, FolderConversionSkipsAndReportsCorruptImages) {
   std::string root = make_folder_dataset(tmp);
   std::string out = tmp / "store", log;
   ASSERT_EQ(run_command(shard_cmd("--from folder --input " + root + " --out " + out +
-                                  " --image-size 32 --shard-size 5 --threads 2"),
+                                  " --image-size 32 --shard-size 5 --workers 2"),
                         &log),
             0)
       << log;
@@ -127,7 +127,7 @@ TEST(ShardTest, NonEmptyOutputIsRefusedWithoutOverwrite) {
 TEST(ShardTest, OneTwoAndThreeRanksWriteTheSameStore) {
   TempDir tmp;
   std::string root = make_folder_dataset(tmp, 5);
-  std::string args = "--from folder --input " + root + " --image-size 24 --shard-size 2 --threads 1 --out ";
+  std::string args = "--from folder --input " + root + " --image-size 24 --shard-size 2 --workers 1 --out ";
   std::string log;
   ASSERT_EQ(run_command(shard_cmd(args + (tmp / "one")), &log), 0) << log;
   for (int np : {2, 3}) {
@@ -320,4 +320,25 @@ TEST(ShardTest, BadOptionsAreExplained) {
   EXPECT_NE(log.find("--out"), std::string::npos) << log;
   ASSERT_EQ(run_command(shard_cmd("--help"), &log), 0);
   EXPECT_NE(log.find("--strict"), std::string::npos) << log;
+  EXPECT_NE(log.find("--workers"), std::string::npos) << log;
+  EXPECT_EQ(log.find("--threads"), std::string::npos) << log;
+}
+
+// The decode threads were --threads; that name is refused, naming --workers, on the command line
+// and in a --config file.
+TEST(ShardTest, ThreadsIsRefusedNamingWorkers) {
+  TempDir tmp;
+  std::string log;
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") +
+                                  " --threads 2"),
+                        &log),
+            0);
+  EXPECT_NE(log.find("--workers"), std::string::npos) << log;
+  std::ofstream(tmp / "old.ini") << "threads = 2\n";
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") +
+                                  " --config " + (tmp / "old.ini")),
+                        &log),
+            0);
+  EXPECT_NE(log.find("old.ini"), std::string::npos) << log;
+  EXPECT_NE(log.find("workers"), std::string::npos) << log;
 }

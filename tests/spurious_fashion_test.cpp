@@ -72,7 +72,7 @@ void write_stores(const std::vector<Source>& sources, const std::string& root, i
     opt.layout.shard_size = 100;
     opt.out = (fs::path(root) / source.layout.split).string();
     opt.strict = true;
-    opt.threads = threads;
+    opt.workers = threads;
     convert(source.items, opt, *comm);
   }
 }
@@ -521,7 +521,7 @@ TEST(SpuriousFashionTest, BuiltInConfigurationsGiveTheirSplitsAndSizes) {
   std::string log;
   ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir + "spurious_fashion_quick.ini" +
                             " --config " + dir + "spurious_fashion_b.ini --config " + dir + "spurious_fashion.ini" +
-                            " --split group-val --threads 1 --out " + (tmp / "b"), &log), 0) << log;
+                            " --split group-val --workers 1 --out " + (tmp / "b"), &log), 0) << log;
   const auto m = data::Manifest::read(tmp / "b/group-val");
   EXPECT_EQ(m.class_names, (std::vector<std::string>{"sneaker", "ankle boot"}));
   EXPECT_EQ(m.count(), 200);  // the quick size wins over the default's 800
@@ -529,7 +529,7 @@ TEST(SpuriousFashionTest, BuiltInConfigurationsGiveTheirSplitsAndSizes) {
                                                      "ankle boot on snow", "ankle boot on night sky"}));
   ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir + "spurious_fashion_b.ini" +
                             " --config " + dir + "spurious_fashion.ini --split finetune-val --finetune-val-size 36"
-                            " --threads 1 --out " + (tmp / "b"), &log), 0) << log;
+                            " --workers 1 --out " + (tmp / "b"), &log), 0) << log;
   EXPECT_EQ(data::Manifest::read(tmp / "b/finetune-val").class_names,
             (std::vector<std::string>{"t-shirt", "trouser", "pullover", "coat", "sandal", "bag"}));
 }
@@ -541,7 +541,7 @@ TEST(SpuriousFashionTest, ShardCommandWritesTheStoresOnOneAndTwoRanks) {
   const std::string args = " shard --from spurious-fashion --config " + config +
                            " --pretrain-size 60 --finetune-train-size 36 --finetune-val-size 12 --id-test-size 12"
                            " --shift-test-size 36 --group-val-size 8 --group-test-size 16 --heldout-test-size 24"
-                           " --rho 1 --shard-size 16 --threads 1 --out ";
+                           " --rho 1 --shard-size 16 --workers 1 --out ";
   std::string log;
   ASSERT_EQ(run_command(starft_binary() + args + (tmp / "one"), &log), 0) << log;
   const std::string mpirun =

@@ -81,6 +81,25 @@ TEST(TrainConfig, UnknownKeysAndBadValuesAreErrors) {
   EXPECT_ERROR(parse_train_args({"--config", tmp / "missing.ini"}), "missing.ini");
 }
 
+TEST(TrainConfig, FormerNamesAreRefusedNamingTheNewOnes) {
+  TempDir tmp;
+  auto e = error_of([] { parse_train_args({"--eval-classnames", "names.txt"}); });
+  EXPECT_NE(e.find("eval-class-names"), std::string::npos) << e;
+  write_text(tmp / "old.ini", "lr = 1e-5\neval-classnames = names.txt\n");
+  e = error_of([&] { parse_train_args({"--config", tmp / "old.ini"}); });
+  EXPECT_NE(e.find("old.ini"), std::string::npos) << e;
+  EXPECT_NE(e.find("eval-class-names"), std::string::npos) << e;
+  EXPECT_EQ(parse_train_args({"--eval-class-names", "names.txt"}).eval_class_names, "names.txt");
+  // A run directory written before the rename still loads: its config.ini is upgraded.
+  TrainConfig c;
+  c.eval_class_names = "names.txt";
+  const auto ini = to_ini(c);
+  std::string old = ini;
+  old.replace(old.find("eval-class-names = "), std::string("eval-class-names").size(), "eval-classnames");
+  EXPECT_EQ(upgrade_ini(old), ini);
+  EXPECT_EQ(from_ini(old, "old config.ini").eval_class_names, "names.txt");
+}
+
 TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
@@ -108,7 +127,7 @@ TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.teacher = "oracle"; }), 1), "--teacher");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.weights = "/no/weights.safetensors"; }), 1), "--weights");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.run_dir = ""; }), 1), "--run-dir");
-  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.device = "tpu"; }), 1), "--device");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.device = "tpu"; }), 1), "--device must be cpu, cuda or cuda:N");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.resume = "/no/checkpoint"; }), 1), "--resume");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.batch_size = 64; }), 1), "larger than the store");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.caption_template = "a photo"; }), 1), "--caption-template");

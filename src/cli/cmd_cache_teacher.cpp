@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/precision.h"
 #include "data/store.h"
+#include "distributed/device.h"
 #include "distributed/runtime.h"
 #include "train/config.h"
 #include "data/templates.h"
@@ -52,7 +53,7 @@ int run_cache_teacher(int argc, char** argv) {
   auto tokenizer = clip::Tokenizer::load(config.vocab);
 
   distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
-  const torch::Device device = run_device(config.device, *rt);
+  const torch::Device device = distributed::run_device(config.device, &*rt);
   clip::LoadOptions lo;
   lo.device = device;
   lo.precision = parse_precision(config.precision, device.is_cuda());

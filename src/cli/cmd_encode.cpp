@@ -10,6 +10,7 @@
 #include "clip/weights.h"
 #include "common/error.h"
 #include "common/precision.h"
+#include "distributed/device.h"
 
 namespace starft::cli {
 namespace {
@@ -36,7 +37,7 @@ int run_encode(int argc, char** argv) {
       ("weights", po::value<std::string>()->required(), "CLIP weights (.safetensors, OpenAI or Hugging Face naming)")
       ("inputs", po::value<std::string>()->required(), "input .safetensors with `images` [N,3,H,W] f32 and/or `tokens` [M,L] i64")
       ("out", po::value<std::string>()->required(), "output .safetensors: image_features, text_features, logits_per_image")
-      ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda, cuda:N")
+      ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda (the current GPU) or cuda:N")
       ("precision", po::value<std::string>()->default_value("fp32"),
        "fp32, amp_bf16 (bfloat16 autocast; the features written are float32) or auto")
       ("batch-size", po::value<int64_t>()->default_value(256), "samples per forward pass")
@@ -51,7 +52,7 @@ int run_encode(int argc, char** argv) {
   const auto inputs_path = (*vm)["inputs"].as<std::string>();
   const int64_t batch = (*vm)["batch-size"].as<int64_t>();
   check(batch > 0, "--batch-size must be positive, got ", batch);
-  torch::Device device((*vm)["device"].as<std::string>());
+  const torch::Device device = distributed::run_device((*vm)["device"].as<std::string>(), nullptr);
   clip::LoadOptions load;
   load.device = device;
   load.precision = parse_precision((*vm)["precision"].as<std::string>(), device.is_cuda());

@@ -10,6 +10,7 @@
 #include "clip/weights.h"
 #include "common/error.h"
 #include "common/precision.h"
+#include "distributed/device.h"
 #include "distributed/runtime.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
@@ -44,16 +45,16 @@ int run_eval(int argc, char** argv) {
        "CLIP weights to evaluate: .safetensors (OpenAI or Hugging Face naming) or a training checkpoint directory")
       ("store", po::value<std::vector<std::string>>()->required()->composing(),
        "evaluation stores, comma-separated or repeated: DIR[:key=value]... with keys name (table label), templates, "
-       "classnames (a class list file, or `store` for the store's own classes), class-map, train-store")
+       "class-names (a class list file, or `store` for the store's own classes), class-map, train-store")
       ("vocab", po::value<std::string>()->required(),
        "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json")
       ("templates", po::value<std::string>()->default_value("imagenet"),
        "zero-shot template set of the heads: a built-in name (imagenet, simple, waterbirds, fashion) or a file")
-      ("classnames", po::value<std::string>(),
-       "class list the heads are built from (one class per line: `name` or `id<TAB>name`); default: each store's "
-       "own classes from its manifest")
+      ("class-names", po::value<std::string>(),
+       "class list the heads are built from (one class per line: `name`, `id<TAB>name` or `wnid name, alias` as in "
+       "LOC_synset_mapping.txt); default: each store's own classes from its manifest")
       ("class-map", po::value<std::string>(),
-       "class map for stores scored against --classnames (one line per store class: "
+       "class map for stores scored against --class-names (one line per store class: "
        "`store_class<TAB>head_class[<TAB>...]`; logit = max over the head classes)")
       ("train-store", po::value<std::string>(),
        "training store whose group proportions weight avg_acc_train_weighted of group stores (Waterbirds convention)")
@@ -61,10 +62,13 @@ int run_eval(int argc, char** argv) {
        "WiSE-FT: evaluate (1-alpha)*zero-shot + alpha*fine-tuned for each alpha, e.g. 0,0.5,1 (needs --zeroshot-weights)")
       ("zeroshot-weights", po::value<std::string>(),
        "WiSE-FT: the zero-shot weights the fine-tuned --weights started from")
-      ("batch-size", po::value<int64_t>()->default_value(64), "images per forward pass on each rank")
+      ("batch-size", po::value<int64_t>()->default_value(64),
+       "global batch: images per step over all ranks, as in train (each rank scores ceil(B / ranks) per forward "
+       "pass); results do not depend on it")
       ("text-batch-size", po::value<int64_t>()->default_value(256), "texts per forward pass when building the heads")
       ("workers", po::value<int>()->default_value(1), "image preprocessing threads per rank (plus one reader thread)")
-      ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda, cuda:N")
+      ("device", po::value<std::string>()->default_value("cpu"),
+       "device to run on: cpu, cuda (each rank its local GPU) or cuda:N")
       ("precision", po::value<std::string>()->default_value("fp32"),
        "fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto "
        "(amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16)")
@@ -75,7 +79,8 @@ int run_eval(int argc, char** argv) {
   auto vm = parse(argc, argv, opts,
                   "usage: starft eval --weights W --store S1,S2,... --vocab BPE [options]   (alone, or under mpirun/srun)\n"
                   "Zero-shot evaluation: a head per store from the model's text tower, every rank scores its slice of\n"
-                  "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.");
+                  "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.",
+                  nullptr, {{"classnames", "class-names", ""}});
   if (!vm) return 0;
 
   // Everything about the request is checked before any model runs.
@@ -83,7 +88,7 @@ int run_eval(int argc, char** argv) {
   const auto specs = eval::parse_eval_specs((*vm)["store"].as<std::vector<std::string>>());
   eval::EvalOptions options;
   options.templates = (*vm)["templates"].as<std::string>();
-  if (vm->count("classnames")) options.classnames = (*vm)["classnames"].as<std::string>();
+  if (vm->count("class-names")) options.class_names = (*vm)["class-names"].as<std::string>();
   if (vm->count("class-map")) options.class_map = (*vm)["class-map"].as<std::string>();
   if (vm->count("train-store")) options.train_store = (*vm)["train-store"].as<std::string>();
   options.batch_size = (*vm)["batch-size"].as<int64_t>();
@@ -100,20 +105,10 @@ int run_eval(int argc, char** argv) {
   const auto out = (*vm)["out"].as<std::string>();
   check(!fs::exists(out) || fs::is_directory(out), "--out ", out, ": exists and is not a directory");
   check_precision_text((*vm)["precision"].as<std::string>());
+  distributed::parse_device((*vm)["device"].as<std::string>());  // throws for a bad value
 
   distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
-  torch::Device device(torch::kCPU);
-  const auto device_arg = (*vm)["device"].as<std::string>();
-  if (device_arg != "cpu") {
-    check(device_arg == "cuda" || device_arg.rfind("cuda:", 0) == 0, "--device must be cpu, cuda or cuda:N, got '",
-          device_arg, "'");
-    check(rt->device().is_cuda(), "--device ", device_arg, ": this rank has no CUDA device; use --device cpu");
-    try {
-      device = device_arg == "cuda" ? rt->device() : torch::Device(device_arg);
-    } catch (const c10::Error&) {
-      fail("--device must be cpu, cuda or cuda:N, got '", device_arg, "'");
-    }
-  }
+  const torch::Device device = distributed::run_device((*vm)["device"].as<std::string>(), &*rt);
   auto& comm = rt->comm_for(device);
 
   eval::Evaluator evaluator(specs, options);

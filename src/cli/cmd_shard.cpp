@@ -3,13 +3,11 @@
 // not depend on K.
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/command.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "sharding/convert.h"
 #include "sharding/shard_comm.h"
 #include "sharding/sources.h"
@@ -19,10 +17,15 @@ namespace starft::cli {
 
 namespace fs = std::filesystem;
 
+// shard's decode threads were --threads, which every computing command uses for LibTorch's
+// intra-op threads (distributed/runtime.h); they are --workers, as in train and eval.
+static const std::vector<RenamedOption> kRenamed{
+    {"threads", "workers", "decode threads per rank; --threads is the LibTorch threads of train, eval and cache-teacher"}};
+
 static int run_shard(int argc, char** argv) {
   po::options_description options("options");
   std::string kind, input, out, class_names, image_root, dataset, split;
-  int image_size = 256, compression = 0, threads = 0;
+  int image_size = 256, compression = 0, workers = 0;
   int64_t shard_size = 1024;
   options.add_options()
     ("from", po::value(&kind)->required(),
@@ -35,7 +38,8 @@ static int run_shard(int argc, char** argv) {
     ("out", po::value(&out)->required(),
      "store directory; waterbirds, fashion-mnist and spurious-fashion write one store per split into OUT/<split>")
     ("class-names", po::value(&class_names),
-     "class list: `wnid name, alias` lines (ImageNet's LOC_synset_mapping.txt) or one name per line")
+     "class list, one class per line: `wnid name, alias` (ImageNet's LOC_synset_mapping.txt), `id<TAB>name` or "
+     "`name` (datasets/classnames/README.md); --from folder needs the ids (the folders' names)")
     ("image-root", po::value(&image_root), "csv: directory that relative file paths start from (default: the csv's)")
     ("dataset", po::value(&dataset), "dataset name recorded in the manifest (default: from the source)")
     ("split", po::value(&split),
@@ -47,32 +51,23 @@ static int run_shard(int argc, char** argv) {
     ("shard-size", po::value(&shard_size)->default_value(1024), "input images per shard file")
     ("compression", po::value(&compression)->default_value(0),
      "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")
-    ("threads", po::value(&threads)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")
+    ("workers", po::value(&workers)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")
     ("strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")
-    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out")
-    ("config", po::value<std::vector<std::string>>()->composing(),
-     "INI file(s) of options (`key = value`, keys as the long options, e.g. configs/spurious_fashion.ini); the "
-     "command line wins over a file, an earlier file over a later one");
+    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out");
   sharding::SpuriousFashionConfig generator;
   const auto generator_options = sharding::spurious_fashion_options(generator);
   options.add(generator_options);
-  auto vm = parse(argc, argv, options,
+  // Every option is also an INI key of the --config files (e.g. configs/spurious_fashion.ini).
+  po::options_description all;
+  add_config_option(all);
+  all.add(options);
+  auto vm = parse(argc, argv, all,
                   "usage: starft shard --from folder|csv|waterbirds|fashion-mnist --input PATH --out DIR [options]\n"
                   "       starft shard --from spurious-fashion --config configs/spurious_fashion.ini --out DIR\n"
-                  "       (under `mpirun -np K` the K ranks convert in parallel)");
+                  "       (under `mpirun -np K` the K ranks convert in parallel)",
+                  nullptr, kRenamed);
   if (!vm) return 0;
-  if (vm->count("config")) {
-    for (const auto& path : vm->at("config").as<std::vector<std::string>>()) {
-      std::ifstream in(path);
-      check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
-      try {
-        po::store(po::parse_config_file(in, options), *vm);
-      } catch (const po::error& e) {
-        fail("--config ", path, ": ", e.what(), " (keys are the option names of `starft shard --help`)");
-      }
-    }
-    po::notify(*vm);
-  }
+  load_config_files(*vm, options, argv[0], kRenamed);
   if (kind == "spurious-fashion") {
     if (vm->at("image-size").defaulted()) image_size = generator.image_size;
     generator.image_size = image_size;
@@ -84,7 +79,7 @@ static int run_shard(int argc, char** argv) {
   check(image_size > 0 && image_size <= 4096, "--image-size ", image_size, " must be in 1..4096");
   check(shard_size > 0, "--shard-size ", shard_size, " must be positive");
   check(compression >= 0 && compression <= 9, "--compression ", compression, " must be in 0..9");
-  check(threads >= 0, "--threads ", threads, " must be >= 0");
+  check(workers >= 0, "--workers ", workers, " must be >= 0");
   const bool multi = kind == "waterbirds" || kind == "fashion-mnist" || kind == "spurious-fashion";
   if (input.empty()) {
     check(kind == "fashion-mnist" || kind == "spurious-fashion", "--input is required for --from ", kind);
@@ -132,7 +127,7 @@ static int run_shard(int argc, char** argv) {
     opt.out = multi ? (fs::path(out) / source.layout.split).string() : out;
     opt.overwrite = vm->at("overwrite").as<bool>();
     opt.strict = vm->at("strict").as<bool>();
-    opt.threads = threads;
+    opt.workers = workers;
     if (source.items.empty()) {
       if (comm->rank() == 0) spdlog::warn("shard: split '{}' of {} has no images; no store written", source.layout.split, input);
       continue;

@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "cli/train_options.h"
 #include "common/error.h"
+#include "distributed/device.h"
 #include "distributed/runtime.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -22,7 +23,7 @@ int run_train(int argc, char** argv) {
       "(mode pretrain). Every option below is also an INI key: `batch-size = 512`.");
   if (!vm) return 0;
   distributed::ScopedRuntime rt(distributed::runtime_options(*vm));
-  const torch::Device device = run_device(config.device, *rt);
+  const torch::Device device = distributed::run_device(config.device, &*rt);
   train::Trainer trainer(config, rt->comm_for(device), device);
   trainer.run();
   return 0;

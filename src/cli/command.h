@@ -7,6 +7,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "common/options.h"
 
 namespace starft::cli {
 
@@ -28,8 +31,10 @@ struct Registration {
 
 // Parses argv against `options` (a --help option is added). Prints usage and returns nullopt
 // for --help; throws starft::Error naming the bad option otherwise. `usage` is the first line.
+// An option of `renamed` (former names, not shown in --help) is refused naming its new name.
 std::optional<po::variables_map> parse(int argc, char** argv, po::options_description options,
                                        const std::string& usage,
-                                       const po::positional_options_description* positional = nullptr);
+                                       const po::positional_options_description* positional = nullptr,
+                                       const std::vector<RenamedOption>& renamed = {});
 
 }  // namespace starft::cli

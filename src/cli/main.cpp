@@ -19,13 +19,19 @@ std::map<std::string, Command>& registry() {
 
 std::optional<po::variables_map> parse(int argc, char** argv, po::options_description options,
                                        const std::string& usage,
-                                       const po::positional_options_description* positional) {
+                                       const po::positional_options_description* positional,
+                                       const std::vector<RenamedOption>& renamed) {
   options.add_options()("help,h", "show this help and exit");
+  po::options_description all;
+  all.add(options);
+  if (!renamed.empty()) all.add(renamed_options(renamed));
   po::variables_map vm;
   try {
-    auto parser = po::command_line_parser(argc, argv).options(options);
+    auto parser = po::command_line_parser(argc, argv).options(all);
     if (positional) parser.positional(*positional);
-    po::store(parser.run(), vm);
+    const auto parsed = parser.run();
+    refuse_renamed(parsed, renamed);
+    po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << usage << "\n\n" << options << std::endl;
       return std::nullopt;

@@ -1,6 +1,7 @@
 #include "cli/train_options.h"
 
 #include "common/error.h"
+#include "common/options.h"
 
 namespace starft::cli {
 
@@ -12,19 +13,11 @@ std::optional<po::variables_map> parse_train_command(int argc, char** argv, trai
   distributed::add_runtime_options(runtime);
   fields.add(runtime);
   po::options_description all;
-  train::add_config_option(all);
+  add_config_option(all);
   all.add(fields);
-  auto vm = parse(argc, argv, all, usage);
-  if (vm) train::load_config_files(*vm, fields);
+  auto vm = parse(argc, argv, all, usage, nullptr, train::renamed_train_options());
+  if (vm) load_config_files(*vm, fields, argv[0], train::renamed_train_options());
   return vm;
-}
-
-torch::Device run_device(const std::string& device, const distributed::Runtime& runtime) {
-  if (device == "cpu") return torch::kCPU;
-  check(runtime.device().is_cuda(), "--device ", device, ": this rank has no CUDA device (LibTorch ",
-        torch::cuda::is_available() ? "sees one but the runtime chose the CPU" : "was built without CUDA or sees no GPU",
-        "); use --device cpu");
-  return device == "cuda" ? runtime.device() : torch::Device(device);
 }
 
 }  // namespace starft::cli

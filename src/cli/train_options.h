@@ -19,8 +19,4 @@ namespace starft::cli {
 std::optional<po::variables_map> parse_train_command(int argc, char** argv, train::TrainConfig& config,
                                                      const po::options_description& extra, const std::string& usage);
 
-// The device --device asks for on this rank: the CPU, or this rank's CUDA device for `cuda`
-// (`cuda:N` as given). Throws when it asks for CUDA on a rank without one.
-torch::Device run_device(const std::string& device, const distributed::Runtime& runtime);
-
 }  // namespace starft::cli

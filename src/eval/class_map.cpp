@@ -77,37 +77,6 @@ std::vector<int64_t> lookup(const ClassList& head, const std::multimap<std::stri
 
 }  // namespace
 
-ClassList read_class_list(const std::string& path) {
-  ClassList list;
-  list.source = path;
-  const auto lines = read_tab_lines(path, "class list");
-  check(!lines.empty(), "class list ", path, ": no classes (one class per line: `name` or `id<TAB>name`)");
-  const bool with_ids = lines.front().fields.size() == 2;
-  std::set<std::string> seen;
-  for (const auto& line : lines) {
-    check(line.fields.size() <= 2, path, ":", line.number, ": ", line.fields.size(),
-          " tab-separated fields; a class line is `name` or `id<TAB>name`");
-    check((line.fields.size() == 2) == with_ids, path, ":", line.number,
-          ": every line must have the same form (line ", lines.front().number, " is ",
-          with_ids ? "`id<TAB>name`" : "`name`", ", this one is not)");
-    list.names.push_back(line.fields.back());
-    if (with_ids) {
-      check(seen.insert(line.fields[0]).second, path, ":", line.number, ": class id '", line.fields[0],
-            "' appears twice");
-      list.ids.push_back(line.fields[0]);
-    }
-  }
-  return list;
-}
-
-ClassList class_list(const data::Manifest& manifest, const std::string& source) {
-  ClassList list;
-  list.names = manifest.class_names;
-  list.ids = manifest.class_ids;
-  list.source = source;
-  return list;
-}
-
 const char* to_string(Matching matching) {
   switch (matching) {
     case Matching::identity: return "identity";
@@ -171,7 +140,7 @@ ClassMapping match_classes(const ClassList& store, const ClassList& head, const 
   if (!missing.empty()) {
     fail(store_where, ": ", missing.size(), " of its ", store.size(), " classes have no column in the head built from ",
          head.source, " (", head.size(), " classes, matched by ", how, "): ", first_few(missing),
-         ". Build the head from classes that cover the store's (--classnames, or classnames=store for the "
+         ". Build the head from classes that cover the store's (--class-names, or class-names=store for the "
          "store's own), or give a --class-map");
   }
   if (!ambiguous.empty()) {

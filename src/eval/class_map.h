@@ -14,35 +14,21 @@
 // In every case a sample's prediction is the store class with the largest (mapped) logit.
 //
 // File formats (datasets/classnames/README.md):
-//   class list  one class per line in label order: `name`, or `id<TAB>name`;
+//   class list  data/class_list.h (the reader every command uses);
 //   class map   one store class per line: `store_class<TAB>head_class[<TAB>head_class...]`, each
-//               class given by its id or its name.
-// In both, blank lines and lines whose first non-blank character is '#' are skipped.
+//               class given by its id or its name; blank lines and lines whose first non-blank
+//               character is '#' are skipped.
 #include <torch/torch.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "data/manifest.h"
+#include "data/class_list.h"
 
 namespace starft::eval {
 
-struct ClassList {
-  std::vector<std::string> names;
-  std::vector<std::string> ids;  // empty, or one per name
-  std::string source;            // where the list came from, for messages
-
-  int64_t size() const { return static_cast<int64_t>(names.size()); }
-  bool has_ids() const { return !ids.empty(); }
-};
-
-// Reads a class-list file; throws starft::Error naming file and line for a malformed line, a
-// file that mixes lines with and without ids, a repeated id, or a file with no classes.
-ClassList read_class_list(const std::string& path);
-
-// The classes of a store's manifest (`class_names`, and `class_ids` when present).
-ClassList class_list(const data::Manifest& manifest, const std::string& source);
+using data::ClassList;
 
 enum class Matching { identity, class_id, class_name, class_map };
 const char* to_string(Matching matching);

@@ -64,7 +64,7 @@ EvalSpec parse_eval_spec(const std::string& text) {
   while (std::getline(in, part, ':')) {
     const auto eq = part.find('=');
     check(eq != std::string::npos && eq > 0, "--store '", text, "': '", part,
-          "' is not key=value (keys: name, templates, classnames, class-map, train-store)");
+          "' is not key=value (keys: name, templates, class-names, class-map, train-store)");
     const std::string key = part.substr(0, eq), value = part.substr(eq + 1);
     check(!value.empty(), "--store '", text, "': ", key, " has no value");
     check(seen.insert(key).second, "--store '", text, "': ", key, " is given twice");
@@ -72,14 +72,16 @@ EvalSpec parse_eval_spec(const std::string& text) {
       spec.name = value;
     } else if (key == "templates") {
       spec.templates = value;
+    } else if (key == "class-names") {
+      spec.class_names = value;
     } else if (key == "classnames") {
-      spec.classnames = value;
+      fail("--store '", text, "': key classnames was renamed class-names");
     } else if (key == "class-map") {
       spec.class_map = value;
     } else if (key == "train-store") {
       spec.train_store = value;
     } else {
-      fail("--store '", text, "': unknown key '", key, "' (keys: name, templates, classnames, class-map, train-store)");
+      fail("--store '", text, "': unknown key '", key, "' (keys: name, templates, class-names, class-map, train-store)");
     }
   }
   return spec;
@@ -94,6 +96,11 @@ std::vector<EvalSpec> parse_eval_specs(const std::vector<std::string>& texts) {
     check(!text.empty() && text.back() != ',', "--store '", text, "': empty entry in the comma-separated list");
   }
   return specs;
+}
+
+int64_t per_rank_batch(int64_t global_batch, int ranks) {
+  check(global_batch > 0 && ranks > 0, "per_rank_batch: batch ", global_batch, " over ", ranks, " ranks");
+  return (global_batch + ranks - 1) / ranks;
 }
 
 // ---- results ------------------------------------------------------------------------------
@@ -201,20 +208,20 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
     check(fs::is_directory(spec.store), where, ": no such directory");
     t->store = std::make_unique<data::Store>(spec.store);
     check(t->store->size() > 0, where, ": the store holds no samples");
-    t->classes = class_list(t->store->manifest(), spec.store);
+    t->classes = data::class_list(t->store->manifest(), spec.store);
 
     // The head: class list x template set, shared by stores that ask for the same one.
     const std::string templates = spec.templates.empty() ? options.templates : spec.templates;
     if (!template_sets.count(templates)) template_sets[templates] = data::load_templates(templates);
-    std::string classnames = spec.classnames.empty() ? options.classnames : spec.classnames;
-    if (classnames == kOwnClasses) classnames.clear();
-    const bool own = classnames.empty();
+    std::string class_names = spec.class_names.empty() ? options.class_names : spec.class_names;
+    if (class_names == kOwnClasses) class_names.clear();
+    const bool own = class_names.empty();
     ClassList head_classes;
     if (own) {
       head_classes = t->classes;
     } else {
-      if (!class_lists.count(classnames)) class_lists[classnames] = read_class_list(classnames);
-      head_classes = class_lists[classnames];
+      if (!class_lists.count(class_names)) class_lists[class_names] = data::read_class_list(class_names);
+      head_classes = class_lists[class_names];
     }
     // Stores with the same classes (a validation and a test split) share one head.
     std::string head_key;
@@ -286,7 +293,8 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
     so.num_samples = t->store->size();
     so.world_size = comm.size();
     so.rank = comm.rank();
-    so.batch_size = options_.batch_size;
+    // The global batch over the ranks; scores are per sample, so it changes no result.
+    so.batch_size = per_rank_batch(options_.batch_size, comm.size());
     so.shuffle = false;
     so.tail = data::Tail::uneven;
     data::LoaderOptions lo;

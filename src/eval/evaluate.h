@@ -8,7 +8,8 @@
 //   1. builds each distinct head (class list x template set) from the model's current text tower,
 //      the classes split over the ranks and the class embeddings all-gathered;
 //   2. scores its own samples of each store: samples r, r + W, r + 2W, ... in store order (split
-//      by samples, never by shards, so uneven shards leave no rank idle; every sample once);
+//      by samples, never by shards, so uneven shards leave no rank idle; every sample once), in
+//      forward passes of ceil(batch_size / W) images (batch_size is global, as in training);
 //   3. all-reduces the int64 correct/total counts per class and per group (sums are exact, so
 //      the counts do not depend on the number of ranks) and computes the metrics.
 // Every rank returns the same results; the caller's rank 0 reports them. A rank that fails ends
@@ -43,27 +44,31 @@ struct EvalSpec {
   std::string store;        // store directory
   std::string name;         // label in tables and results.json; default: the directory's name
   std::string templates;    // template set of this store's head (a built-in name or a file)
-  std::string classnames;   // class list file of this store's head; "store": the store's own classes
+  std::string class_names;  // class list file of this store's head; "store": the store's own classes
   std::string class_map;    // class map file from this store's classes to its head's
   std::string train_store;  // training store for avg_acc_train_weighted
 };
 
-// "DIR[:key=value]..." with keys name, templates, classnames, class-map, train-store, e.g.
-// "wb_test:name=waterbirds:classnames=store:templates=waterbirds". Throws for an unknown key,
-// a missing '=', a key given twice, or an empty directory.
+// "DIR[:key=value]..." with keys name, templates, class-names, class-map, train-store, e.g.
+// "wb_test:name=waterbirds:class-names=store:templates=waterbirds". Throws for an unknown key
+// (naming the new key for the former `classnames`), a missing '=', a key given twice, or an
+// empty directory.
 EvalSpec parse_eval_spec(const std::string& text);
 // Each text may hold several specs separated by commas ("S1,S2:name=x").
 std::vector<EvalSpec> parse_eval_specs(const std::vector<std::string>& texts);
 
 struct EvalOptions {
   std::string templates = "imagenet";  // default template set (built-in name or file)
-  std::string classnames;   // default class list file of the heads; "" = each store's own classes
+  std::string class_names;  // default class list file of the heads; "" = each store's own classes
   std::string class_map;    // default class map, for stores whose head is not their own classes
   std::string train_store;  // default training store (used by stores that have groups)
-  int64_t batch_size = 64;  // images per forward pass on each rank
+  int64_t batch_size = 64;  // global batch: images per step over all ranks, ceil(B / ranks) per rank
   int64_t text_batch_size = 256;
   int workers = 1;          // augmentation threads per rank (plus one reader thread)
 };
+
+// Images per forward pass on each of `ranks` ranks for a global batch: ceil(global_batch / ranks).
+int64_t per_rank_batch(int64_t global_batch, int ranks);
 
 struct StoreResult {
   std::string name, store;

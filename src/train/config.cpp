@@ -10,9 +10,11 @@
 
 #include "clip/model.h"
 #include "common/error.h"
+#include "common/options.h"
 #include "common/precision.h"
 #include "data/manifest.h"
 #include "data/templates.h"
+#include "distributed/device.h"
 
 namespace starft::train {
 
@@ -100,13 +102,14 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.section("evaluation during training");
   v.field("eval-stores", c.eval_stores,
           "stores scored with zero-shot heads from the model's text tower at epoch ends, in `starft eval "
-          "--store` syntax: DIR[:name=N][:templates=T][:classnames=F|store][:class-map=F][:train-store=D], "
+          "--store` syntax: DIR[:name=N][:templates=T][:class-names=F|store][:class-map=F][:train-store=D], "
           "several joined with ','; results go to <run-dir>/eval.jsonl");
   v.field("eval-every", c.eval_every, "evaluate every N epochs and after the last; 0 = never");
   v.field("eval-templates", c.eval_templates, "default template set of the evaluation heads (built-in name or file)");
-  v.field("eval-classnames", c.eval_classnames, "default class list file of the evaluation heads; "
-                                                "empty = each store's own classes");
-  v.field("eval-batch-size", c.eval_batch_size, "images per forward pass on each rank when evaluating");
+  v.field("eval-class-names", c.eval_class_names, "default class list file of the evaluation heads; "
+                                                  "empty = each store's own classes");
+  v.field("eval-batch-size", c.eval_batch_size,
+          "global batch when evaluating, as --batch-size: each rank scores ceil(B / ranks) images per forward pass");
   v.field("best-metric", c.best_metric,
           "keep the weights of the best evaluation so far in <run-dir>/best/, by STORE/METRIC (higher is "
           "better), e.g. group-val/worst_group_acc or val/top1; metrics: top1, worst_group_acc, avg_acc, "
@@ -157,21 +160,16 @@ void one_of(const std::string& key, const std::string& value, std::initializer_l
   fail("--", key, ": unknown value '", value, "'; choose one of ", list);
 }
 
-void store_config_file(const std::string& path, const po::options_description& desc, po::variables_map& vm) {
-  std::ifstream in(path);
-  check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
-  try {
-    po::store(po::parse_config_file(in, desc), vm);
-  } catch (const po::error& e) {
-    fail("config file ", path, ": ", e.what(), " (keys are the option names of `starft train --help`)");
-  }
-}
-
 }  // namespace
 
 std::string TrainConfig::teacher_cache_path() const {
   if (!teacher_cache.empty()) return teacher_cache;
   return (fs::path(store) / "teacher-cache.h5").string();
+}
+
+const std::vector<RenamedOption>& renamed_train_options() {
+  static const std::vector<RenamedOption> renamed{{"eval-classnames", "eval-class-names", ""}};
+  return renamed;
 }
 
 po::options_description train_options(TrainConfig& config) {
@@ -181,38 +179,25 @@ po::options_description train_options(TrainConfig& config) {
   return b.all;
 }
 
-void add_config_option(po::options_description& options) {
-  options.add_options()("config", po::value<std::vector<std::string>>()->composing(),
-                        "INI file(s) of options (`key = value`, keys as the long options); the command line "
-                        "wins over a file, an earlier file over a later one");
-}
-
-void load_config_files(po::variables_map& vm, const po::options_description& fields) {
-  if (vm.count("config")) {
-    for (const auto& path : vm["config"].as<std::vector<std::string>>()) store_config_file(path, fields, vm);
-  }
-  try {
-    po::notify(vm);
-  } catch (const po::error& e) {
-    fail("starft train: ", e.what());
-  }
-}
-
 TrainConfig parse_train_args(const std::vector<std::string>& args) {
   TrainConfig config;
   auto fields = train_options(config);
   po::options_description all;
   add_config_option(all);
   all.add(fields);
+  all.add(renamed_options(renamed_train_options()));
   std::vector<const char*> argv{"starft train"};
   for (const auto& a : args) argv.push_back(a.c_str());
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(static_cast<int>(argv.size()), const_cast<char**>(argv.data())).options(all).run(), vm);
+    const auto parsed =
+        po::command_line_parser(static_cast<int>(argv.size()), const_cast<char**>(argv.data())).options(all).run();
+    refuse_renamed(parsed, renamed_train_options());
+    po::store(parsed, vm);
   } catch (const po::error& e) {
     fail("starft train: ", e.what(), " (see `starft train --help`)");
   }
-  load_config_files(vm, fields);
+  load_config_files(vm, fields, "starft train", renamed_train_options());
   return config;
 }
 
@@ -224,11 +209,27 @@ std::string to_ini(const TrainConfig& config) {
   return w.os.str();
 }
 
+std::string upgrade_ini(const std::string& text) {
+  std::istringstream in(text);
+  std::string out, line;
+  while (std::getline(in, line)) {
+    for (const auto& r : renamed_train_options()) {
+      const auto rest = line.find_first_not_of(' ', r.old_name.size());
+      if (line.rfind(r.old_name, 0) == 0 && rest != std::string::npos && line[rest] == '=') {
+        line = r.new_name + line.substr(r.old_name.size());
+      }
+    }
+    out += line + "\n";
+  }
+  if (!text.empty() && text.back() != '\n') out.pop_back();
+  return out;
+}
+
 TrainConfig from_ini(const std::string& text, const std::string& where) {
   TrainConfig config;
   auto desc = train_options(config);
   po::variables_map vm;
-  std::istringstream in(text);
+  std::istringstream in(upgrade_ini(text));
   try {
     po::store(po::parse_config_file(in, desc), vm);
     po::notify(vm);
@@ -324,12 +325,7 @@ void validate(const TrainConfig& c, int world_size) {
                          "(and --eval-every >= 1)");
     split_best_metric(c.best_metric);  // throws for a malformed value
   }
-  try {
-    torch::Device device(c.device);
-    (void)device;
-  } catch (const std::exception&) {
-    fail("--device '", c.device, "' is not a device; use cpu, cuda or cuda:N");
-  }
+  distributed::parse_device(c.device);  // throws for a bad value
   if (!c.resume.empty() && c.resume != "latest") {
     check(fs::is_directory(c.resume), "--resume ", c.resume,
           ": no such checkpoint directory (give one under <run-dir>/checkpoints, or `latest`)");

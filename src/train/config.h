@@ -1,7 +1,8 @@
 #pragma once
 // The configuration of `starft train`: one struct, bound to Boost.Program_options so every field
 // is a command-line option and an INI key of the same name (`--batch-size 64` = `batch-size = 64`).
-// Precedence: command line, then the `--config` file(s) in order, then the defaults.
+// Precedence: command line, then the `--config` file(s) in order, then the defaults
+// (common/options.h, the loader every command uses).
 #include <boost/program_options.hpp>
 
 #include <cstdint>
@@ -9,6 +10,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "common/options.h"
 
 namespace starft::train {
 
@@ -62,8 +65,8 @@ struct TrainConfig {
   std::string eval_stores;        // `starft eval --store` specs joined with ','; "" = none
   int64_t eval_every = 1;         // epochs; also after the last epoch; 0 = never
   std::string eval_templates = "imagenet";
-  std::string eval_classnames;    // "" = each store's own classes
-  int64_t eval_batch_size = 64;   // images per forward pass on each rank
+  std::string eval_class_names;   // "" = each store's own classes
+  int64_t eval_batch_size = 64;   // global, as batch_size: ceil(B / ranks) images per forward pass per rank
   std::string best_metric;        // STORE/METRIC kept in <run-dir>/best/; "" = none
 
   // The run's teacher cache path (teacher_cache, or its default beside the store).
@@ -76,14 +79,9 @@ struct TrainConfig {
 // All options, bound to `config`'s fields, with help text and defaults taken from `config`.
 boost::program_options::options_description train_options(TrainConfig& config);
 
-// Adds `--config FILE` (repeatable) to a command's options.
-void add_config_option(boost::program_options::options_description& options);
-
-// After the command line is stored in `vm`: stores the INI files named by --config (keys of
-// `fields`; a value from the command line or an earlier file wins) and notifies, so the bound
-// TrainConfig holds the result. Throws starft::Error naming the file for an unknown key or bad value.
-void load_config_files(boost::program_options::variables_map& vm,
-                       const boost::program_options::options_description& fields);
+// Former option names (command line and INI keys), refused naming the new ones:
+// eval-classnames -> eval-class-names.
+const std::vector<RenamedOption>& renamed_train_options();
 
 // The whole parse without --help handling (for tests and tools): `args` are the arguments after
 // the program name.
@@ -101,7 +99,13 @@ std::pair<std::string, std::string> split_best_metric(const std::string& text);
 // The effective configuration as INI text that parse_train_config reads back identically.
 std::string to_ini(const TrainConfig& config);
 
-// Parses INI text (as written by to_ini) into a config; `where` names the source in errors.
+// Parses INI text (as written by to_ini, now or before a rename: upgrade_ini) into a config;
+// `where` names the source in errors.
 TrainConfig from_ini(const std::string& text, const std::string& where);
+
+// INI text written by to_ini of an earlier starft (a run's config.ini, a checkpoint's state.json)
+// with the keys renamed since (renamed_train_options) given their new names, so run directories
+// written before a rename still load and resume. Other lines are unchanged.
+std::string upgrade_ini(const std::string& text);
 
 }  // namespace starft::train

@@ -29,14 +29,14 @@ EpochEval::EpochEval(const TrainConfig& config, int rank, bool resuming)
     : run_dir_(config.run_dir), every_(config.eval_every), epochs_(config.epochs), rank_(rank) {
   eval::EvalOptions options;
   options.templates = config.eval_templates;
-  options.classnames = config.eval_classnames;
+  options.class_names = config.eval_class_names;
   options.batch_size = config.eval_batch_size;
   options.workers = static_cast<int>(config.workers);
   try {
     evaluator_ = std::make_unique<eval::Evaluator>(eval::parse_eval_specs({config.eval_stores}), options);
   } catch (const Error& e) {
     // The evaluator words its errors as `starft eval` options (--store, --batch-size, ...).
-    fail("evaluation during training (--eval-stores, --eval-templates, --eval-classnames, --eval-batch-size): ",
+    fail("evaluation during training (--eval-stores, --eval-templates, --eval-class-names, --eval-batch-size): ",
          e.what());
   }
   if (!config.best_metric.empty()) {

@@ -239,7 +239,7 @@ void Trainer::resume_or_start() {
     }
     load_optimizer_state(*optimizer_, params_, read_optimizer_state(*from), *from + "/optimizer.safetensors");
     restore_torch_rng(saved.torch_rng, *from + "/state.json");
-    if (saved.config_ini != state_.config_ini) {
+    if (upgrade_ini(saved.config_ini) != state_.config_ini) {
       spdlog::warn("resuming {} with a configuration that differs from the checkpoint's (see its state.json); "
                    "the continuation is exact only with the same settings",
                    *from);

@@ -39,10 +39,10 @@ TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
   const std::string classes = data::datasets_dir() + "/classnames/";
   auto specs = eval::parse_eval_specs({stores.fish, stores.subset,
                                        stores.coarse + ":class-map=" + classes + "example-fish-map.tsv",
-                                       stores.birds + ":classnames=store:templates=waterbirds"});
+                                       stores.birds + ":class-names=store:templates=waterbirds"});
   eval::EvalOptions options;
   options.templates = "simple";
-  options.classnames = classes + "example-fish.txt";
+  options.class_names = classes + "example-fish.txt";
   options.train_store = stores.birds_train;
   options.batch_size = 4;
 

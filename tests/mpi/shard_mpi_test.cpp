@@ -54,7 +54,7 @@ sharding::ConvertOptions options(const std::string& out) {
   o.layout.has_groups = true;
   o.layout.has_captions = true;
   o.out = out;
-  o.threads = 2;
+  o.workers = 2;
   return o;
 }
 

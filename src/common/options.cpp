@@ -1,0 +1,69 @@
+#include "common/options.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "common/error.h"
+
+namespace starft {
+
+namespace po = boost::program_options;
+
+po::options_description renamed_options(const std::vector<RenamedOption>& renamed) {
+  po::options_description hidden;
+  for (const auto& r : renamed) {
+    hidden.add_options()(r.old_name.c_str(), po::value<std::vector<std::string>>()->composing(), "");
+  }
+  return hidden;
+}
+
+void refuse_renamed(const po::parsed_options& parsed, const std::vector<RenamedOption>& renamed,
+                    const std::string& where) {
+  for (const auto& option : parsed.options) {
+    for (const auto& r : renamed) {
+      if (option.string_key != r.old_name) continue;
+      const std::string note = r.note.empty() ? "" : " (" + r.note + ")";
+      if (where.empty()) fail("--", r.old_name, " was renamed --", r.new_name, note);
+      fail(where, ": key ", r.old_name, " was renamed ", r.new_name, note);
+    }
+  }
+}
+
+void add_config_option(po::options_description& options) {
+  options.add_options()("config", po::value<std::vector<std::string>>()->composing(),
+                        "INI file(s) of options (`key = value`, keys as the long options); the command line "
+                        "wins over a file, an earlier file over a later one");
+}
+
+void load_config_files(po::variables_map& vm, const po::options_description& fields, const std::string& command,
+                       const std::vector<RenamedOption>& renamed) {
+  po::options_description keys;
+  keys.add(fields);
+  if (!renamed.empty()) keys.add(renamed_options(renamed));
+  if (vm.count("config")) {
+    for (const auto& path : vm["config"].as<std::vector<std::string>>()) {
+      std::ifstream in(path);
+      check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
+      po::parsed_options parsed(&keys);
+      try {
+        parsed = po::parse_config_file(in, keys);
+      } catch (const po::error& e) {
+        fail("--config ", path, ": ", e.what(), " (keys are the option names of `", command, " --help`)");
+      }
+      refuse_renamed(parsed, renamed, "--config " + path);
+      try {
+        po::store(parsed, vm);
+      } catch (const po::error& e) {
+        fail("--config ", path, ": ", e.what(), " (keys are the option names of `", command, " --help`)");
+      }
+    }
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    fail(command, ": ", e.what(), " (see `", command, " --help`)");
+  }
+}
+
+}  // namespace starft

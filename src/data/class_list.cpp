@@ -1,0 +1,92 @@
+#include "data/class_list.h"
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "common/error.h"
+
+namespace starft::data {
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t\r\n\f\v");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r\n\f\v");
+  return s.substr(first, last - first + 1);
+}
+
+constexpr const char* kForms = "`name`, `id<TAB>name` or `wnid name, alias` (LOC_synset_mapping.txt)";
+
+}  // namespace
+
+ClassList parse_class_list(const std::string& text_in, const std::string& source) {
+  static const std::regex wordnet_line(R"(^(n[0-9]{8})[ ]+(.+)$)");
+  std::string text = text_in;
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // UTF-8 byte-order mark
+  ClassList list;
+  list.source = source;
+  std::istringstream in(text);
+  std::string raw;
+  int number = 0, first_line = 0;
+  bool with_ids = false;
+  std::set<std::string> seen;
+  while (std::getline(in, raw)) {
+    ++number;
+    const std::string line = trim(raw);
+    if (line.empty() || line[0] == '#') continue;
+    std::string id, name;
+    std::smatch m;
+    if (line.find('\t') != std::string::npos) {
+      std::vector<std::string> fields;
+      std::stringstream split(line);
+      std::string field;
+      while (std::getline(split, field, '\t')) fields.push_back(trim(field));
+      check(fields.size() == 2, source, ":", number, ": ", fields.size(),
+            " tab-separated fields; a class line is ", kForms);
+      id = fields[0];
+      name = fields[1];
+      check(!id.empty() && !name.empty(), source, ":", number, ": empty field (fields are separated by a single tab)");
+    } else if (std::regex_match(line, m, wordnet_line)) {
+      id = m[1].str();
+      name = trim(m[2].str().substr(0, m[2].str().find(',')));
+      check(!name.empty(), source, ":", number, ": no class name after the WordNet id ", id);
+    } else {
+      name = line;
+    }
+    if (first_line == 0) {
+      first_line = number;
+      with_ids = !id.empty();
+    }
+    check(id.empty() != with_ids, source, ":", number, ": every line must have the same form (line ", first_line,
+          " has ", with_ids ? "an id" : "no id", ", this one ", with_ids ? "has none" : "has one",
+          "); a class line is ", kForms);
+    list.names.push_back(name);
+    if (with_ids) {
+      check(seen.insert(id).second, source, ":", number, ": class id '", id, "' appears twice");
+      list.ids.push_back(id);
+    }
+  }
+  check(!list.names.empty(), "class list ", source, ": no classes (one class per line: ", kForms, ")");
+  return list;
+}
+
+ClassList read_class_list(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  check(static_cast<bool>(in), "cannot read class list ", path, ": it does not exist or is unreadable");
+  std::ostringstream text;
+  text << in.rdbuf();
+  check(!in.bad(), "cannot read class list ", path);
+  return parse_class_list(text.str(), path);
+}
+
+ClassList class_list(const Manifest& manifest, const std::string& source) {
+  ClassList list;
+  list.names = manifest.class_names;
+  list.ids = manifest.class_ids;
+  list.source = source;
+  return list;
+}
+
+}  // namespace starft::data

@@ -1,0 +1,123 @@
+// Option parsing every command shares: --config files and their precedence, renamed options
+// refused with the new name (common/options.h), and --device (distributed/device.h).
+#include <gtest/gtest.h>
+
+#include <boost/program_options.hpp>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/options.h"
+#include "distributed/device.h"
+#include "test_util.h"
+
+using namespace starft;
+using starft::testing::TempDir;
+using starft::testing::error_of;
+namespace po = boost::program_options;
+
+namespace {
+
+struct Values {
+  std::string a, b, c, d;
+};
+
+po::options_description fields(Values& v) {
+  po::options_description o("fields");
+  o.add_options()
+      ("a", po::value(&v.a)->default_value("default-a"), "")
+      ("b", po::value(&v.b)->default_value("default-b"), "")
+      ("c", po::value(&v.c)->default_value("default-c"), "")
+      ("d", po::value(&v.d)->default_value("default-d"), "")
+      ("n", po::value<int>(), "");
+  return o;
+}
+
+// The command line `args`, then the files named by --config, as the commands do it.
+void parse(Values& v, const std::vector<std::string>& args, const std::vector<RenamedOption>& renamed = {}) {
+  auto f = fields(v);
+  po::options_description all;
+  add_config_option(all);
+  all.add(f);
+  all.add(renamed_options(renamed));
+  std::vector<const char*> argv{"test"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  po::variables_map vm;
+  const auto parsed = po::command_line_parser(static_cast<int>(argv.size()), argv.data()).options(all).run();
+  refuse_renamed(parsed, renamed);
+  po::store(parsed, vm);
+  load_config_files(vm, f, "starft test", renamed);
+}
+
+}  // namespace
+
+TEST(ConfigFiles, CommandLineThenFilesInOrderThenDefaults) {
+  TempDir tmp;
+  std::ofstream(tmp / "first.ini") << "# the first file\na = first-a\nb = first-b\n";
+  std::ofstream(tmp / "second.ini") << "a = second-a\nb = second-b\nc = second-c\n";
+  Values v;
+  parse(v, {"--a", "cli-a", "--config", tmp / "first.ini", "--config", tmp / "second.ini"});
+  EXPECT_EQ(v.a, "cli-a");      // the command line over every file
+  EXPECT_EQ(v.b, "first-b");    // an earlier file over a later one
+  EXPECT_EQ(v.c, "second-c");   // a later file over the default
+  EXPECT_EQ(v.d, "default-d");  // the default where nothing sets it
+  Values none;
+  parse(none, {});
+  EXPECT_EQ(none.a, "default-a");
+}
+
+TEST(ConfigFiles, ErrorsNameTheFile) {
+  TempDir tmp;
+  std::ofstream(tmp / "unknown.ini") << "a = x\nno-such-key = 1\n";
+  std::ofstream(tmp / "bad.ini") << "n = many\n";
+  Values v;
+  auto e = error_of([&] { parse(v, {"--config", tmp / "unknown.ini"}); });
+  EXPECT_NE(e.find("unknown.ini"), std::string::npos) << e;
+  EXPECT_NE(e.find("no-such-key"), std::string::npos) << e;
+  EXPECT_NE(e.find("starft test --help"), std::string::npos) << e;
+  e = error_of([&] { parse(v, {"--config", tmp / "bad.ini"}); });
+  EXPECT_NE(e.find("bad.ini"), std::string::npos) << e;
+  e = error_of([&] { parse(v, {"--config", tmp / "missing.ini"}); });
+  EXPECT_NE(e.find("missing.ini: cannot open"), std::string::npos) << e;
+}
+
+TEST(RenamedOptions, OldNamesAreRefusedNamingTheNewOne) {
+  TempDir tmp;
+  const std::vector<RenamedOption> renamed{{"old-a", "a", ""}, {"older", "b", "a note"}};
+  Values v;
+  auto e = error_of([&] { parse(v, {"--old-a", "x"}, renamed); });
+  EXPECT_NE(e.find("--old-a"), std::string::npos) << e;
+  EXPECT_NE(e.find("--a"), std::string::npos) << e;
+  e = error_of([&] { parse(v, {"--older=x"}, renamed); });
+  EXPECT_NE(e.find("--b"), std::string::npos) << e;
+  EXPECT_NE(e.find("a note"), std::string::npos) << e;
+  // In a --config file too, naming the file.
+  std::ofstream(tmp / "old.ini") << "a = fine\nold-a = x\n";
+  e = error_of([&] { parse(v, {"--config", tmp / "old.ini"}, renamed); });
+  EXPECT_NE(e.find("old.ini"), std::string::npos) << e;
+  EXPECT_NE(e.find("renamed a"), std::string::npos) << e;
+  // The new names work.
+  Values ok;
+  parse(ok, {"--a", "new"}, renamed);
+  EXPECT_EQ(ok.a, "new");
+}
+
+TEST(DeviceOption, CpuCudaAndCudaN) {
+  using distributed::parse_device;
+  EXPECT_EQ(parse_device("cpu"), torch::Device(torch::kCPU));
+  const auto cuda = parse_device("cuda");
+  EXPECT_TRUE(cuda.is_cuda());
+  EXPECT_FALSE(cuda.has_index());
+  EXPECT_EQ(parse_device("cuda:0"), torch::Device(torch::kCUDA, 0));
+  EXPECT_EQ(parse_device("cuda:13"), torch::Device(torch::kCUDA, 13));
+  for (const char* bad : {"tpu", "", "CPU", "cuda:", "cuda:x", "cuda:1:2", "cuda:-1", "cuda:100", "cpu:0", " cuda"}) {
+    EXPECT_EQ(error_of([&] { parse_device(bad); }), std::string("--device must be cpu, cuda or cuda:N, got '") + bad + "'")
+        << bad;
+  }
+  EXPECT_EQ(distributed::run_device("cpu", nullptr), torch::Device(torch::kCPU));
+  if (!torch::cuda::is_available()) {
+    const auto e = error_of([] { distributed::run_device("cuda", nullptr); });
+    EXPECT_NE(e.find("use --device cpu"), std::string::npos) << e;
+  }
+}
