@@ -1,5 +1,6 @@
 #include "data/class_list.h"
 
+#include <boost/algorithm/string/trim.hpp>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -9,13 +10,6 @@
 
 namespace starft::data {
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n\f\v");
-  if (first == std::string::npos) return "";
-  const auto last = s.find_last_not_of(" \t\r\n\f\v");
-  return s.substr(first, last - first + 1);
-}
 
 constexpr const char* kForms = "`name`, `id<TAB>name` or `wnid name, alias` (LOC_synset_mapping.txt)";
 
@@ -34,7 +28,7 @@ ClassList parse_class_list(const std::string& text_in, const std::string& source
   std::set<std::string> seen;
   while (std::getline(in, raw)) {
     ++number;
-    const std::string line = trim(raw);
+    const std::string line = boost::algorithm::trim_copy(raw);
     if (line.empty() || line[0] == '#') continue;
     std::string id, name;
     std::smatch m;
@@ -42,7 +36,7 @@ ClassList parse_class_list(const std::string& text_in, const std::string& source
       std::vector<std::string> fields;
       std::stringstream split(line);
       std::string field;
-      while (std::getline(split, field, '\t')) fields.push_back(trim(field));
+      while (std::getline(split, field, '\t')) fields.push_back(boost::algorithm::trim_copy(field));
       check(fields.size() == 2, source, ":", number, ": ", fields.size(),
             " tab-separated fields; a class line is ", kForms);
       id = fields[0];
@@ -50,7 +44,7 @@ ClassList parse_class_list(const std::string& text_in, const std::string& source
       check(!id.empty() && !name.empty(), source, ":", number, ": empty field (fields are separated by a single tab)");
     } else if (std::regex_match(line, m, wordnet_line)) {
       id = m[1].str();
-      name = trim(m[2].str().substr(0, m[2].str().find(',')));
+      name = boost::algorithm::trim_copy(m[2].str().substr(0, m[2].str().find(',')));
       check(!name.empty(), source, ":", number, ": no class name after the WordNet id ", id);
     } else {
       name = line;

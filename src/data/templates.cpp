@@ -1,5 +1,6 @@
 #include "data/templates.h"
 
+#include <boost/algorithm/string/trim.hpp>
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -18,12 +19,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSubfolders[] = {"pools", "templates"};
 
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n\f\v");
-  if (first == std::string::npos) return "";
-  const auto last = s.find_last_not_of(" \t\r\n\f\v");
-  return s.substr(first, last - first + 1);
-}
 
 size_t count_slots(const std::string& tpl) {
   size_t n = 0;
@@ -35,7 +30,7 @@ std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> parts;
   std::stringstream in(s);
   std::string part;
-  while (std::getline(in, part, ',')) parts.push_back(trim(part));
+  while (std::getline(in, part, ',')) parts.push_back(boost::algorithm::trim_copy(part));
   if (!s.empty() && s.back() == ',') parts.push_back("");
   return parts;
 }
@@ -111,7 +106,7 @@ std::vector<std::string> parse_templates(const std::string& text, const std::str
   std::istringstream in(text);
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {
-    const std::string tpl = trim(line);
+    const std::string tpl = boost::algorithm::trim_copy(line);
     if (tpl.empty() || tpl[0] == '#') continue;
     const size_t slots = count_slots(tpl);
     if (slots != 1)

@@ -1,5 +1,6 @@
 #include "eval/class_map.h"
 
+#include <boost/algorithm/string/trim.hpp>
 #include <fstream>
 #include <map>
 #include <set>
@@ -9,13 +10,6 @@
 
 namespace starft::eval {
 namespace {
-
-std::string trim(const std::string& s) {
-  const auto first = s.find_first_not_of(" \t\r\n\f\v");
-  if (first == std::string::npos) return "";
-  const auto last = s.find_last_not_of(" \t\r\n\f\v");
-  return s.substr(first, last - first + 1);
-}
 
 struct Line {
   int number;
@@ -31,12 +25,12 @@ std::vector<Line> read_tab_lines(const std::string& path, const char* what) {
   int number = 0;
   while (std::getline(in, text)) {
     ++number;
-    const std::string t = trim(text);
+    const std::string t = boost::algorithm::trim_copy(text);
     if (t.empty() || t[0] == '#') continue;
     Line line{number, {}};
     std::stringstream fields(t);
     std::string field;
-    while (std::getline(fields, field, '\t')) line.fields.push_back(trim(field));
+    while (std::getline(fields, field, '\t')) line.fields.push_back(boost::algorithm::trim_copy(field));
     for (const auto& f : line.fields) {
       check(!f.empty(), path, ":", number, ": empty field (fields are separated by a single tab)");
     }
