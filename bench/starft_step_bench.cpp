@@ -64,11 +64,11 @@ int main(int argc, char** argv) {
   auto& comm = setup.comm();
 
   auto a_cfg = base, b_cfg = base, c_cfg = base;
-  a_cfg.regulariser = "none";
+  a_cfg.regulariser = train::Regulariser::none;
   a_cfg.run_dir = (setup.dir() / "a").string();
-  b_cfg.teacher = "cache";
+  b_cfg.teacher = train::TeacherSource::cache;
   b_cfg.run_dir = (setup.dir() / "b").string();
-  c_cfg.teacher = "online";
+  c_cfg.teacher = train::TeacherSource::online;
   c_cfg.dedup = false;
   c_cfg.truncate = false;
   c_cfg.run_dir = (setup.dir() / "c").string();

@@ -76,7 +76,7 @@ TEST(TeacherCache, MatchesTheOnlineTeacherWithoutAugmentation) {
   distributed::ThreadGroup group(1);
   Trainer cached(c, group.comm(0));
   auto online_cfg = c;
-  online_cfg.teacher = "online";
+  online_cfg.teacher = TeacherSource::online;
   online_cfg.run_dir = tmp / "run-online";
   Trainer online(online_cfg, group.comm(0));
   EXPECT_NEAR(cached.teacher_scale(), online.teacher_scale(), 1e-4 * online.teacher_scale());
@@ -144,7 +144,7 @@ TEST(TextSavings, DedupAndTruncationLeaveLossAndGradientsUnchanged) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.teacher = "online";
+  c.teacher = TeacherSource::online;
   c.augment = false;
   distributed::ThreadGroup group(1);
   std::vector<std::pair<bool, bool>> modes = {{false, false}, {true, false}, {false, true}, {true, true}};
@@ -297,7 +297,7 @@ TEST(Trainer, NonFiniteLossStopsWithTheLastGoodCheckpointIntact) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.regulariser = "none";
+  c.regulariser = Regulariser::none;
   c.checkpoint_every = 1;
   c.lr = 1e30;  // the first update blows the weights up
   c.warmup_steps = 0;
@@ -317,14 +317,14 @@ TEST(Trainer, PretrainsFromRandomInitOnCaptions) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store", 24, /*captions=*/true);
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.mode = "pretrain";
+  c.mode = Mode::pretrain;
   c.weights = "";
   c.model = "tiny";
   c.epochs = 4;
   c.lr = 5e-4;
   distributed::ThreadGroup group(1);
   Trainer t(c, group.comm(0));
-  EXPECT_EQ(t.config().regulariser, "none");
+  EXPECT_EQ(t.config().regulariser, Regulariser::none);
   t.run();
   std::ifstream in(tmp / "run/metrics.jsonl");
   std::vector<double> loss;
@@ -342,8 +342,8 @@ TEST(Trainer, CrossEntropyHeadStartsAtTheZeroShotClassifier) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.loss = "ce";
-  c.teacher = "online";
+  c.loss = Loss::ce;
+  c.teacher = TeacherSource::online;
   c.head_templates = "simple";
   c.epochs = 1;
   distributed::ThreadGroup group(1);
@@ -405,7 +405,7 @@ TEST(Trainer, FrozenTextTowerAndFixedLogitScaleStayPut) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.teacher = "online";
+  c.teacher = TeacherSource::online;
   c.freeze_text = true;
   c.train_logit_scale = false;
   c.grad_clip = 0.5;
@@ -450,7 +450,7 @@ TEST(Trainer, EvaluatesAtEpochEndsAndKeepsTheBestWeights) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store", 24);
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.regulariser = "none";
+  c.regulariser = Regulariser::none;
   c.epochs = 3;
   c.lr = 1e-3;
   c.eval_stores = make_group_val_store(tmp) + ":name=val";
@@ -511,7 +511,7 @@ TEST(Trainer, RefusesABestMetricOfAnUnknownEvaluationStore) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store", 24);
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.regulariser = "none";
+  c.regulariser = Regulariser::none;
   c.eval_stores = make_group_val_store(tmp) + ":name=val";
   c.best_metric = "group-val/worst_group_acc";
   distributed::ThreadGroup group(1);

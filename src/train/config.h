@@ -11,28 +11,38 @@
 #include <utility>
 #include <vector>
 
+#include "common/enum_names.h"
 #include "common/options.h"
 
 namespace starft::train {
 
+// The fixed sets of TrainConfig's choices (names: EnumNames below, as on the command line).
+enum class Mode { finetune, pretrain };         // --mode
+enum class Loss { flyp, ce };                   // --loss
+enum class Regulariser { starft, kl, none };    // --regulariser
+enum class DuplicateCaptions { negatives, positives };  // --duplicate-captions
+enum class LambdaSchedule { constant, diminishing };    // --lambda-schedule
+enum class TeacherSource { cache, online };     // --teacher
+using starft::validate;  // Boost.Program_options reads the enums above through it (common/enum_names.h)
+
 struct TrainConfig {
   // --- what to train, on what
-  std::string mode = "finetune";     // finetune (StarFT/FLYP/CE from zero-shot weights) | pretrain
+  Mode mode = Mode::finetune;        // finetune (StarFT/FLYP/CE from zero-shot weights) | pretrain
   std::string weights;               // finetune: zero-shot weights = student start and teacher
   std::string model;                 // pretrain: architecture name (tiny, ViT-B-16, ...) or JSON file
   std::string store;                 // training store directory
   std::string vocab;                 // CLIP BPE merges file
   std::string run_dir;               // checkpoints, metrics.jsonl, config.ini
   // --- loss
-  std::string loss = "flyp";               // flyp | ce
-  std::string regulariser = "starft";      // starft | kl | none
-  std::string duplicate_captions = "negatives";  // negatives (CLIP, FLYP) | positives (UniCL's targets)
+  Loss loss = Loss::flyp;                  // flyp | ce
+  Regulariser regulariser = Regulariser::starft;  // starft | kl | none
+  DuplicateCaptions duplicate_captions = DuplicateCaptions::negatives;  // negatives (CLIP, FLYP) | positives (UniCL's targets)
   double lambda = 0.5;
-  std::string lambda_schedule = "diminishing";  // constant | diminishing
+  LambdaSchedule lambda_schedule = LambdaSchedule::diminishing;  // constant | diminishing
   std::string spurious_pool = "backgrounds";    // pool names or files, joined with ','
   std::string caption_template = "a photo of a {}.";
   std::string head_templates = "imagenet";      // ce: template set of the zero-shot head
-  std::string teacher = "cache";                // cache | online
+  TeacherSource teacher = TeacherSource::cache;  // cache | online
   std::string teacher_cache;                    // default: <store>/teacher-cache.h5
   // --- optimisation
   int64_t epochs = 10;
@@ -71,8 +81,8 @@ struct TrainConfig {
 
   // The run's teacher cache path (teacher_cache, or its default beside the store).
   std::string teacher_cache_path() const;
-  bool pretrain() const { return mode == "pretrain"; }
-  bool uses_regulariser() const { return !pretrain() && regulariser != "none"; }
+  bool pretrain() const { return mode == Mode::pretrain; }
+  bool uses_regulariser() const { return !pretrain() && regulariser != Regulariser::none; }
   bool evaluates() const { return !eval_stores.empty() && eval_every > 0; }
 };
 
@@ -109,3 +119,41 @@ TrainConfig from_ini(const std::string& text, const std::string& where);
 std::string upgrade_ini(const std::string& text);
 
 }  // namespace starft::train
+
+namespace starft {
+template <>
+struct EnumNames<train::Mode> {
+  static constexpr const char* option = "mode";
+  static constexpr std::pair<train::Mode, const char*> values[] = {{train::Mode::finetune, "finetune"},
+                                                                   {train::Mode::pretrain, "pretrain"}};
+};
+template <>
+struct EnumNames<train::Loss> {
+  static constexpr const char* option = "loss";
+  static constexpr std::pair<train::Loss, const char*> values[] = {{train::Loss::flyp, "flyp"}, {train::Loss::ce, "ce"}};
+};
+template <>
+struct EnumNames<train::Regulariser> {
+  static constexpr const char* option = "regulariser";
+  static constexpr std::pair<train::Regulariser, const char*> values[] = {
+      {train::Regulariser::starft, "starft"}, {train::Regulariser::kl, "kl"}, {train::Regulariser::none, "none"}};
+};
+template <>
+struct EnumNames<train::DuplicateCaptions> {
+  static constexpr const char* option = "duplicate-captions";
+  static constexpr std::pair<train::DuplicateCaptions, const char*> values[] = {
+      {train::DuplicateCaptions::negatives, "negatives"}, {train::DuplicateCaptions::positives, "positives"}};
+};
+template <>
+struct EnumNames<train::LambdaSchedule> {
+  static constexpr const char* option = "lambda-schedule";
+  static constexpr std::pair<train::LambdaSchedule, const char*> values[] = {
+      {train::LambdaSchedule::constant, "constant"}, {train::LambdaSchedule::diminishing, "diminishing"}};
+};
+template <>
+struct EnumNames<train::TeacherSource> {
+  static constexpr const char* option = "teacher";
+  static constexpr std::pair<train::TeacherSource, const char*> values[] = {{train::TeacherSource::cache, "cache"},
+                                                                            {train::TeacherSource::online, "online"}};
+};
+}  // namespace starft

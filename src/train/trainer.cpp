@@ -69,9 +69,9 @@ std::string format_duration(double s) {
 Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, torch::Device device)
     : config_(std::move(config)), comm_(comm), device_(device), rank_(comm.rank()), world_(comm.size()) {
   validate(config_, world_);
-  if (config_.pretrain() && config_.regulariser != "none") {
-    spdlog::info("pretrain mode: no regulariser (--regulariser {} ignored)", config_.regulariser);
-    config_.regulariser = "none";
+  if (config_.pretrain() && config_.regulariser != Regulariser::none) {
+    spdlog::info("pretrain mode: no regulariser (--regulariser {} ignored)", enum_name(config_.regulariser));
+    config_.regulariser = Regulariser::none;
   }
   // A run directory with checkpoints continues only when asked to.
   if (config_.resume.empty()) {
@@ -179,7 +179,7 @@ void Trainer::setup_teacher() {
   if (!config_.uses_regulariser()) return;
   const auto view = teacher_view(model_);
   fingerprint_ = compute_fingerprint(model_, config_.caption_template, pool_, store_->manifest(), view);
-  if (config_.teacher == "cache") {
+  if (config_.teacher == TeacherSource::cache) {
     cache_ = std::make_unique<TeacherCache>(config_.teacher_cache_path());
     cache_->check_fingerprint(*fingerprint_);
     check(cache_->num_samples() == store_->size(), "teacher cache ", cache_->path(), " holds ", cache_->num_samples(),
@@ -195,12 +195,12 @@ void Trainer::setup_teacher() {
     teacher_text_ = std::make_unique<TextEncoder>(*tokenizer_, config_.dedup, config_.truncate);
     teacher_scale_ = teacher_->logit_scale.exp().item<double>();
   }
-  spdlog::info("teacher: {} (scale s0 = {:.4f}), regulariser {}, pool '{}' ({} templates)", config_.teacher,
-               teacher_scale_, config_.regulariser, config_.spurious_pool, pool_.size());
+  spdlog::info("teacher: {} (scale s0 = {:.4f}), regulariser {}, pool '{}' ({} templates)", enum_name(config_.teacher),
+               teacher_scale_, enum_name(config_.regulariser), config_.spurious_pool, pool_.size());
 }
 
 void Trainer::setup_head() {
-  if (config_.loss != "ce") return;
+  if (config_.loss != Loss::ce) return;
   // W = s0 * zero-shot classifier, b = 0 (method.md); s0 is the zero-shot model's scale.
   // The same head as evaluation's (eval/zeroshot_head.h), classes split over the ranks.
   const auto templates = data::load_templates(config_.head_templates);
@@ -299,7 +299,7 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
 
   const auto caps = captions(batch);
   std::vector<std::string> texts;
-  const bool need_captions = config_.loss == "flyp";
+  const bool need_captions = config_.loss == Loss::flyp;
   if (need_captions) texts = caps;
   std::vector<int64_t> tpl;
   if (config_.uses_regulariser()) {
@@ -317,7 +317,7 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
     auto caption = text_features.narrow(0, 0, b);
     auto caption_global = gather(caption, true, "caption_features");
     torch::Tensor caption_ids;
-    if (config_.duplicate_captions == "positives") {
+    if (config_.duplicate_captions == DuplicateCaptions::positives) {
       // libstdc++'s string hash is unseeded, so every rank of one binary gives a caption the same id
       std::vector<int64_t> ids;
       for (int64_t i = 0; i < b; ++i) ids.push_back(static_cast<int64_t>(std::hash<std::string>{}(caps[i])));
@@ -345,9 +345,9 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
       std::vector<std::string> prompts(texts.end() - b, texts.end());
       teacher_prompt_global = gather(normalize(teacher_text_->encode(teacher_, prompts)), false, "teacher_prompts");
     }
-    out.lambda = regulariser_weight(config_.lambda, config_.lambda_schedule == "diminishing", epoch, config_.epochs);
+    out.lambda = regulariser_weight(config_.lambda, config_.lambda_schedule == LambdaSchedule::diminishing, epoch, config_.epochs);
     auto r = starft_regulariser(image, teacher_image, prompt_global, teacher_prompt_global, labels, labels_global,
-                                teacher_scale_, config_.regulariser == "starft");
+                                teacher_scale_, config_.regulariser == Regulariser::starft);
     out.regulariser = r.detach();
     if (out.lambda != 0) out.loss = out.loss + out.lambda * r;
   }
