@@ -47,6 +47,8 @@ void load_config_files(po::variables_map& vm, const po::options_description& fie
     for (const auto& path : vm["config"].as<std::vector<std::string>>()) {
       // A BOM (Notepad) and CRLF line ends are dropped: Boost would read them into the first key
       // and into every value.
+      check(static_cast<bool>(std::ifstream(path)), "--config ", path, ": cannot open the file (", std::strerror(errno),
+            ")");
       std::istringstream in(read_text_file(path, "--config"));
       po::parsed_options parsed(&keys);
       try {
