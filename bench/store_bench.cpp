@@ -209,6 +209,17 @@ int main(int argc, char** argv) {
     }));
   }
 
+  // 1b. Decoding alone: starft's read_image_rgb (libjpeg driven directly, refusing damaged files)
+  //     against what it replaced, cv::imread + BGR->RGB. Interleaved, best of three.
+  Rate starft_decode, opencv_decode;
+  for (int round = 0; round < 3; ++round) {
+    starft_decode = best(starft_decode, rate(n, seconds, [&](int64_t i) { read_image_rgb(files[order[i]]); }));
+    opencv_decode = best(opencv_decode, rate(n, seconds, [&](int64_t i) {
+      cv::Mat bgr = cv::imread(files[order[i]], cv::IMREAD_COLOR), rgb;
+      cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    }));
+  }
+
   // 2. The prefetch loader (one reader thread + W augmentation threads), batches of 64.
   auto loader_rate = [&](int w) {
     SamplerOptions so;
@@ -263,6 +274,11 @@ int main(int argc, char** argv) {
   std::printf("  HDF5 store                                             %8.0f %8.0f images/s\n", store_rate.wall, store_rate.cpu);
   std::printf("  ratio store / JPEG                                     %8.2f %8.2f x   (target >= 5)\n",
               store_rate.wall / jpeg_rate.wall, store_rate.cpu / jpeg_rate.cpu);
+  std::printf("\nJPEG decoding alone, per core:                                       wall      cpu\n");
+  std::printf("  starft read_image_rgb (checked, libjpeg)               %8.0f %8.0f images/s\n", starft_decode.wall,
+              starft_decode.cpu);
+  std::printf("  cv::imread + cvtColor (unchecked, before issue 14)     %8.0f %8.0f images/s\n", opencv_decode.wall,
+              opencv_decode.cpu);
   std::printf("\nprefetch loader, one process (1 reader thread + W augmentation threads), batch 64:\n");
   std::printf("  W = 1                          : %8.0f images/s wall, %6.0f images per CPU-second\n", loader1.wall, loader1.cpu);
   std::printf("  W = %d                          : %8.0f images/s wall, %6.0f images per CPU-second\n", workers, loaderw.wall,

@@ -21,6 +21,11 @@ static size_t column(const std::vector<std::string>& header, const std::string& 
 Source csv_source(const std::string& csv_path, const std::string& image_root, const std::string& class_names_file,
                   const std::string& split) {
   auto rows = read_table(csv_path, '\t');
+  if (rows[0].size() == 1 && rows[0][0].find(',') != std::string::npos) {
+    // No tab in the header but commas: a comma-separated file (open_clip's --csv-separator ",").
+    spdlog::info("csv {}: the header has no tab but commas; reading it as comma-separated", csv_path);
+    rows = read_table(csv_path, ',');
+  }
   const auto& header = rows[0];
   size_t title = column(header, "title", csv_path), filepath = column(header, "filepath", csv_path),
          label_col = column(header, "label", csv_path);
@@ -37,8 +42,13 @@ Source csv_source(const std::string& csv_path, const std::string& image_root, co
     data::SampleMeta meta;
     try {
       size_t used = 0;
-      meta.label = std::stoll(row[label_col], &used);
-      if (used != row[label_col].size()) throw std::invalid_argument("trailing characters");
+      const std::string& text = row[label_col];
+      meta.label = std::stoll(text, &used);
+      // "3.0": pandas writes an integer column holding a NaN as floats; whole numbers are accepted.
+      if (used < text.size() && text[used] == '.' &&
+          text.find_first_not_of('0', used + 1) == std::string::npos && used + 1 < text.size())
+        used = text.size();
+      if (used != text.size()) throw std::invalid_argument("trailing characters");
     } catch (const std::exception&) {
       fail("csv ", csv_path, ": row ", r + 1, ": label '", row[label_col], "' is not an integer");
     }

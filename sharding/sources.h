@@ -18,7 +18,12 @@ struct Source {
 
 // Rows of a delimited text file (tab- or comma-separated), with double-quoted fields as pandas
 // writes them. The first row is the header.
+// Throws starft::Error naming the file for an unreadable or empty file, an unclosed quote, or a
+// row whose field count differs from the header's. A leading UTF-8 byte-order mark is dropped;
+// LF, CRLF and CR line ends are accepted.
 std::vector<std::vector<std::string>> read_table(const std::string& path, char separator);
+// The same for text already in memory; `path` names it in errors.
+std::vector<std::vector<std::string>> parse_table(const std::string& text, char separator, const std::string& path);
 
 // `root/<class>/.../<image>`: classes are the sorted sub-folder names, images are sorted by
 // relative path. With `class_names_file` (a class list with ids, data/class_list.h), folder

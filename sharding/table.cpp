@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/image.h"
 #include "sharding/sources.h"
 
@@ -14,7 +15,13 @@ std::vector<std::vector<std::string>> read_table(const std::string& path, char s
   if (!in) fail("table ", path, ": cannot open");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const std::string text = buffer.str();
+  return parse_table(buffer.str(), sep, path);
+}
+
+std::vector<std::vector<std::string>> parse_table(const std::string& text_in, char sep, const std::string& path) {
+  // A UTF-8 byte-order mark is dropped (as pandas does); CRLF and CR line ends are handled below,
+  // CRs inside quoted fields kept.
+  const std::string text = strip_bom(text_in);
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> row;
   std::string field;

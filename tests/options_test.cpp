@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/options.h"
+#include "common/text.h"
 #include "distributed/device.h"
 #include "test_util.h"
 
@@ -120,4 +121,25 @@ TEST(DeviceOption, CpuCudaAndCudaN) {
     const auto e = error_of([] { distributed::run_device("cuda", nullptr); });
     EXPECT_NE(e.find("use --device cpu"), std::string::npos) << e;
   }
+}
+
+// A config saved by Notepad (byte-order mark) or on Windows (CRLF): the first key and every value
+// are read as written, not with the mark or a trailing CR.
+TEST(ConfigFiles, ByteOrderMarkAndCrlfLineEnds) {
+  TempDir tmp;
+  std::ofstream(tmp / "win.ini", std::ios::binary) << "\xEF\xBB\xBF" "a = win-a\r\n# comment\r\nb = win-b\r\nn = 7\r\n";
+  Values v;
+  parse(v, {"--config", tmp / "win.ini"});
+  EXPECT_EQ(v.a, "win-a");
+  EXPECT_EQ(v.b, "win-b");
+}
+
+TEST(TextFiles, NormalizeDropsTheByteOrderMarkAndCarriageReturns) {
+  EXPECT_EQ(normalize_text("\xEF\xBB\xBF" "a\r\nb\rc\n"), "a\nb\nc\n");
+  EXPECT_EQ(normalize_text("plain\n"), "plain\n");
+  EXPECT_EQ(strip_bom("\xEF\xBB\xBF" "x\r\n"), "x\r\n");
+  EXPECT_EQ(strip_bom("\xEF\xBB"), "\xEF\xBB");  // a cut mark is not a mark
+  TempDir tmp;
+  EXPECT_NE(error_of([&] { read_text_file(tmp / "absent.txt", "class list"); }).find("cannot read class list"),
+            std::string::npos);
 }

@@ -2,9 +2,12 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "data/image.h"
 #include "data/store.h"
@@ -341,4 +344,348 @@ TEST(ShardTest, ThreadsIsRefusedNamingWorkers) {
             0);
   EXPECT_NE(log.find("old.ini"), std::string::npos) << log;
   EXPECT_NE(log.find("workers"), std::string::npos) << log;
+}
+
+// ---- real-world files (issue 14) -------------------------------------------------------------
+
+namespace {
+
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_bytes(const fs::path& p, const std::string& bytes) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+// A photo-like image (gradients and noise), so JPEG entropy data spans many bytes.
+cv::Mat photo(int h, int w, int seed) {
+  cv::Mat m = pattern(h, w, seed);
+  cv::Mat noise(h, w, CV_8UC3);
+  cv::randu(noise, 0, 40);
+  return m + noise;
+}
+
+std::string jpeg(const cv::Mat& rgb, bool progressive = false, bool grey = false) {
+  std::vector<uchar> buf;
+  cv::Mat img;
+  if (grey) cv::cvtColor(rgb, img, cv::COLOR_RGB2GRAY);
+  else cv::cvtColor(rgb, img, cv::COLOR_RGB2BGR);
+  cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, 92, cv::IMWRITE_JPEG_PROGRESSIVE, progressive ? 1 : 0});
+  return std::string(buf.begin(), buf.end());
+}
+
+std::string png(const cv::Mat& rgb) {
+  std::vector<uchar> buf;
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  cv::imencode(".png", bgr, buf);
+  return std::string(buf.begin(), buf.end());
+}
+
+// `jpg` with an EXIF APP1 segment holding only an orientation tag, inserted after SOI.
+std::string with_exif_orientation(const std::string& jpg, int orientation) {
+  std::string tiff = std::string("II*\0", 4) + std::string("\x08\0\0\0", 4) + std::string("\x01\0", 2);
+  tiff += std::string("\x12\x01\x03\0\x01\0\0\0", 8) + static_cast<char>(orientation) + std::string("\0\0\0", 3);
+  tiff += std::string("\0\0\0\0", 4);  // no next IFD
+  const std::string payload = std::string("Exif\0\0", 6) + tiff;
+  const size_t len = payload.size() + 2;
+  std::string app1 = std::string("\xFF\xE1", 2) + static_cast<char>(len >> 8) + static_cast<char>(len & 255) + payload;
+  return jpg.substr(0, 2) + app1 + jpg.substr(2);
+}
+
+// Every kind of unusable file, each beside good images of the same kinds.
+struct DamagedSet {
+  std::string root;
+  std::vector<std::string> bad;   // relative paths, sorted
+  std::vector<std::string> good;  // relative paths, sorted
+};
+
+DamagedSet make_damaged_set(const TempDir& tmp) {
+  DamagedSet set;
+  fs::path root = tmp.path() / "web" / "train";
+  const cv::Mat a = photo(90, 120, 1), b = photo(64, 64, 2);
+  const std::string base = jpeg(a), prog = jpeg(a, true), grey = jpeg(b, false, true), pngs = png(b);
+  auto put = [&](const std::string& rel, const std::string& bytes, bool good) {
+    write_bytes(root / rel, bytes);
+    (good ? set.good : set.bad).push_back(rel);
+  };
+  put("bird/a_good.jpg", base, true);
+  put("bird/b_progressive.jpg", prog, true);
+  put("bird/c_grey.jpg", grey, true);
+  put("bird/d_png_named.JPEG", pngs, true);
+  put("bird/e_good.png", pngs, true);
+  put("bird/f_rotated.jpg", with_exif_orientation(base, 6), true);
+  put("fish/cut_baseline.jpg", base.substr(0, base.size() * 4 / 10), false);
+  put("fish/cut_progressive.jpg", prog.substr(0, prog.size() * 6 / 10), false);
+  put("fish/cut_before_eoi.jpg", base.substr(0, base.size() - 2), false);
+  put("fish/cut_rotated.jpg", with_exif_orientation(base, 6).substr(0, base.size() / 2), false);
+  put("fish/extraneous_bytes.jpg", base.substr(0, base.size() - 2) + std::string(40, '\x17') + "\xFF\xD9", false);
+  put("fish/empty.jpg", "", false);
+  put("fish/html_page.jpg", "<html><body>404 Not Found</body></html>\n", false);
+  put("fish/cut.png", pngs.substr(0, pngs.size() * 4 / 10), false);
+  put("fish/cut_in_iend.png", pngs.substr(0, pngs.size() - 6), false);
+  put("fish/z_good.jpg", base, true);
+  std::sort(set.bad.begin(), set.bad.end());
+  std::sort(set.good.begin(), set.good.end());
+  set.root = root.string();
+  return set;
+}
+
+}  // namespace
+
+TEST(ShardTest, EveryImageThatDoesNotDecodeCompletelyIsSkippedByPath) {
+  TempDir tmp;
+  const DamagedSet set = make_damaged_set(tmp);
+  std::string out = tmp / "store", log;
+  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + set.root + " --out " + out + " --image-size 32"), &log), 0)
+      << log;
+  Store store(out);
+  const Manifest& m = store.manifest();
+  std::vector<std::string> skipped, stored;
+  for (const auto& s : m.skipped) skipped.push_back(s.source);
+  std::sort(skipped.begin(), skipped.end());
+  EXPECT_EQ(skipped, set.bad);
+  for (int64_t i = 0; i < store.size(); ++i) stored.push_back(store.source(i));
+  EXPECT_EQ(stored, set.good);
+  std::map<std::string, std::string> reason;
+  for (const auto& s : m.skipped) reason[s.source] = s.reason;
+  EXPECT_NE(reason["fish/cut_baseline.jpg"].find("Premature end of JPEG file"), std::string::npos);
+  EXPECT_NE(reason["fish/cut_progressive.jpg"].find("Premature end of JPEG file"), std::string::npos);
+  EXPECT_NE(reason["fish/cut_before_eoi.jpg"].find("Premature end of JPEG file"), std::string::npos);
+  EXPECT_NE(reason["fish/extraneous_bytes.jpg"].find("extraneous bytes"), std::string::npos);
+  EXPECT_NE(reason["fish/empty.jpg"].find("empty file (0 bytes)"), std::string::npos);
+  EXPECT_NE(reason["fish/html_page.jpg"].find("not an image"), std::string::npos);
+  EXPECT_NE(reason["fish/html_page.jpg"].find("<html>"), std::string::npos);
+  EXPECT_NE(reason["fish/cut.png"].find("damaged PNG, cut short"), std::string::npos);
+  EXPECT_NE(reason["fish/cut_in_iend.png"].find("damaged PNG"), std::string::npos);
+  for (const auto& [source, why] : reason) EXPECT_NE(why.find(source), std::string::npos) << why;  // names the file
+  EXPECT_NE(log.find(std::to_string(set.bad.size()) + " image(s) skipped"), std::string::npos) << log;
+  // The stored good images are the decoded files' pixels.
+  for (int64_t i = 0; i < store.size(); ++i) {
+    const cv::Mat want = fit_square(read_image_rgb(set.root + "/" + store.source(i)), 32);
+    EXPECT_EQ(cv::norm(store.get(i).image, want, cv::NORM_INF), 0) << store.source(i);
+  }
+}
+
+TEST(ShardTest, StrictFailsNamingEachKindOfDamagedImage) {
+  TempDir tmp;
+  const DamagedSet set = make_damaged_set(tmp);
+  for (const auto& bad : set.bad) {
+    // One class folder holding a good JPEG and this one damaged file only.
+    TempDir one;
+    fs::path root = one.path() / "in";
+    write_bytes(root / "c" / "a_good.jpg", file_bytes(fs::path(set.root) / "bird" / "a_good.jpg"));
+    fs::copy_file(fs::path(set.root) / bad, root / "c" / fs::path(bad).filename());
+    std::string out = one / "out", log;
+    EXPECT_NE(run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out +
+                                    " --image-size 16 --strict"),
+                          &log),
+              0)
+        << bad;
+    EXPECT_NE(log.find("c/" + fs::path(bad).filename().string()), std::string::npos) << log;
+    EXPECT_NE(log.find("--strict"), std::string::npos) << log;
+    EXPECT_FALSE(fs::exists(fs::path(out) / "manifest.json")) << bad;
+  }
+}
+
+TEST(ShardTest, DecodedPixelsEqualOpenCvForEveryOrientationAndColourKind) {
+  TempDir tmp;
+  const cv::Mat a = photo(40, 70, 3);
+  auto opencv = [](const std::string& path) {
+    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR), rgb;
+    cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+    return rgb;
+  };
+  std::vector<std::pair<std::string, std::string>> files = {
+      {"base.jpg", jpeg(a)}, {"prog.jpg", jpeg(a, true)}, {"grey.jpg", jpeg(a, false, true)}, {"p.JPEG", png(a)}};
+  for (int o = 1; o <= 8; ++o) files.push_back({"exif" + std::to_string(o) + ".jpg", with_exif_orientation(jpeg(a), o)});
+  for (const auto& [name, bytes] : files) {
+    write_bytes(tmp.path() / name, bytes);
+    const cv::Mat got = read_image_rgb(tmp / name), want = opencv(tmp / name);
+    ASSERT_EQ(got.size(), want.size()) << name;
+    EXPECT_EQ(cv::norm(got, want, cv::NORM_INF), 0) << name;
+  }
+  EXPECT_EQ(read_image_rgb(tmp / "exif6.jpg").size(), cv::Size(40, 70));  // rotated 90 degrees
+}
+
+TEST(ShardTest, ExifOrientationParserStaysInsideItsBuffer) {
+  const std::string good = with_exif_orientation(jpeg(photo(8, 8, 1)), 6).substr(6);  // the APP1 payload
+  const auto* p = reinterpret_cast<const uint8_t*>(good.data());
+  EXPECT_EQ(exif_orientation(p, 6 + 8 + 2 + 12 + 4), 6);
+  for (size_t n = 0; n < 6 + 8 + 2 + 12; ++n) EXPECT_EQ(exif_orientation(p, n), 0) << n;  // cut anywhere: none
+  std::string big_count = good;
+  big_count[6 + 8] = '\xFF';  // 255 entries claimed, one present
+  EXPECT_EQ(exif_orientation(reinterpret_cast<const uint8_t*>(big_count.data()), 6 + 8 + 2 + 12 + 4), 6);
+}
+
+TEST(ShardTest, HiddenFilesAndFoldersAreSkippedAtEveryDepth) {
+  TempDir tmp;
+  fs::path root = tmp.path() / "train";
+  const std::string img = png(pattern(12, 12, 1));
+  write_bytes(root / "cat" / "a.png", img);
+  write_bytes(root / "cat" / "sub" / "b.png", img);
+  write_bytes(root / "dog" / "c.png", img);
+  write_bytes(root / ".ipynb_checkpoints" / "stale.png", img);                  // hidden class folder
+  write_bytes(root / "cat" / ".ipynb_checkpoints" / "a-checkpoint.png", img);   // hidden folder in a class
+  write_bytes(root / "cat" / "sub" / ".cache" / "deep" / "x.png", img);         // two levels further down
+  write_bytes(root / "dog" / "._c.png", "\0\5\26\7AppleDouble");                // AppleDouble file
+  write_bytes(root / ".DS_Store", "\0\0\0\1Bud1");
+  write_bytes(root / "dog" / ".DS_Store", "\0\0\0\1Bud1");
+  write_bytes(root / "dog" / "Thumbs.db", "\xd0\xcf\x11\xe0");
+  std::string out = tmp / "store", log;
+  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 8"), &log),
+            0)
+      << log;
+  Store store(out);
+  EXPECT_EQ(store.manifest().class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(store.size(), 3);
+  EXPECT_EQ(store.source(0), "cat/a.png");
+  EXPECT_EQ(store.source(1), "cat/sub/b.png");
+  EXPECT_EQ(store.source(2), "dog/c.png");
+  EXPECT_TRUE(store.manifest().skipped.empty());
+  EXPECT_NE(log.find("hidden"), std::string::npos) << log;
+}
+
+TEST(ShardTest, ImagesBesideClassFoldersAndClassesWithoutFolderAreReported) {
+  TempDir tmp;
+  const std::string img = png(pattern(12, 12, 1));
+  std::ofstream(tmp / "LOC_synset_mapping.txt") << "n01440764 tench, Tinca tinca\n"
+                                                   "n01443537 goldfish, Carassius auratus\n"
+                                                   "n01484850 great white shark, white shark\n";
+  const std::string names = " --class-names " + (tmp / "LOC_synset_mapping.txt");
+  std::string log;
+  // ImageNet's val as it unpacks: every image flat, no class folder.
+  fs::path flat = tmp.path() / "val_flat";
+  for (int i = 1; i <= 4; ++i) write_bytes(flat / ("ILSVRC2012_val_0000000" + std::to_string(i) + ".JPEG"), img);
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + flat.string() + names + " --out " + (tmp / "o1")), &log), 0);
+  EXPECT_NE(log.find("4 image files"), std::string::npos) << log;
+  EXPECT_NE(log.find("no class sub-folders"), std::string::npos) << log;
+  EXPECT_NE(log.find("LOC_val_solution.csv"), std::string::npos) << log;
+  // Half sorted: 1 image moved into its class folder, 3 still beside it.
+  fs::path half = tmp.path() / "val_half";
+  fs::copy(flat, half);
+  fs::create_directories(half / "n01440764");
+  fs::rename(half / "ILSVRC2012_val_00000001.JPEG", half / "n01440764" / "ILSVRC2012_val_00000001.JPEG");
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + half.string() + names + " --out " + (tmp / "o2")), &log), 0);
+  EXPECT_NE(log.find("3 image file(s) lie beside the 1 class folders"), std::string::npos) << log;
+  EXPECT_NE(log.find("ILSVRC2012_val_00000002.JPEG"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(tmp.path() / "o2" / "manifest.json"));
+  // Sorted: the 2 listed classes without a folder are named in a warning.
+  for (int i = 2; i <= 4; ++i) fs::remove(half / ("ILSVRC2012_val_0000000" + std::to_string(i) + ".JPEG"));
+  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + half.string() + names + " --out " + (tmp / "o3")), &log), 0)
+      << log;
+  EXPECT_NE(log.find("lists 2 class(es) with no folder"), std::string::npos) << log;
+  EXPECT_NE(log.find("n01443537 (goldfish)"), std::string::npos) << log;
+  EXPECT_NE(log.find("n01484850 (great white shark)"), std::string::npos) << log;
+}
+
+TEST(ShardTest, CsvAndClassListsWithByteOrderMarksCrlfCommasAndFloatLabels) {
+  TempDir tmp;
+  for (int i = 0; i < 2; ++i) write_bytes(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
+  const std::string bom = "\xEF\xBB\xBF";
+  write_bytes(tmp.path() / "names.txt", bom + "tench\r\ngoldfish\r\n");
+  const std::map<std::string, std::string> files = {
+      {"bom.tsv", bom + "title\tfilepath\tlabel\na tench\timages/0.png\t0\na goldfish\timages/1.png\t1\n"},
+      {"crlf.tsv", "title\tfilepath\tlabel\r\na tench\timages/0.png\t0\r\na goldfish\timages/1.png\t1\r\n"},
+      {"bomcrlf.tsv", bom + "title\tfilepath\tlabel\r\na tench\timages/0.png\t0\r\na goldfish\timages/1.png\t1\r\n"},
+      {"comma.csv", "title,filepath,label\na tench,images/0.png,0\na goldfish,images/1.png,1\n"},
+      {"float.tsv", "\ttitle\tfilepath\tlabel\n0\ta tench\timages/0.png\t0.0\n1\ta goldfish\timages/1.png\t1.0\n"},
+  };
+  for (const auto& [name, text] : files) {
+    write_bytes(tmp.path() / name, text);
+    std::string out = tmp / ("store-" + name), log;
+    ASSERT_EQ(run_command(shard_cmd("--from csv --input " + (tmp / name) + " --class-names " + (tmp / "names.txt") +
+                                    " --out " + out + " --image-size 8"),
+                          &log),
+              0)
+        << name << ": " << log;
+    Store store(out);
+    ASSERT_EQ(store.size(), 2) << name;
+    EXPECT_EQ(store.caption(0), "a tench") << name;
+    EXPECT_EQ(store.caption(1), "a goldfish") << name;
+    EXPECT_EQ(store.source(1), "images/1.png") << name;
+    EXPECT_EQ(store.labels(), (std::vector<int64_t>{0, 1})) << name;
+    EXPECT_EQ(store.manifest().class_names, (std::vector<std::string>{"tench", "goldfish"})) << name;
+  }
+  std::string log;
+  write_bytes(tmp.path() / "half.tsv", "title\tfilepath\tlabel\nx\timages/0.png\t1.5\n");
+  EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "half.tsv") + " --out " + (tmp / "o")), &log), 0);
+  EXPECT_NE(log.find("label '1.5' is not an integer"), std::string::npos) << log;
+}
+
+TEST(ShardTest, WaterbirdsMetadataWithByteOrderMarkAndCrlf) {
+  TempDir tmp;
+  fs::path root = tmp.path() / "wb";
+  std::string meta = "\xEF\xBB\xBFimg_id,img_filename,y,split,place,place_filename\r\n";
+  for (int i = 0; i < 3; ++i) {
+    const std::string file = "001.Albatross/b" + std::to_string(i) + ".png";
+    write_bytes(root / file, png(pattern(16, 16, i)));
+    meta += std::to_string(i + 1) + "," + file + ",1," + std::to_string(i) + ",0,/x.jpg\r\n";
+  }
+  write_bytes(root / "metadata.csv", meta);
+  std::string out = tmp / "out", log;
+  ASSERT_EQ(run_command(shard_cmd("--from waterbirds --input " + root.string() + " --out " + out + " --image-size 8"), &log),
+            0)
+      << log;
+  EXPECT_EQ(Store(out + "/test").source(0), "001.Albatross/b2.png");
+  EXPECT_EQ(Store(out + "/train").labels()[0], 1);
+}
+
+TEST(ShardTest, LeftoversOfAFailedConversionDoNotBlockARerun) {
+  TempDir tmp;
+  std::string root = make_folder_dataset(tmp, 2);
+  fs::path out = tmp.path() / "store";
+  fs::create_directories(out);
+  std::ofstream(out / "shard-00000.h5.tmp") << "half written";
+  std::ofstream(out / "shard-00001.h5") << "finished, but the run died before the manifest";
+  std::ofstream(out / "manifest.json.tmp") << "{";
+  std::string log;
+  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + root + " --out " + out.string() + " --image-size 8"), &log), 0)
+      << log;
+  EXPECT_NE(log.find("left by an unfinished conversion"), std::string::npos) << log;
+  EXPECT_NO_THROW(Store(out.string()).verify());
+  for (const auto& e : fs::directory_iterator(out)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  // A complete store, or files that are not starft's, still need --overwrite.
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + root + " --out " + out.string() + " --image-size 8"), &log), 0);
+  EXPECT_NE(log.find("--overwrite"), std::string::npos) << log;
+  fs::path other = tmp.path() / "other";
+  fs::create_directories(other);
+  std::ofstream(other / "shard-00000.h5.tmp") << "x";
+  std::ofstream(other / "notes.txt") << "mine";
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + root + " --out " + other.string()), &log), 0);
+  EXPECT_TRUE(fs::exists(other / "notes.txt"));
+}
+
+TEST(ShardTest, WritesWhereFlockFails) {
+  TempDir tmp;
+  // An LD_PRELOAD shim whose flock() fails as on NFS without a lock daemon (ENOLCK = 37).
+  std::ofstream(tmp / "nolock.c") << "#include <errno.h>\nint flock(int fd, int op) { (void)fd; (void)op; "
+                                     "errno = 37; return -1; }\n";
+  std::string log;
+  ASSERT_EQ(run_command("cc -shared -fPIC -o " + (tmp / "nolock.so") + " " + (tmp / "nolock.c"), &log), 0) << log;
+  std::string root = make_folder_dataset(tmp, 2), out = tmp / "store";
+  ASSERT_EQ(run_command("env -u HDF5_USE_FILE_LOCKING LD_PRELOAD=" + (tmp / "nolock.so") + " " +
+                            shard_cmd("--from folder --input " + root + " --out " + out + " --image-size 8"),
+                        &log),
+            0)
+      << log;
+  EXPECT_NO_THROW(Store(out).verify());
+}
+
+TEST(ShardTest, SlurmTasksWithoutMpiAreRefusedBeforeTheOutputIsTouched) {
+  TempDir tmp;
+  std::string root = make_folder_dataset(tmp, 2), out = tmp / "store", log;
+  EXPECT_NE(run_command("env -u OMPI_COMM_WORLD_SIZE -u PMIX_RANK -u PMI_RANK SLURM_JOB_ID=1 SLURM_NTASKS=2 "
+                        "SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 " +
+                            shard_cmd("--from folder --input " + root + " --out " + out + " --image-size 8"),
+                        &log),
+            0);
+  EXPECT_NE(log.find("Slurm started 2 tasks (SLURM_STEP_NUM_TASKS=2) but MPI sees a world of 1 rank"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("--mpi=pmix"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(out));
 }

@@ -11,6 +11,7 @@
 #include "data/manifest.h"
 #include "data/shard_writer.h"
 #include "data/store.h"
+#include "data/verify.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -275,4 +276,101 @@ TEST(StoreTest, SkippedItemsKeepShardBoundaries) {
   EXPECT_EQ(store.size(), 3);
   EXPECT_FALSE(store.manifest().has_captions);
   EXPECT_EQ(store.caption(0), "");
+}
+
+// ---- starft verify (data/verify.h) -----------------------------------------------------------
+
+namespace {
+
+// Overwrites `n` bytes of the stored chunk of `row` in `shard` in place (bit rot, a bad copy):
+// same size, same HDF5 metadata.
+void zero_chunk_bytes(const fs::path& shard, hsize_t row, size_t n) {
+  haddr_t addr = 0;
+  hsize_t size = 0;
+  {
+    auto guard = h5::lock();
+    h5::Handle file = h5::open_read(shard.string());
+    h5::Handle ds = h5::open_dataset(file.get(), "images", shard.string());
+    hsize_t offset[4] = {row, 0, 0, 0};
+    unsigned mask = 0;
+    ASSERT_GE(H5Dget_chunk_info_by_coord(ds.get(), offset, &mask, &addr, &size), 0);
+  }
+  ASSERT_GT(size, 20 + n);
+  std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(addr + 20));
+  const std::string zeros(n, '\0');
+  f.write(zeros.data(), static_cast<std::streamsize>(n));
+}
+
+}  // namespace
+
+TEST(VerifyTest, AnIntactStoreIsSound) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  StoreReport r = verify_store(dir.path().string());
+  EXPECT_TRUE(r.sound());
+  EXPECT_EQ(r.shards, 3);
+  EXPECT_EQ(r.samples, 10);
+  EXPECT_EQ(r.samples_checked, 10);
+  EXPECT_TRUE(r.per_image_checksums);
+  EXPECT_TRUE(r.notes.empty());
+}
+
+TEST(VerifyTest, ZeroedBytesInsideAShardNameTheShardAndTheSample) {
+  for (int compression : {0, 4}) {
+    TempDir dir;
+    write_store(dir.path().string(), 16, 4, 10, compression);
+    zero_chunk_bytes(dir.path() / "shard-00001.h5", 2, compression ? 8 : 200);
+    EXPECT_NO_THROW(Store(dir.path().string()));  // the open-time checks cannot see it
+    StoreReport r = verify_store(dir.path().string());
+    ASSERT_EQ(r.problems.size(), 1u) << compression;
+    EXPECT_EQ(r.problems[0].file, "shard-00001.h5");
+    EXPECT_EQ(r.problems[0].row, 2);
+    EXPECT_EQ(r.problems[0].index, 6);
+    EXPECT_EQ(r.problems[0].source, "dir/image_6.jpg");
+  }
+}
+
+TEST(VerifyTest, CutMissingAndSwappedShardsAreEachNamed) {
+  TempDir dir, other;
+  write_store(dir.path().string(), 16, 4, 12);
+  write_store(other.path().string(), 12, 4, 12);
+  fs::resize_file(dir / "shard-00000.h5", fs::file_size(dir / "shard-00000.h5") / 2);
+  fs::remove(dir / "shard-00001.h5");
+  fs::copy_file(other / "shard-00002.h5", dir / "shard-00002.h5", fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "shard-00003.h5.tmp") << "left over";
+  StoreReport r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 3u);
+  EXPECT_EQ(r.problems[0].file, "shard-00000.h5");
+  EXPECT_NE(r.problems[0].what.find("not a readable HDF5 file"), std::string::npos) << r.problems[0].what;
+  EXPECT_EQ(r.problems[1].file, "shard-00001.h5");
+  EXPECT_NE(r.problems[1].what.find("missing"), std::string::npos) << r.problems[1].what;
+  EXPECT_EQ(r.problems[2].file, "shard-00002.h5");
+  EXPECT_NE(r.problems[2].what.find("another conversion"), std::string::npos) << r.problems[2].what;
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("shard-00003.h5.tmp"), std::string::npos);
+}
+
+TEST(VerifyTest, AMissingOrBrokenManifestIsAProblemNotAnException) {
+  TempDir dir;
+  write_store(dir.path().string(), 8, 4, 4);
+  std::ofstream(dir / "manifest.json") << "{\"format\": ";
+  StoreReport r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].file, "manifest.json");
+  fs::remove(dir / "manifest.json");
+  EXPECT_FALSE(verify_store(dir.path().string()).sound());
+}
+
+TEST(VerifyTest, TheCommandsExitStatusSaysWhetherTheStoreIsSound) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  std::string log;
+  const std::string cmd = starft::testing::starft_binary() + " verify " + dir.path().string();
+  ASSERT_EQ(starft::testing::run_command(cmd, &log), 0) << log;
+  EXPECT_NE(log.find("sound: 10 samples in 3 shards"), std::string::npos) << log;
+  zero_chunk_bytes(dir.path() / "shard-00002.h5", 1, 100);
+  EXPECT_EQ(starft::testing::run_command(cmd, &log), 1) << log;
+  EXPECT_NE(log.find("shard-00002.h5 row 1 (sample 9) 'dir/image_9.jpg'"), std::string::npos) << log;
+  EXPECT_NE(log.find("DAMAGED"), std::string::npos) << log;
 }

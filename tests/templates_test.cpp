@@ -198,3 +198,10 @@ TEST(DrawTemplate, IsUniform) {
   for (int64_t s = 0; s < 58000; ++s) same += draw_template(7, 0, 0, s, 58) == draw_template(7, 1, 0, s, 58);
   EXPECT_NEAR(same / 58000.0, 1.0 / 58, 0.004);
 }
+
+TEST(LoadTemplates, AcceptsAByteOrderMarkAndCrlfLineEnds) {
+  TempDir dir;
+  const std::string path = dir / "windows.txt";
+  write_text(path, "\xEF\xBB\xBF" "{} on the moon.\r\n# comment\r\n{} under the sea.\r\n");
+  EXPECT_EQ(load_templates(path), (std::vector<std::string>{"{} on the moon.", "{} under the sea."}));
+}

@@ -3,11 +3,13 @@
 // not depend on K.
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "cli/command.h"
 #include "common/error.h"
 #include "common/options.h"
+#include "distributed/runtime.h"
 #include "sharding/convert.h"
 #include "sharding/shard_comm.h"
 #include "sharding/sources.h"
@@ -88,6 +90,14 @@ static int run_shard(int argc, char** argv) {
   check(class_names.empty() || kind == "folder" || kind == "csv", "--class-names applies to --from folder or csv");
   check(image_root.empty() || kind == "csv", "--image-root applies to --from csv only");
 
+  // MPI first, and the world size checked against Slurm's task count before anything is read or
+  // written: under srun without PMIx every task would start as a one-rank world and all of them
+  // would write the same shard files into --out. (Read before MPI starts: a singleton start may
+  // set Open MPI's variables itself.)
+  const bool launched_by_mpirun = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
+  auto comm = sharding::default_comm();
+  distributed::check_slurm_world_size(comm->size(), launched_by_mpirun);
+
   std::vector<sharding::Source> sources;
   if (kind == "folder") {
     fs::path dir = fs::path(input).lexically_normal();
@@ -116,7 +126,6 @@ static int run_shard(int argc, char** argv) {
     sources = std::move(chosen);
   }
 
-  auto comm = sharding::default_comm();
   for (auto& source : sources) {
     sharding::ConvertOptions opt;
     opt.layout = source.layout;

@@ -1,7 +1,9 @@
 // The `starft` command: dispatches to the registered subcommands.
 #include <mpi.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <set>
 #include <iostream>
 
 #include "cli/command.h"
@@ -75,8 +77,19 @@ int main(int argc, char** argv) {
   std::vector<char*> args{prog.data()};
   for (int i = 2; i < argc; ++i) args.push_back(argv[i]);
   try {
-    // The commands that compute with the model describe the hardware; the others only warn.
     const std::string& name = it->first;
+    // The commands that start MPI (shard, train, eval, cache-teacher, dist-selftest) check the
+    // world size against Slurm's task count themselves (distributed::check_slurm_world_size).
+    // One-process commands that write files are refused under a multi-task srun step: every task
+    // would write the same --out.
+    static const std::set<std::string> kOneProcessWriters{"export", "encode", "demo-report"};
+    const char* step_tasks = std::getenv("SLURM_STEP_NUM_TASKS");
+    if (kOneProcessWriters.count(name) && step_tasks && std::atoi(step_tasks) > 1 &&
+        !std::getenv("OMPI_COMM_WORLD_SIZE"))
+      fail("srun started ", step_tasks, " tasks (SLURM_STEP_NUM_TASKS=", step_tasks, ") of `starft ", name,
+           "`, which runs as one process: every task would write the same output. Run it as one task "
+           "(`srun -n 1 starft ", name, " ...`) or outside srun.");
+    // The commands that compute with the model describe the hardware; the others only warn.
     if (name != "hardware")
       log_hardware(name == "train" || name == "cache-teacher" || name == "eval" || name == "encode");
     return it->second.run(static_cast<int>(args.size()), args.data());

@@ -27,6 +27,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text.h"
 
 namespace starft::clip {
 namespace {
@@ -708,7 +709,7 @@ std::string read_file(const std::string& path, const std::string& what) {
   // gzclose reports it.
   const int rc = gzclose(f);
   if (rc != Z_OK) fail(what, " '", path, "': corrupt or truncated gzip data (zlib error ", rc, ")");
-  return data;
+  return normalize_text(std::move(data));  // BOM, CRLF
 }
 
 std::vector<std::string_view> split_lines(std::string_view data) {

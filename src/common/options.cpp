@@ -3,8 +3,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace starft {
 
@@ -43,8 +45,11 @@ void load_config_files(po::variables_map& vm, const po::options_description& fie
   if (!renamed.empty()) keys.add(renamed_options(renamed));
   if (vm.count("config")) {
     for (const auto& path : vm["config"].as<std::vector<std::string>>()) {
-      std::ifstream in(path);
-      check(static_cast<bool>(in), "--config ", path, ": cannot open the file (", std::strerror(errno), ")");
+      // A BOM (Notepad) and CRLF line ends are dropped: Boost would read them into the first key
+      // and into every value.
+      check(static_cast<bool>(std::ifstream(path)), "--config ", path, ": cannot open the file (", std::strerror(errno),
+            ")");
+      std::istringstream in(read_text_file(path, "--config"));
       po::parsed_options parsed(&keys);
       try {
         parsed = po::parse_config_file(in, keys);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace starft::data {
 namespace {
@@ -17,8 +18,7 @@ constexpr const char* kForms = "`name`, `id<TAB>name` or `wnid name, alias` (LOC
 
 ClassList parse_class_list(const std::string& text_in, const std::string& source) {
   static const std::regex wordnet_line(R"(^(n[0-9]{8})[ ]+(.+)$)");
-  std::string text = text_in;
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // UTF-8 byte-order mark
+  const std::string text = normalize_text(text_in);  // BOM, CRLF
   ClassList list;
   list.source = source;
   std::istringstream in(text);
@@ -67,12 +67,7 @@ ClassList parse_class_list(const std::string& text_in, const std::string& source
 }
 
 ClassList read_class_list(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), "cannot read class list ", path, ": it does not exist or is unreadable");
-  std::ostringstream text;
-  text << in.rdbuf();
-  check(!in.bad(), "cannot read class list ", path);
-  return parse_class_list(text.str(), path);
+  return parse_class_list(read_text_file(path, "class list"), path);
 }
 
 ClassList class_list(const Manifest& manifest, const std::string& source) {

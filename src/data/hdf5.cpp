@@ -71,8 +71,18 @@ Handle create(const std::string& path) {
   auto guard = lock();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS));
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), "HDF5 file access properties");
+  // Locking off for writes too: starft writes each file under a name of its own (a shard's
+  // .tmp) that nothing else opens until it is complete and renamed, so a lock would protect
+  // nothing, and flock() fails on NFS without a lock daemon (ENOLCK), Lustre without -o flock
+  // (ENOSYS) and Cray DVS (ENOTSUPP). HDF5_USE_FILE_LOCKING in the environment still wins.
+  check(H5Pset_file_locking(fapl.get(), false, true), "HDF5 file access properties");
   Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
-  check(file.get(), "cannot create HDF5 file " + path);
+  if (!file.valid()) {
+    const std::string reason = error_text();
+    const bool lock = reason.find("lock") != std::string::npos;
+    fail("cannot create HDF5 file ", path, reason.empty() ? "" : ": ", reason,
+         lock ? " (the file system refuses file locks: export HDF5_USE_FILE_LOCKING=FALSE)" : "");
+  }
   return file;
 }
 

@@ -51,7 +51,8 @@ void check(long long status, const std::string& what);
 
 // Opens an existing file read-only with file locking off (NFS/Lustre safe).
 Handle open_read(const std::string& path);
-// Creates (truncates) a file for writing with the 1.10 format (fixed-array chunk indexes).
+// Creates (truncates) a file for writing with the 1.10 format (fixed-array chunk indexes) and
+// file locking off (the caller is the file's only user until it is renamed into place).
 Handle create(const std::string& path);
 
 Handle open_dataset(hid_t file, const std::string& name, const std::string& file_path);

@@ -3,13 +3,27 @@
 // Images are 8-bit RGB (OpenCV's BGR is converted on decode).
 #include <opencv2/core.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace starft::data {
 
-// Decodes a JPEG/PNG/... file into RGB (grey and alpha images become 3-channel RGB).
-// Throws starft::Error naming `path` when the file is missing, unreadable or corrupt.
+// Decodes a JPEG/PNG/... file into RGB [H, W] CV_8UC3 (grey and alpha images become RGB, EXIF
+// orientation is applied, CMYK is converted). An image is used only when it decodes completely
+// and without decoder warnings: throws starft::Error naming `path` (and what is wrong) for a
+// missing, unreadable, empty (0-byte) or non-image file, a JPEG that libjpeg warns about (cut
+// short, corrupt or extraneous entropy data, baseline or progressive), and a PNG whose chunks do
+// not reach IEND or that libpng cannot decode. The format is recognised by its first bytes, not
+// by the file's extension.
 cv::Mat read_image_rgb(const std::string& path);
+
+// As read_image_rgb, for a file's bytes already in memory; `path` names it in errors.
+cv::Mat decode_image_rgb(const std::string& bytes, const std::string& path);
+
+// The EXIF orientation (1..8) in a JPEG APP1 marker's payload ("Exif\0\0" + TIFF), or 0 when
+// it has none or is malformed. Never reads outside [app1, app1 + size).
+int exif_orientation(const uint8_t* app1, size_t size);
 
 // Converts 1-, 3- (already RGB) or 4-channel 8-bit images to 3-channel RGB.
 cv::Mat to_rgb(const cv::Mat& image);

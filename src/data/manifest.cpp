@@ -52,13 +52,31 @@ json Manifest::to_json() const {
   return j;
 }
 
+namespace {
+
+// j[key] as an integer in [lo, hi]; a float, a string or an out-of-range number is an error naming
+// the key (nlohmann's get<int> would convert 1e300 or 2^40 without a word).
+int64_t integer_value(const json& v, const std::string& key, int64_t lo, int64_t hi, const std::string& where) {
+  check(v.is_number_integer(), where, ": \"", key, "\" must be an integer, not ", v.dump());
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(hi)
+                                               : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+  check(in_range, where, ": \"", key, "\" is ", v.dump(), ", outside ", lo, "..", hi);
+  return v.get<int64_t>();
+}
+
+int64_t integer(const json& j, const char* key, int64_t lo, int64_t hi, const std::string& where) {
+  return integer_value(j.at(key), key, lo, hi, where);
+}
+
+}  // namespace
+
 Manifest Manifest::from_json(const json& j, const std::string& where) {
   Manifest m;
   try {
     check(j.is_object(), where, ": not a JSON object");
     check(j.value("format", std::string()) == kFormatName, where, ": not a starft store manifest (\"format\" is not \"",
           kFormatName, "\")");
-    m.format_version = j.at("format_version").get<int>();
+    m.format_version = static_cast<int>(integer(j, "format_version", 0, 1 << 20, where));
     check(m.format_version == kStoreFormatVersion, where, ": store format version ", m.format_version,
           " is not supported by this starft (it reads version ", kStoreFormatVersion,
           "); convert the data again with this starft's `starft shard`");
@@ -66,17 +84,22 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     m.split = j.at("split").get<std::string>();
     m.class_names = j.at("class_names").get<std::vector<std::string>>();
     if (j.contains("class_ids")) m.class_ids = j.at("class_ids").get<std::vector<std::string>>();
-    auto shape = j.at("image_shape").get<std::vector<int>>();
+    std::vector<int> shape;
+    check(j.at("image_shape").is_array(), where, ": image_shape must be [S, S, 3]");
+    for (size_t i = 0; i < j.at("image_shape").size(); ++i)
+      shape.push_back(static_cast<int>(integer_value(j.at("image_shape")[i], "image_shape", 0, 1 << 16, where)));
     check(shape.size() == 3 && shape[0] == shape[1] && shape[0] > 0 && shape[2] == 3, where,
           ": image_shape must be [S, S, 3] with S > 0");
     m.image_size = shape[0];
-    m.shard_size = j.at("shard_size").get<int64_t>();
+    m.shard_size = integer(j, "shard_size", 1, int64_t{1} << 40, where);
     auto compression = j.at("compression").get<std::string>();
     if (compression == "none") {
       m.compression = 0;
     } else {
-      check(compression.rfind("gzip-", 0) == 0, where, ": unknown compression '", compression, "'");
-      m.compression = std::stoi(compression.substr(5));
+      const std::string level = compression.substr(std::min<size_t>(5, compression.size()));
+      check(compression.rfind("gzip-", 0) == 0 && level.size() == 1 && level[0] >= '0' && level[0] <= '9', where,
+            ": unknown compression '", compression, "' (\"none\" or \"gzip-1\" .. \"gzip-9\")");
+      m.compression = level[0] - '0';
     }
     const auto& fields = j.at("fields");
     m.has_groups = fields.at("groups").get<bool>();
@@ -87,8 +110,10 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
       m.attribute_values = j.at("attribute_values").get<std::map<std::string, std::vector<std::string>>>();
     std::set<std::string> files;
     for (const auto& s : j.at("shards")) {
-      ShardInfo info{s.at("file").get<std::string>(), s.at("count").get<int64_t>(), s.at("checksum").get<std::string>()};
-      check(info.count > 0, where, ": shard ", info.file, " has count ", info.count);
+      ShardInfo info{s.at("file").get<std::string>(), integer(s, "count", 0, int64_t{1} << 40, where),
+                     s.at("checksum").get<std::string>()};
+      // Bounded so that no sum of counts can overflow (a store holds far fewer samples).
+      check(info.count > 0 && info.count < (int64_t{1} << 40), where, ": shard ", info.file, " has count ", info.count);
       check(!info.file.empty() && info.file.find('/') == std::string::npos, where, ": bad shard file name '",
             info.file, "'");
       check(files.insert(info.file).second, where, ": shard ", info.file, " is listed twice");
@@ -97,7 +122,7 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
     if (j.contains("skipped"))
       for (const auto& s : j.at("skipped"))
         m.skipped.push_back({s.at("source").get<std::string>(), s.at("reason").get<std::string>()});
-    check(j.at("count").get<int64_t>() == m.count(), where, ": count ", j.at("count").get<int64_t>(),
+    check(integer(j, "count", 0, int64_t{1} << 62, where) == m.count(), where, ": count ", j.at("count").dump(),
           " is not the sum of the shard counts (", m.count(), ")");
   } catch (const json::exception& e) {
     fail(where, ": malformed manifest: ", e.what());

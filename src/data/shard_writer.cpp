@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -85,7 +87,11 @@ void ShardWriter::add(const cv::Mat& rgb, const SampleMeta& meta) {
     h5::check(H5Dwrite(images_.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, pixels.data),
               tmp_path_ + ": cannot write image (disk full?)");
   }
-  crc_ = crc32(crc_, pixels.data, static_cast<uInt>(bytes));
+  // Each image's own CRC-32 (the `image_crc32` dataset, so `starft verify` can name a damaged
+  // sample), combined into the shard's running checksum without a second pass over the bytes.
+  const uint32_t image_crc = crc32(crc32(0L, Z_NULL, 0), pixels.data, static_cast<uInt>(bytes));
+  crc_ = crc32_combine(crc_, image_crc, static_cast<z_off_t>(bytes));
+  image_crcs_.push_back(image_crc);
   labels_.push_back(meta.label);
   groups_.push_back(meta.group);
   for (size_t a = 0; a < attrs.size(); ++a) attributes_[a].push_back(attrs[a]);
@@ -126,6 +132,7 @@ ShardInfo ShardWriter::finish() {
     grow_images(count_);
     hid_t f = h5file_.get();
     write_column(f, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, labels_, tmp_path_);
+    write_column(f, kImageCrcDataset, H5T_STD_U32LE, H5T_NATIVE_UINT32, image_crcs_, tmp_path_);
     if (layout_.has_groups) write_column(f, "groups", H5T_STD_I32LE, H5T_NATIVE_INT32, groups_, tmp_path_);
     if (!layout_.attribute_names.empty()) {
       h5::Handle group(H5Gcreate2(f, "attributes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
@@ -155,6 +162,25 @@ void prepare_store_dir(const std::string& dir, bool overwrite) {
   if (fs::exists(root) && !fs::is_directory(root)) fail("output ", dir, " exists and is not a directory");
   fs::create_directories(root);
   if (fs::is_empty(root)) return;
+  auto ours = [](const std::string& name) {
+    return name.rfind("shard-", 0) == 0 || name == std::string(kManifestName) + ".tmp";
+  };
+  if (!fs::exists(root / kManifestName)) {
+    // No manifest, so no store: shard files and temporaries alone are what a failed or killed
+    // conversion left. They never block a rerun (nothing else is there to protect).
+    std::vector<fs::path> leftovers;
+    bool others = false;
+    for (const auto& entry : fs::directory_iterator(root)) {
+      if (ours(entry.path().filename().string()) && entry.is_regular_file()) leftovers.push_back(entry.path());
+      else others = true;
+    }
+    if (!others) {
+      spdlog::info("output {}: removing {} file(s) left by an unfinished conversion (no manifest.json, so no store)",
+                   dir, leftovers.size());
+      for (const auto& p : leftovers) fs::remove(p);
+      return;
+    }
+  }
   if (!overwrite) {
     fail("output directory ", dir, " is not empty; choose another --out or pass --overwrite to replace the store "
          "there");
@@ -163,8 +189,7 @@ void prepare_store_dir(const std::string& dir, bool overwrite) {
   fs::remove(root / kManifestName);
   for (const auto& entry : fs::directory_iterator(root)) {
     std::string name = entry.path().filename().string();
-    bool ours = name.rfind("shard-", 0) == 0 || name == std::string(kManifestName) + ".tmp";
-    if (ours && entry.is_regular_file()) fs::remove(entry.path());
+    if (ours(name) && entry.is_regular_file()) fs::remove(entry.path());
   }
 }
 

@@ -23,6 +23,10 @@ struct SampleMeta {
   std::string source;  // original relative path or id
 };
 
+// The per-image checksum dataset of a shard: uint32 [N], zlib CRC-32 of each image's S*S*3
+// bytes. Shards written before it existed lack it (their damage is found per shard only).
+inline constexpr const char* kImageCrcDataset = "image_crc32";
+
 // One shard: written to DIR/<file>.tmp and renamed to DIR/<file> by finish(). A writer destroyed
 // before finish() removes its temporary file, so a killed or failed conversion leaves nothing
 // that looks like a shard.
@@ -50,6 +54,7 @@ class ShardWriter {
   int64_t count_ = 0, capacity_ = 0;
   uint32_t crc_ = 0;
   std::vector<int64_t> labels_;
+  std::vector<uint32_t> image_crcs_;
   std::vector<int32_t> groups_;
   std::vector<std::vector<int32_t>> attributes_;  // one column per layout_.attribute_names
   std::vector<std::string> captions_, sources_;

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "starft/build_config.h"
 
 namespace starft::data {
@@ -62,12 +63,7 @@ std::string resolve(const std::string& name) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read template file ", path, ": it does not exist or is unreadable");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) fail("cannot read template file ", path);
-  return s.str();
+  return read_text_file(path, "template file");  // BOM and CRLF dropped
 }
 
 // splitmix64's output function applied to x + the golden-ratio increment.

@@ -98,8 +98,8 @@ void check_slurm_world_size(int world_size, bool launched_by_mpirun) {
   fail("Slurm started ", expected, " tasks (", step ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS", "=", value,
        ") but MPI sees a world of ", world_size, " rank", world_size == 1 ? "" : "s",
        ". This happens when srun starts an MPI program without PMIx (or PMI2) support: every task "
-       "initialises MPI as a singleton and they would train ", expected,
-       " unrelated copies. Launch with `srun --mpi=pmix starft ...` (`srun --mpi=list` shows what this "
+       "initialises MPI as a singleton and they would run ", expected,
+       " unrelated copies, all writing the same output files. Launch with `srun --mpi=pmix starft ...` (`srun --mpi=list` shows what this "
        "Slurm supports), or with `mpirun -np ", expected, " starft ...` inside the allocation.");
 }
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace starft::eval {
 namespace {
@@ -18,8 +19,7 @@ struct Line {
 
 // The non-blank, non-comment lines of a text file, split at tabs.
 std::vector<Line> read_tab_lines(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  check(static_cast<bool>(in), "cannot read ", what, " ", path, ": it does not exist or is unreadable");
+  std::istringstream in(read_text_file(path, what));  // BOM and CRLF dropped
   std::vector<Line> lines;
   std::string text;
   int number = 0;
@@ -36,7 +36,6 @@ std::vector<Line> read_tab_lines(const std::string& path, const char* what) {
     }
     lines.push_back(std::move(line));
   }
-  check(!in.bad(), "cannot read ", what, " ", path);
   return lines;
 }
 

@@ -2,7 +2,12 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -201,14 +206,86 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
+namespace {
+
+// Why the safetensors file at `path` is not whole ("" when it is): the 8-byte header length, the
+// JSON header and the data area its offsets describe must fit the file exactly. Reads only the
+// header, not the tensors.
+std::string safetensors_problem(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return path.filename().string() + " is missing";
+  const uint64_t size = fs::file_size(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  unsigned char len_bytes[8] = {0};
+  if (size < 8 || !in.read(reinterpret_cast<char*>(len_bytes), 8))
+    return path.filename().string() + " is " + std::to_string(size) + " bytes, cut short";
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = header_len << 8 | len_bytes[i];
+  if (header_len > size - 8) return path.filename().string() + " is cut short inside its header";
+  std::string header(static_cast<size_t>(header_len), '\0');
+  if (!in.read(header.data(), static_cast<std::streamsize>(header_len)))
+    return path.filename().string() + ": the header cannot be read";
+  uint64_t end = 0;
+  try {
+    const auto j = nlohmann::json::parse(header);
+    for (const auto& [name, entry] : j.items())
+      if (name != "__metadata__") end = std::max(end, entry.at("data_offsets").at(1).get<uint64_t>());
+  } catch (const nlohmann::json::exception& e) {
+    return path.filename().string() + ": malformed header (" + e.what() + ")";
+  }
+  if (8 + header_len + end != size)
+    return path.filename().string() + " is " + std::to_string(size) + " bytes, its header describes " +
+           std::to_string(8 + header_len + end) + (8 + header_len + end > size ? " (cut short)" : "");
+  return "";
+}
+
+}  // namespace
+
+std::string checkpoint_problem(const std::string& dir) {
+  const fs::path root(dir);
+  try {
+    read_train_state(dir);
+  } catch (const std::exception& e) {
+    return std::string("state.json: ") + e.what();
+  }
+  for (const char* name : {"weights.safetensors", "optimizer.safetensors", "head.safetensors"}) {
+    if (std::strcmp(name, "head.safetensors") == 0 && !fs::exists(root / name)) continue;  // CE runs only
+    std::string problem = safetensors_problem(root / name);
+    if (!problem.empty()) return problem;
+  }
+  return "";
+}
+
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   auto all = list_checkpoints(run_dir);
   if (all.empty()) return std::nullopt;
   return all.back();
 }
 
+std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir) {
+  static std::mutex mutex;
+  static std::set<std::string> warned;  // each skipped checkpoint is reported once per process
+  auto all = list_checkpoints(run_dir);
+  std::vector<std::string> skipped;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const std::string problem = checkpoint_problem(*it);
+    if (problem.empty()) return *it;
+    skipped.push_back(*it + " (" + problem + ")");
+    std::lock_guard<std::mutex> guard(mutex);
+    if (warned.insert(*it).second)
+      spdlog::warn("checkpoint {} is damaged ({}); skipping it for the next older one. It is replaced when training "
+                   "reaches that step again",
+                   *it, problem);
+  }
+  if (all.empty()) return std::nullopt;
+  std::string list;
+  for (const auto& s : skipped) list += (list.empty() ? "" : "; ") + s;
+  fail("--run-dir ", run_dir, ": every checkpoint is damaged: ", list,
+       ". Start afresh in a new --run-dir, or restore a checkpoint from a copy");
+}
+
 std::optional<std::string> resolve_checkpoint(const std::string& spec, const std::string& run_dir) {
-  if (spec == "latest") return latest_checkpoint(run_dir);
+  if (spec == "latest") return latest_complete_checkpoint(run_dir);
   check(fs::exists(fs::path(spec) / "state.json"), "checkpoint ", spec,
         ": no state.json there; give a directory under <run-dir>/checkpoints or `latest`");
   return spec;

@@ -55,7 +55,15 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointContent
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest complete checkpoint of a run, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
-// `spec` is a checkpoint directory or `latest` (resolved in run_dir; nullopt when there is none).
+// Why checkpoint `dir` cannot be resumed from ("" when it can): state.json unreadable or invalid,
+// or a .safetensors file missing, cut short or with a malformed header (only headers are read).
+std::string checkpoint_problem(const std::string& dir);
+// The newest checkpoint that checkpoint_problem passes, warning (once) about each newer one it
+// skips and why; nullopt when the run has none. Throws starft::Error listing them when every
+// checkpoint is damaged.
+std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir);
+// `spec` is a checkpoint directory or `latest` (latest_complete_checkpoint in run_dir; nullopt
+// when there is none).
 std::optional<std::string> resolve_checkpoint(const std::string& spec, const std::string& run_dir);
 
 // <run-dir>/best/: the weights of the best evaluation so far (train/epoch_eval.h):

@@ -1,0 +1,88 @@
+// libFuzzer targets for the parsers of outside input. One source, one binary per target: build
+// and run with tests/fuzz/run.sh (clang, -fsanitize=fuzzer,address,undefined). Each target
+// feeds the fuzzer's bytes to a parser and accepts only starft::Error (a refusal that names the
+// input) or a result; anything else (a crash, a sanitizer report, another exception type, a
+// hang) is a finding.
+//   FUZZ_CLASS_LIST  data::parse_class_list       (--class-names files)
+//   FUZZ_TABLE       sharding::parse_table        (CSV/TSV lists, Waterbirds metadata.csv)
+//   FUZZ_TEMPLATES   data::parse_templates        (template files)
+//   FUZZ_MANIFEST    data::Manifest::from_json    (a store's manifest.json)
+//   FUZZ_INI         --config INI files           (common/text.h + Boost's config parser)
+//   FUZZ_IMAGE       data::decode_image_rgb       (JPEG through libjpeg, PNG chunk walk, EXIF)
+#include <cstddef>
+#include <cstdint>
+#include <sstream>
+#include <string>
+
+#include "common/error.h"
+#include "common/text.h"
+
+#if defined(FUZZ_CLASS_LIST)
+#include "data/class_list.h"
+static void run(const std::string& s) { starft::data::parse_class_list(s, "fuzz"); }
+#elif defined(FUZZ_TABLE)
+#include "sharding/sources.h"
+static void run(const std::string& s) {
+  starft::sharding::parse_table(s, '\t', "fuzz");
+  starft::sharding::parse_table(s, ',', "fuzz");
+}
+#elif defined(FUZZ_TEMPLATES)
+#include "data/templates.h"
+static void run(const std::string& s) { starft::data::parse_templates(starft::normalize_text(s), "fuzz"); }
+#elif defined(FUZZ_MANIFEST)
+#include <nlohmann/json.hpp>
+#include "data/manifest.h"
+static void run(const std::string& s) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(s);
+  } catch (const nlohmann::json::exception&) {
+    return;  // Manifest::read reports this as "not valid JSON"
+  }
+  auto m = starft::data::Manifest::from_json(j, "fuzz");
+  (void)m.to_json().dump();
+}
+#elif defined(FUZZ_INI)
+#include <boost/program_options.hpp>
+static void run(const std::string& s) {
+  namespace po = boost::program_options;
+  po::options_description keys;
+  keys.add_options()("lr", po::value<double>(), "")("store", po::value<std::string>(), "")(
+      "epochs", po::value<int>(), "")("eval", po::value<std::vector<std::string>>()->composing(), "");
+  std::istringstream in(starft::normalize_text(s));
+  try {
+    po::variables_map vm;
+    po::store(po::parse_config_file(in, keys), vm);
+    po::notify(vm);
+  } catch (const po::error&) {
+    // load_config_files turns these into starft::Error naming the file
+  }
+}
+#elif defined(FUZZ_IMAGE)
+#include <opencv2/core.hpp>
+#include "data/image.h"
+static void run(const std::string& s) {
+  // JPEG (libjpeg, EXIF) and PNG (chunk walk) are starft's own code; other formats go straight to
+  // OpenCV and are left out.
+  const bool jpeg = s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xFF &&
+                    static_cast<unsigned char>(s[1]) == 0xD8;
+  const bool png = s.size() >= 8 && s.compare(0, 4, "\x89PNG") == 0;
+  if (!jpeg && !png) return;
+  try {
+    starft::data::decode_image_rgb(s, "fuzz");
+  } catch (const cv::Exception&) {
+  }
+  if (s.size() > 6) starft::data::exif_orientation(reinterpret_cast<const uint8_t*>(s.data()) + 6, s.size() - 6);
+}
+#else
+#error define one FUZZ_* target
+#endif
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    run(std::string(reinterpret_cast<const char*>(data), size));
+  } catch (const starft::Error&) {
+    // a refusal naming the input: the expected outcome for bad input
+  }
+  return 0;
+}
