@@ -67,9 +67,11 @@ cleanup_stale() {
   for prefix in $( { ip netns list 2>/dev/null | awk '{print $1}'; ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1; } |
                   sed -n 's/^\(sfmh[0-9][0-9]*\)[hvb].*/\1/p' | sort -u); do
     pid=${prefix#sfmh}
-    if ! kill -0 "$pid" 2>/dev/null; then
+    # dead, or a zombie nobody has reaped yet
+    if ! kill -0 "$pid" 2>/dev/null || [ "$(awk '{print $3}' /proc/"$pid"/stat 2>/dev/null)" = Z ]; then
       echo "cluster.sh: removing what the dead run $pid left behind" >&2
       remove_run "$prefix"
+      rm -rf "${TMPDIR:-/tmp}"/starft-multihost-"$pid".*
     fi
   done
 }
