@@ -531,3 +531,57 @@ TEST(Trainer, RefusesABestMetricOfAnUnknownEvaluationStore) {
   EXPECT_NE(msg.find("nosuch"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(tmp / "run"));
 }
+
+// The per-step time breakdown of metrics.jsonl (issue 15): every part present and non-negative,
+// the parts disjoint pieces of the step (never more than it) that together cover it, and the
+// slowest rank one of the ranks, with its own step time.
+TEST(Trainer, MetricsCarryAStepTimeBreakdownThatAddsUpToTheStep) {
+  TempDir tmp;
+  starft::testing::make_train_store(tmp / "store");
+  auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
+  c.teacher = "online";
+  c.epochs = 2;
+  c.checkpoint_every = 2;  // a checkpoint between steps is not part of any step
+  const int ranks = 2;
+  distributed::ThreadGroup group(ranks);
+  group.run([&](distributed::Communicator& comm) {
+    Trainer t(c, comm);
+    EXPECT_EQ(t.run(), Trainer::Outcome::finished);
+    const auto& last = t.step_times();
+    EXPECT_GT(last.step, 0);
+    EXPECT_LE(last.parts(), last.step * (1 + 1e-9));
+  });
+  std::ifstream in(tmp / "run/metrics.jsonl");
+  std::string line;
+  double step_sum = 0, parts_sum = 0;
+  int n = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    ++n;
+    double parts = 0;
+    for (const char* key : {"data_s", "forward_s", "backward_s", "comm_exposed_s", "optimizer_s", "other_s"}) {
+      ASSERT_TRUE(j.contains(key)) << key << " missing in " << line;
+      EXPECT_GE(j[key].get<double>(), 0) << key << " in " << line;
+      parts += j[key].get<double>();
+    }
+    for (const char* key : {"step_s", "images_per_s", "slowest_rank", "slowest_rank_step_s", "slowest_rank_busy_s"}) {
+      ASSERT_TRUE(j.contains(key)) << key << " missing in " << line;
+    }
+    const double step = j["step_s"].get<double>();
+    EXPECT_GT(step, 0) << line;
+    EXPECT_GT(j["forward_s"].get<double>(), 0) << line;
+    EXPECT_GT(j["backward_s"].get<double>(), 0) << line;
+    EXPECT_LE(parts, step * (1 + 1e-9)) << "the parts are disjoint pieces of the step: " << line;
+    const int slowest = j["slowest_rank"].get<int>();
+    EXPECT_GE(slowest, 0);
+    EXPECT_LT(slowest, ranks);
+    EXPECT_GT(j["slowest_rank_step_s"].get<double>(), 0) << line;
+    EXPECT_LE(j["slowest_rank_busy_s"].get<double>(), j["slowest_rank_step_s"].get<double>() * (1 + 1e-9)) << line;
+    EXPECT_GT(j["images_per_s"].get<double>(), 0) << line;
+    step_sum += step;
+    parts_sum += parts;
+  }
+  EXPECT_EQ(n, 6);
+  // What no timer covers is a few statements per step: within a few percent of the steps' time.
+  EXPECT_GE(parts_sum, 0.97 * step_sum) << "parts " << parts_sum << " s of " << step_sum << " s";
+}

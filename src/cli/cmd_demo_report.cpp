@@ -19,6 +19,8 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "cli/plot.h"
+#include "cli/run_report.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
 
@@ -307,6 +309,22 @@ int run_demo_report(int argc, char** argv) {
 
   write_findings(md, table, columns);
   md << regulariser_table(root);
+  // every seed-0 training run (and the pre-training) gets its own report (cli/run_report.h)
+  std::vector<std::pair<std::string, fs::path>> run_reports;
+  if (fs::exists(root / "pretrain" / "metrics.jsonl")) run_reports.emplace_back("pre-training", root / "pretrain");
+  for (const std::string method : {"flyp", "kl", "starft"}) {
+    const fs::path run = root / "finetune" / (method + "-seed0");
+    if (fs::exists(run / "metrics.jsonl")) run_reports.emplace_back(pretty(method) + " (seed 0)", run);
+  }
+  if (!run_reports.empty()) {
+    md << "\nTraining runs (curves, step-time breakdown, evaluations; `starft report --run-dir`):";
+    for (size_t i = 0; i < run_reports.size(); ++i) {
+      write_run_report(run_reports[i].second, run_reports[i].second);
+      md << (i ? "," : "") << " [" << run_reports[i].first << "]("
+         << fs::relative(run_reports[i].second / "report.md", root).string() << ")";
+    }
+    md << ".\n";
+  }
 
   // Chart data: per-group means, and training curves of seed 0 of each fine-tuning method.
   const fs::path data = root / "report-data";
@@ -346,30 +364,21 @@ int run_demo_report(int argc, char** argv) {
     }
     curves.emplace_back(pretty(method), data / (method + ".dat"));
   }
-  {
-    std::ofstream gp(data / "report.gp");
-    gp << "set terminal pngcairo size 1500,450 font ',10'\nset output '" << (root / "report.png").string() << "'\n"
-       << "set multiplot layout 1,3\n"
-       << "set title 'Per-group accuracy on " << group_store << " (%)'\nset style data histograms\n"
-       << "set style histogram clustered gap 1\nset style fill solid 0.8 border -1\nset yrange [0:100]\n"
-       << "set xtics rotate by -25\nset key outside bottom center horizontal\n"
-       << "plot for [c=2:*] '" << (data / "groups.dat").string() << "' using c:xtic(1) title columnhead\n"
-       << "unset style\nset style data lines\nset yrange [*:*]\nset xtics norotate\nset key top right inside\n"
-       << "set xlabel 'step'\n";
-    auto plot = [&](const char* title, int column) {
-      gp << "set title '" << title << "'\nplot ";
-      for (size_t i = 0; i < curves.size(); ++i) {
-        gp << (i ? ", " : "") << "'" << curves[i].second.string() << "' using 1:" << column << " title '"
-           << curves[i].first << "' with lines lw 2";
-      }
-      gp << (curves.empty() ? "0 notitle" : "") << "\n";
-    };
-    plot("contrastive loss L_c (seed 0)", 2);
-    plot("regulariser R (seed 0; not in the FLYP loss)", 3);
-    gp << "unset multiplot\n";
+  // the per-group histogram, then the two training curves (cli/plot.h)
+  plot::Panel groups;
+  groups.raw = "reset\nset title " + plot::quote("Per-group accuracy on " + group_store + " (%)") +
+               "\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+               "set yrange [0:100]\nset xtics rotate by -25\nset key outside bottom center horizontal\n"
+               "plot for [c=2:*] " + plot::quote((data / "groups.dat").string()) + " using c:xtic(1) title columnhead\n";
+  plot::Panel contrastive{"contrastive loss L_c (seed 0)", "step", "", "", {}};
+  plot::Panel regulariser{"regulariser R (seed 0; not in the FLYP loss)", "step", "", "", {}};
+  for (const auto& [title, file] : curves) {
+    contrastive.series.push_back({file.string(), "1:2", title});
+    regulariser.series.push_back({file.string(), "1:3", title});
   }
-  const std::string gp_cmd = "gnuplot '" + (data / "report.gp").string() + "' 2>&1";
-  const bool have_png = std::system(gp_cmd.c_str()) == 0 && fs::exists(root / "report.png");
+  const std::string png = (root / "report.png").string();
+  const bool have_png = plot::draw((data / "report.gp").string(),
+                                   plot::script(png, 1, 3, 1500, 450, {groups, contrastive, regulariser}), png);
   md << "\n" << (have_png ? "![per-group accuracy and training curves](report.png)\n"
                           : "(report.png not drawn: gnuplot failed or is not installed)\n");
   const std::string text = md.str();

@@ -19,8 +19,11 @@ std::string join(const std::vector<int>& ranks) {
 std::string StalledOp::message() const {
   std::ostringstream os;
   os << "collective '" << name << "' (operation #" << seq << " on the " << channel << " communicator) did not "
-     << "complete within " << timeout_s << " s on rank " << rank << "; ranks that never arrived: " << (peers_asked ? join(missing) : "unknown");
-  if (!silent.empty()) os << "; ranks that did not answer: " << join(silent);
+     << "complete within " << timeout_s << " s on rank " << rank << "; ranks that never arrived: "
+     << (!peers_asked ? "unknown" : missing.empty() && !silent.empty() ? "none of those that answered" : join(missing));
+  // A rank that does not answer the side channel is dead, cut off (its host's link) or stuck
+  // outside MPI.
+  if (!silent.empty()) os << "; ranks that did not answer (unreachable or dead): " << join(silent);
   os << ". A rank that skipped this collective, died or is stuck in other work stalls every other rank; "
         "raise --comm-timeout if a rank legitimately spends longer between collectives.";
   return os.str();

@@ -286,8 +286,10 @@ std::vector<std::string> Trainer::captions(const data::Batch& batch) const {
 
 torch::Tensor Trainer::gather(const torch::Tensor& x, bool with_grad, const std::string& name) {
   if (world_ == 1) return x;
-  if (with_grad) return distributed::all_gather_with_grad(x, comm_, name);
-  return comm_.all_gather(x.contiguous(), name);
+  const double start = now_s();
+  auto out = with_grad ? distributed::all_gather_with_grad(x, comm_, name) : comm_.all_gather(x.contiguous(), name);
+  forward_comm_s_ += now_s() - start;
+  return out;
 }
 
 StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t step) {
@@ -359,13 +361,18 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
   StepMetrics m;
   m.lr = schedule_.at(state_.step);
   set_learning_rate(*optimizer_, m.lr);
+  forward_comm_s_ = 0;
+  const double forward_start = now_s();
   auto loss = compute_loss(batch, epoch, step);
   m.lambda = loss.lambda;
   // Every rank learns every rank's values, so a NaN anywhere stops all ranks at this step,
   // before any parameter changes.
   auto values = torch::stack({loss.loss.detach(), loss.contrastive, loss.regulariser}).to(torch::kDouble);
+  const double reduce_start = now_s();
+  times_.forward = reduce_start - forward_start - forward_comm_s_;
   comm_.all_reduce(values, distributed::ReduceOp::Avg, "step_metrics");
   auto v = values.cpu();
+  times_.comm_exposed += forward_comm_s_ + (now_s() - reduce_start);
   m.loss = v[0].item<double>();
   m.contrastive = v[1].item<double>();
   m.regulariser = v[2].item<double>();
@@ -376,8 +383,11 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
          last ? "The last good checkpoint is " + *last : std::string("No checkpoint was written yet"),
          "; lower --lr, add --grad-clip, or check the data");
   }
+  double t = now_s();
   optimizer_->zero_grad();
-  backward(loss);
+  times_.optimizer = now_s() - t;
+  backward(loss);  // times backward and the gradient wait
+  t = now_s();
   if (config_.grad_clip > 0) {
     std::vector<torch::Tensor> ps;
     for (const auto& [name, p] : params_) ps.push_back(p);
@@ -389,6 +399,7 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
     torch::NoGradGuard no_grad;
     model_->logit_scale.clamp_(0, std::log(100.0));
   }
+  times_.optimizer += now_s() - t;
   ++state_.step;
   state_.epoch = epoch;
   state_.images_seen += batch.labels.numel() * world_;
@@ -397,8 +408,28 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
 }
 
 void Trainer::backward(const StepLoss& loss) {
+  const double start = now_s();
   loss.loss.backward();
+  const double wait_start = now_s();
   grad_sync_->finish();
+  times_.backward = wait_start - start;
+  times_.comm_exposed += now_s() - wait_start;
+}
+
+SlowestRank Trainer::share_step_times() {
+  SlowestRank slowest{rank_, times_.step, times_.step - times_.comm_exposed};
+  if (world_ == 1) return slowest;
+  const double start = now_s();
+  auto mine = torch::tensor({times_.step, times_.step - times_.comm_exposed}, torch::kDouble).to(comm_.device());
+  auto all = comm_.all_gather(mine, "step_times").cpu();
+  const double spent = now_s() - start;
+  pending_comm_s_ += spent;
+  share_cost_s_ += spent;
+  const auto* a = all.data_ptr<double>();
+  for (int r = 0; r < world_; ++r) {
+    if (r == 0 || a[2 * r + 1] > slowest.busy_s) slowest = {r, a[2 * r], a[2 * r + 1]};
+  }
+  return slowest;
 }
 
 std::string Trainer::save_checkpoint() {
@@ -442,9 +473,10 @@ void Trainer::log_progress(const StepMetrics& m, int64_t epoch, int64_t step_in_
                images_per_s, format_duration(eta));
 }
 
-void Trainer::append_metrics(const StepMetrics& m, int64_t epoch) {
+void Trainer::append_metrics(const StepMetrics& m, int64_t epoch, const SlowestRank& slowest) {
   if (rank_ != 0) return;
   const double elapsed = now_s() - run_start_s_;
+  const auto& t = times_;
   nlohmann::json j = {{"step", state_.step},
                       {"epoch", epoch},
                       {"loss", m.loss},
@@ -453,7 +485,18 @@ void Trainer::append_metrics(const StepMetrics& m, int64_t epoch) {
                       {"lambda", m.lambda},
                       {"lr", m.lr},
                       {"images_per_s", steps_this_run_ * config_.batch_size / std::max(elapsed, 1e-9)},
-                      {"images_seen", state_.images_seen}};
+                      {"images_seen", state_.images_seen},
+                      {"ranks", world_},
+                      {"step_s", t.step},
+                      {"data_s", t.data},
+                      {"forward_s", t.forward},
+                      {"backward_s", t.backward},
+                      {"comm_exposed_s", t.comm_exposed},
+                      {"optimizer_s", t.optimizer},
+                      {"other_s", t.other},
+                      {"slowest_rank", slowest.rank},
+                      {"slowest_rank_step_s", slowest.step_s},
+                      {"slowest_rank_busy_s", slowest.busy_s}};
   metrics_ << j.dump() << "\n";
   metrics_.flush();
 }
@@ -461,6 +504,16 @@ void Trainer::append_metrics(const StepMetrics& m, int64_t epoch) {
 Trainer::Outcome Trainer::run() {
   run_start_s_ = now_s();
   steps_this_run_ = 0;
+  share_cost_s_ = 0;
+  pending_comm_s_ = 0;
+  double mark = run_start_s_;  // where the next step's time starts
+  const auto report_cost = [&] {
+    if (rank_ == 0 && world_ > 1 && steps_this_run_ > 0) {
+      spdlog::info("step-time breakdown: its all-gather took {:.3f} ms per step ({:.2f}% of the run's time, "
+                   "waits for slower ranks included)",
+                   1e3 * share_cost_s_ / steps_this_run_, 100 * share_cost_s_ / std::max(now_s() - run_start_s_, 1e-9));
+    }
+  };
   const int64_t per_epoch = loader_->steps_per_epoch();
   int64_t epoch = state_.sampler.epoch, first = state_.sampler.step;
   if (first == per_epoch) {
@@ -471,29 +524,52 @@ Trainer::Outcome Trainer::run() {
                world_, config_.batch_size / world_, config_.batch_size, per_epoch, config_.epochs,
                schedule_.total_steps);
   for (; epoch < config_.epochs; ++epoch, first = 0) {
+    double wait_start = now_s();
     loader_->start(epoch, first);
     while (auto batch = loader_->next()) {
+      times_ = StepTimes{};
+      times_.data = now_s() - wait_start;
+      times_.comm_exposed = pending_comm_s_;
+      times_.other = wait_start - mark - pending_comm_s_;
+      pending_comm_s_ = 0;
       const auto m = train_step(*batch, epoch, batch->step);
+      const double end = now_s();
+      times_.step = end - mark;
+      mark = end;
       ++steps_this_run_;
       state_.sampler = loader_->state();
-      append_metrics(m, epoch);
+      append_metrics(m, epoch, share_step_times());
       const bool epoch_end = batch->step + 1 == per_epoch;
       if (state_.step % config_.log_every == 0 || epoch_end) log_progress(m, epoch, batch->step);
       const bool stop_requested = config_.stop_after > 0 && state_.step >= config_.stop_after;
+      double t = now_s();
       const bool signalled = distributed::should_stop(comm_);
+      pending_comm_s_ += now_s() - t;
+      bool paused = false;  // a checkpoint or an evaluation: not part of the next step's time
       // Evaluated before the epoch's checkpoint: a run resumed from that checkpoint has had it.
-      if (epoch_end && epoch_eval_ && epoch_eval_->due(epoch)) evaluate(epoch);
+      if (epoch_end && epoch_eval_ && epoch_eval_->due(epoch)) {
+        evaluate(epoch);
+        paused = true;
+      }
       if (epoch_end || (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0) ||
           stop_requested || signalled) {
         save_checkpoint();
+        paused = true;
       }
       if (stop_requested || signalled) {
         spdlog::info("stopping at step {} ({}); continue with --resume latest", state_.step,
                      signalled ? "stop signal" : "--stop-after");
+        report_cost();
         return Outcome::stopped;
       }
+      if (paused) {
+        mark = now_s();
+        pending_comm_s_ = 0;
+      }
+      wait_start = now_s();
     }
   }
+  report_cost();
   spdlog::info("training finished: {} steps", state_.step);
   return Outcome::finished;
 }

@@ -46,6 +46,32 @@ struct StepMetrics {
   double loss = 0, contrastive = 0, regulariser = 0, lambda = 0, lr = 0;
 };
 
+// Where one optimizer step's wall time went on this rank, in seconds (std::chrono::steady_clock).
+// step runs from the end of the previous step (or the run's start, or the end of a checkpoint or
+// an evaluation) to the end of this step's optimizer update; the parts are measured separately
+// and add up to it but for a few unmeasured statements (microseconds):
+//   data          waiting for the loader's batch (and starting the epoch's loader);
+//   forward       the loss, without its blocking collectives (feature all-gathers);
+//   backward      loss.backward(), while gradient buckets are all-reduced beside it (this
+//                 includes the backward of the all-gathered features, an all-reduce inside autograd);
+//   comm_exposed  communication not hidden behind computation: the wait for the gradient
+//                 buckets after backward, the forward's all-gathers, the loss all-reduce and the
+//                 collectives between steps (stop check, step-time exchange);
+//   optimizer     zero_grad, clipping, AdamW and the logit-scale clamp;
+//   other         the rest between two steps (metrics line, progress log).
+struct StepTimes {
+  double data = 0, forward = 0, backward = 0, comm_exposed = 0, optimizer = 0, other = 0, step = 0;
+  // The sum of the parts (step minus what no timer covered).
+  double parts() const { return data + forward + backward + comm_exposed + optimizer + other; }
+};
+
+// The rank whose step kept the others waiting: the largest step time not spent waiting for
+// communication (step - comm_exposed), learnt with one all-gather of two doubles per step.
+struct SlowestRank {
+  int rank = 0;
+  double step_s = 0, busy_s = 0;
+};
+
 class Trainer {
  public:
   enum class Outcome { finished, stopped };
@@ -83,6 +109,9 @@ class Trainer {
   double teacher_scale() const { return teacher_scale_; }
   // Trainable parameters by name (the model's, then the CE head's).
   const NamedParams& parameters() const { return params_; }
+  // The last step's time breakdown on this rank (filled by run(); train_step() alone fills the
+  // forward, backward, comm_exposed and optimizer parts).
+  const StepTimes& step_times() const { return times_; }
 
  private:
   void setup_model();
@@ -92,7 +121,8 @@ class Trainer {
   std::vector<std::string> captions(const data::Batch& batch) const;
   torch::Tensor gather(const torch::Tensor& x, bool with_grad, const std::string& name);
   void log_progress(const StepMetrics& m, int64_t epoch, int64_t step_in_epoch);
-  void append_metrics(const StepMetrics& m, int64_t epoch);
+  void append_metrics(const StepMetrics& m, int64_t epoch, const SlowestRank& slowest);
+  SlowestRank share_step_times();  // collective: every rank's step and busy time
   safetensors::TensorMap head_tensors() const;  // the CE head (empty without one), on the CPU
 
   TrainConfig config_;
@@ -121,6 +151,10 @@ class Trainer {
   std::ofstream metrics_;
   double run_start_s_ = 0;
   int64_t steps_this_run_ = 0;
+  StepTimes times_;                 // this step's breakdown, filled as it runs
+  double forward_comm_s_ = 0;       // blocking collectives inside compute_loss (all-gathers)
+  double pending_comm_s_ = 0;       // collectives between steps, counted into the next step
+  double share_cost_s_ = 0;         // time in the step-time all-gathers of this run
 };
 
 }  // namespace starft::train
