@@ -8,6 +8,7 @@
 #include "clip/weights.h"
 #include "common/error.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 
 using namespace starft;
 using starft::testing::fixture;
@@ -29,7 +30,7 @@ void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, do
 }
 
 void check_parity(const std::string& weights) {
-  auto model = clip::load_weights(fixture(weights));
+  auto model = clip::load_weights(fixture(weights), starft::testing::tiny_options());
   model->eval();
   torch::NoGradGuard no_grad;
   auto img = model->encode_image(reference().at("images"));
@@ -43,7 +44,7 @@ void check_parity(const std::string& weights) {
 }  // namespace
 
 TEST(ClipModel, InferredConfigMatchesFixtureShapes) {
-  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   const auto& c = model->config();
   EXPECT_EQ(c.image_size, 32);
   EXPECT_EQ(c.patch_size, 8);
@@ -64,7 +65,7 @@ TEST(ClipModel, HuggingFaceNamingReproducesReference) { check_parity("clip/tiny_
 
 TEST(ClipModel, ParameterNamesMapOneToOneOntoOpenAIStateDict) {
   auto file = safetensors::load(fixture("clip/tiny_clip_openai.safetensors")).tensors;
-  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   auto params = model->named_parameters();
   EXPECT_EQ(params.size(), file.size());
   for (const auto& kv : file) EXPECT_TRUE(params.contains(kv.first)) << kv.first;
@@ -73,7 +74,7 @@ TEST(ClipModel, ParameterNamesMapOneToOneOntoOpenAIStateDict) {
 TEST(ClipModel, CausalTruncationGivesIdenticalFeaturesAndGradients) {
   auto tokens = reference().at("tokens");
   auto run = [&](bool truncate) {
-    auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+    auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
     auto feats = model->encode_text(tokens, truncate);
     (feats * torch::linspace(-1, 1, feats.numel()).view(feats.sizes())).sum().backward();
     std::map<std::string, torch::Tensor> grads;
@@ -95,7 +96,7 @@ TEST(ClipModel, CausalTruncationGivesIdenticalFeaturesAndGradients) {
 }
 
 TEST(ClipModel, GradientsReachEveryParameter) {
-  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   auto img = model->encode_image(reference().at("images"));
   auto txt = model->encode_text(reference().at("tokens"), /*truncate=*/false);
   auto logits = model->logits_per_image(img, txt);
@@ -109,7 +110,7 @@ TEST(ClipModel, GradientsReachEveryParameter) {
 
 TEST(ClipModel, ExportRoundTripsInOpenAINaming) {
   TempDir dir;
-  auto model = clip::load_weights(fixture("clip/tiny_clip_hf.safetensors"));
+  auto model = clip::load_weights(fixture("clip/tiny_clip_hf.safetensors"), starft::testing::tiny_options());
   clip::save_weights(model, dir / "export.safetensors");
   auto exported = safetensors::load(dir / "export.safetensors");
   auto openai = safetensors::load(fixture("clip/tiny_clip_openai.safetensors")).tensors;
@@ -159,7 +160,7 @@ TEST(ClipModel, MismatchedWeightsListEveryProblemAtOnce) {
   w["extra.tensor"] = torch::zeros({3});
   safetensors::save(dir / "bad.safetensors", w);
   try {
-    clip::load_weights(dir / "bad.safetensors");
+    clip::load_weights(dir / "bad.safetensors", starft::testing::tiny_options());
     FAIL() << "expected an error";
   } catch (const Error& e) {
     std::string msg = e.what();
@@ -177,7 +178,7 @@ TEST(ClipModel, HuggingFaceWeightsMissingAProjectionAreRefused) {
   w.erase("text_model.encoder.layers.1.self_attn.k_proj.weight");
   safetensors::save(dir / "hf.safetensors", w);
   try {
-    clip::load_weights(dir / "hf.safetensors");
+    clip::load_weights(dir / "hf.safetensors", starft::testing::tiny_options());
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("transformer.resblocks.1.k_proj.weight"), std::string::npos) << e.what();
@@ -185,7 +186,7 @@ TEST(ClipModel, HuggingFaceWeightsMissingAProjectionAreRefused) {
 }
 
 TEST(ClipModel, WrongImageSizeIsAClearError) {
-  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   torch::NoGradGuard no_grad;
   EXPECT_THROW(model->encode_image(torch::zeros({1, 3, 64, 64})), Error);
 }
@@ -196,7 +197,7 @@ TEST(ClipModel, EncodeCommandWritesReferenceOutputs) {
                     {{"images", reference().at("images")}, {"tokens", reference().at("tokens")}});
   std::string out;
   int rc = starft::testing::run_command(
-      starft::testing::starft_binary() + " encode --weights " + fixture("clip/tiny_clip_hf.safetensors") +
+      starft::testing::starft_binary() + " encode --model tiny --weights " + fixture("clip/tiny_clip_hf.safetensors") +
           " --inputs " + (dir / "in.safetensors") + " --out " + (dir / "out.safetensors"),
       &out);
   ASSERT_EQ(rc, 0) << out;
@@ -210,7 +211,7 @@ TEST(ClipModel, EncodeCommandRejectsMissingInputs) {
   TempDir dir;
   safetensors::save(dir / "in.safetensors", {{"other", torch::zeros({2})}});
   std::string out;
-  int rc = starft::testing::run_command(starft::testing::starft_binary() + " encode --weights " +
+  int rc = starft::testing::run_command(starft::testing::starft_binary() + " encode --model tiny --weights " +
                                             fixture("clip/tiny_clip_openai.safetensors") + " --inputs " +
                                             (dir / "in.safetensors") + " --out " + (dir / "out.safetensors"),
                                         &out);

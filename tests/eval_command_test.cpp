@@ -10,6 +10,7 @@
 #include "clip/weights.h"
 #include "eval_test_store.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "data/templates.h"
 
 using starft::testing::fixture;
@@ -21,7 +22,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string common_args() {
-  return " eval --vocab " + fixture("clip/bpe_simple_vocab_16e6.txt.gz") + " --templates simple --batch-size 5";
+  // --model tiny: the architecture of the tiny_clip fixture (tests/tiny_clip.h)
+  return " eval --vocab " + fixture("clip/bpe_simple_vocab_16e6.txt.gz") + " --templates simple --batch-size 5 --model tiny";
 }
 
 // `timeout` turns a hang into exit status 124 instead of a stuck test.
@@ -75,7 +77,7 @@ struct EvalScene : starft::testing::EvalStores {
     const std::string path = dir / "ckpt/weights.safetensors";
     if (fs::exists(path)) return path;
     fs::create_directories(dir / "ckpt");
-    auto model = starft::clip::load_weights(zeroshot);
+    auto model = starft::clip::load_weights(zeroshot, starft::testing::tiny_options());
     torch::manual_seed(7);
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters()) {
@@ -190,7 +192,7 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
       {"--weights " + s.zeroshot + " --class-names " + fish_list() + " --store " + s.coarse + ":class-map=" + partial,
        "no entry for 1 of the 2 classes of the store " + s.coarse + ": 'cyprinid'"},
       {"--weights " + s.zeroshot + " --zeroshot-weights " + other_path + " --wise-alphas 0,1 --store " + s.fish,
-       "are different architectures (vision_layers 1 vs 2)"},
+       "disagree (vision_layers 1 vs 2)"},  // its starft metadata and --model tiny
       {"--weights " + s.zeroshot + " --wise-alphas 0,1 --store " + s.fish, "--wise-alphas needs --zeroshot-weights"},
       {"--weights " + s.zeroshot + " --zeroshot-weights " + s.zeroshot + " --wise-alphas 0,2 --store " + s.fish,
        "2 lies outside [0, 1]"},

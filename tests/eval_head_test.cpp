@@ -12,6 +12,7 @@
 #include "eval/zeroshot_head.h"
 #include "eval_test_store.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "data/templates.h"
 
 using namespace starft;
@@ -22,7 +23,7 @@ using starft::testing::error_of;
 
 namespace {
 
-clip::CLIP tiny_model() { return clip::load_weights(fixture("clip/tiny_clip_openai.safetensors")); }
+clip::CLIP tiny_model() { return clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options()); }
 
 const clip::Tokenizer& tokenizer() {
   static clip::Tokenizer t = clip::Tokenizer::load(fixture("clip/bpe_simple_vocab_16e6.txt.gz"));

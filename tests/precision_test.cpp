@@ -23,6 +23,7 @@
 #include "distributed/thread_communicator.h"
 #include "starft/build_config.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "data/templates.h"
 #include "train/teacher_cache.h"
 #include "train/trainer.h"
@@ -59,6 +60,7 @@ void expect_features_close(const torch::Tensor& amp, const torch::Tensor& fp32, 
 void build_cache(const train::TrainConfig& c) {
   clip::LoadOptions lo;
   lo.precision = parse_precision(c.precision, false);
+  lo.model = c.model;
   auto teacher = clip::load_weights(c.weights, lo);
   teacher->eval();
   data::Store store(c.store);
@@ -206,10 +208,10 @@ TEST(Autocast, GuardTurnsBfloat16OnForItsScopeAndRestores) {
 TEST(AmpBf16, FixtureFeaturesAreCloseToFp32AndFloat32) {
   auto ref = safetensors::load(fixture("clip/tiny_clip_reference.safetensors")).tensors;
   torch::NoGradGuard no_grad;
-  auto fp32 = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto fp32 = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   clip::LoadOptions lo;
   lo.precision = Precision::amp_bf16;
-  auto amp = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), lo);
+  auto amp = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options(lo));
   fp32->eval();
   amp->eval();
   EXPECT_EQ(amp->precision(), Precision::amp_bf16);
@@ -385,7 +387,7 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
             0)
       << out;
   // eval and encode.
-  ASSERT_EQ(run_command(bin + " eval --weights " + weights + " --vocab " + vocab + " --store " + (tmp / "store") +
+  ASSERT_EQ(run_command(bin + " eval --model tiny --weights " + weights + " --vocab " + vocab + " --store " + (tmp / "store") +
                             " --templates simple --precision amp_bf16 --out " + (tmp / "eval"),
                         &out),
             0)
@@ -394,7 +396,7 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
   EXPECT_EQ(nlohmann::json::parse(results)["run"]["precision"], "amp_bf16");
   auto ref = safetensors::load(fixture("clip/tiny_clip_reference.safetensors")).tensors;
   safetensors::save(tmp / "in.safetensors", {{"images", ref.at("images")}, {"tokens", ref.at("tokens")}});
-  ASSERT_EQ(run_command(bin + " encode --weights " + weights + " --inputs " + (tmp / "in.safetensors") + " --out " +
+  ASSERT_EQ(run_command(bin + " encode --model tiny --weights " + weights + " --inputs " + (tmp / "in.safetensors") + " --out " +
                             (tmp / "amp.safetensors") + " --precision amp_bf16",
                         &out),
             0)
@@ -405,7 +407,7 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
   EXPECT_NE(run_command(bin + " train" + common + " --precision fp16 --run-dir " + (tmp / "bad"), &out), 0);
   EXPECT_NE(out.find("--precision fp16: not supported"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(tmp / "bad"));
-  EXPECT_NE(run_command(bin + " eval --weights " + weights + " --vocab " + vocab + " --store " + (tmp / "store") +
+  EXPECT_NE(run_command(bin + " eval --model tiny --weights " + weights + " --vocab " + vocab + " --store " + (tmp / "store") +
                             " --precision half --out " + (tmp / "eval2"),
                         &out),
             0);

@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "starft/build_config.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/optimizer.h"
@@ -164,6 +165,8 @@ TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = Mode::pretrain; c.model = "tiny"; }), 1), "--weights is for finetune");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = Mode::pretrain; c.weights = ""; c.model = "ViT-Z"; }), 1),
                "ViT-Z");
+  // In finetune mode --model names the architecture of --weights: the same names and files.
+  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.model = "ViT-Z"; }), 1), "unknown model name 'ViT-Z'");
   // Evaluation during training and the best checkpoint.
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.eval_every = -1; }), 1), "--eval-every");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.eval_batch_size = 0; }), 1), "--eval-batch-size");
@@ -243,7 +246,7 @@ void fake_step(clip::CLIP& model, torch::optim::AdamW& opt, int seed) {
 }  // namespace
 
 TEST(AdamW, GainsAndBiasesCanBeExcludedFromDecay) {
-  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   auto params = params_of(model);
   AdamWSettings s;
   s.weight_decay = 0.1;
@@ -313,8 +316,8 @@ TEST(AdamW, FusedStepMatchesLibTorchAdamW) {
 
 TEST(AdamW, StateRoundTripContinuesBitwise) {
   const auto path = starft::testing::fixture("clip/tiny_clip_openai.safetensors");
-  auto a = clip::load_weights(path);
-  auto b = clip::load_weights(path);
+  auto a = clip::load_weights(path, starft::testing::tiny_options());
+  auto b = clip::load_weights(path, starft::testing::tiny_options());
   AdamWSettings s;
   s.lr = 1e-3;
   auto pa = params_of(a), pb = params_of(b);
@@ -345,7 +348,7 @@ TEST(AdamW, StateRoundTripContinuesBitwise) {
 TEST(Checkpoint, AtomicKeepsTheLastKAndResolvesLatest) {
   TempDir tmp;
   const auto run = tmp / "run";
-  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   EXPECT_FALSE(latest_checkpoint(run).has_value());
   EXPECT_FALSE(resolve_checkpoint("latest", run).has_value());
   for (int64_t step : {5, 10, 15, 20}) {

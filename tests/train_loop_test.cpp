@@ -33,7 +33,9 @@ namespace fs = std::filesystem;
 namespace {
 
 void build_cache(const TrainConfig& c, bool float16 = false) {
-  auto teacher = clip::load_weights(c.weights);
+  clip::LoadOptions lo;
+  lo.model = c.model;
+  auto teacher = clip::load_weights(c.weights, lo);
   teacher->eval();
   data::Store store(c.store);
   auto tokenizer = clip::Tokenizer::load(c.vocab);

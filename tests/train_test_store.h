@@ -44,6 +44,7 @@ inline void make_train_store(const std::string& dir, int64_t count = 24, bool ca
 inline train::TrainConfig tiny_config(const std::string& store, const std::string& run_dir) {
   train::TrainConfig c;
   c.weights = fixture("clip/tiny_clip_openai.safetensors");
+  c.model = "tiny";  // the fixture's architecture (tests/tiny_clip.h)
   c.vocab = fixture("clip/bpe_simple_vocab_16e6.txt.gz");
   c.store = store;
   c.run_dir = run_dir;

@@ -57,6 +57,7 @@ int run_cache_teacher(int argc, char** argv) {
   clip::LoadOptions lo;
   lo.device = device;
   lo.precision = parse_precision(config.precision, device.is_cuda());
+  lo.model = config.model;
   auto teacher = clip::load_weights(config.weights, lo);
   teacher->eval();
   train::CacheBuildOptions options;

@@ -34,7 +34,10 @@ void print_table(const torch::Tensor& logits, const std::vector<std::string>& la
 int run_encode(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()
-      ("weights", po::value<std::string>()->required(), "CLIP weights (.safetensors, OpenAI or Hugging Face naming)")
+      ("weights", po::value<std::string>()->required(),
+       "CLIP weights: .safetensors (OpenAI/open_clip or Hugging Face naming), a model folder or a "
+       "model.safetensors.index.json")
+      ("model", po::value<std::string>()->default_value(""), kModelHelp)
       ("inputs", po::value<std::string>()->required(), "input .safetensors with `images` [N,3,H,W] f32 and/or `tokens` [M,L] i64")
       ("out", po::value<std::string>()->required(), "output .safetensors: image_features, text_features, logits_per_image")
       ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda (the current GPU) or cuda:N")
@@ -56,6 +59,7 @@ int run_encode(int argc, char** argv) {
   clip::LoadOptions load;
   load.device = device;
   load.precision = parse_precision((*vm)["precision"].as<std::string>(), device.is_cuda());
+  load.model = (*vm)["model"].as<std::string>();
   auto model = clip::load_weights((*vm)["weights"].as<std::string>(), load);
   model->eval();
   auto inputs = safetensors::load(inputs_path).tensors;

@@ -22,14 +22,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A weights file, or a training checkpoint directory (its weights.safetensors).
+// A weights file or folder (a training checkpoint directory: its weights.safetensors; a model
+// folder as clip::read_weights reads it).
 std::string resolve_weights(const std::string& path, const char* option) {
   check(fs::exists(path), option, " ", path, ": no such file or directory");
   if (!fs::is_directory(path)) return path;
   const auto file = train::weights_path(path);
-  check(fs::is_regular_file(file), option, " ", path, ": a directory without weights.safetensors (give a weights "
-        ".safetensors file or a checkpoint directory)");
-  return file;
+  return fs::is_regular_file(file) ? file : path;
 }
 
 std::string row_label(const std::string& weights_arg) {
@@ -42,7 +41,10 @@ int run_eval(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()
       ("weights", po::value<std::string>()->required(),
-       "CLIP weights to evaluate: .safetensors (OpenAI or Hugging Face naming) or a training checkpoint directory")
+       "CLIP weights to evaluate: .safetensors (OpenAI/open_clip or Hugging Face naming), a model folder, a "
+       "model.safetensors.index.json or a training checkpoint directory")
+      ("model", po::value<std::string>()->default_value(""),
+       (std::string(kModelHelp) + "; the same for --zeroshot-weights").c_str())
       ("store", po::value<std::vector<std::string>>()->required()->composing(),
        "evaluation stores, comma-separated or repeated: DIR[:key=value]... with keys name (table label), templates, "
        "class-names (a class list file, or `store` for the store's own classes), class-map, train-store")
@@ -117,6 +119,7 @@ int run_eval(int argc, char** argv) {
   clip::LoadOptions load;
   load.device = device;
   load.precision = parse_precision((*vm)["precision"].as<std::string>(), device.is_cuda());
+  load.model = (*vm)["model"].as<std::string>();
   auto model = clip::load_weights(weights, load);
 
   nlohmann::json run{{"weights", weights}, {"vocab", vocab}, {"templates", options.templates},

@@ -37,4 +37,11 @@ std::optional<po::variables_map> parse(int argc, char** argv, po::options_descri
                                        const po::positional_options_description* positional = nullptr,
                                        const std::vector<RenamedOption>& renamed = {});
 
+// The help of --model, the one option that names the architecture of the weights in every command.
+inline constexpr const char* kModelHelp =
+    "the architecture of the weights, when no configuration came with them (starft's metadata, or config.json / "
+    "open_clip_config.json beside them) and their shapes are not exactly an OpenAI model's: an open_clip model name "
+    "(ViT-B-16, ViT-B-16-quickgelu, ViT-B-32, ViT-L-14, ViT-L-14-336, ViT-H-14, ViT-g-14, ViT-bigG-14, ...) or a "
+    "model-config JSON file (open_clip's, or Hugging Face's config.json)";
+
 }  // namespace starft::cli

@@ -21,7 +21,9 @@ nlohmann::json CLIPConfig::to_json() const {
           {"context_length", context_length}, {"vocab_size", vocab_size},
           {"text_width", text_width},       {"text_layers", text_layers},
           {"text_heads", text_heads},       {"quick_gelu", quick_gelu},
-          {"init_logit_scale", init_logit_scale}};
+          {"vision_mlp_width", vision_mlp()}, {"text_mlp_width", text_mlp()},
+          {"layer_norm_eps", layer_norm_eps}, {"image_mean", image_mean},
+          {"image_std", image_std},         {"init_logit_scale", init_logit_scale}};
 }
 
 CLIPConfig CLIPConfig::from_json(const nlohmann::json& j) {
@@ -41,6 +43,11 @@ CLIPConfig CLIPConfig::from_json(const nlohmann::json& j) {
   get("text_layers", c.text_layers);
   get("text_heads", c.text_heads);
   get("quick_gelu", c.quick_gelu);
+  get("vision_mlp_width", c.vision_mlp_width);
+  get("text_mlp_width", c.text_mlp_width);
+  get("layer_norm_eps", c.layer_norm_eps);
+  get("image_mean", c.image_mean);
+  get("image_std", c.image_std);
   get("init_logit_scale", c.init_logit_scale);
   return c;
 }
@@ -66,38 +73,13 @@ void CLIPConfig::validate() const {
         " is not divisible by vision_heads ", vision_heads);
   check(text_width % text_heads == 0, "model config: text_width ", text_width,
         " is not divisible by text_heads ", text_heads);
-}
-
-CLIPConfig config_by_name(const std::string& name) {
-  CLIPConfig c;  // defaults are ViT-B/16
-  if (name == "ViT-B-16" || name == "ViT-B/16") return c;
-  if (name == "ViT-B-32" || name == "ViT-B/32") {
-    c.patch_size = 32;
-    return c;
+  check(vision_mlp_width >= 0 && text_mlp_width >= 0, "model config: the MLP widths must be positive (0: 4 x width)");
+  check(layer_norm_eps > 0 && std::isfinite(layer_norm_eps), "model config: layer_norm_eps must be positive, got ",
+        layer_norm_eps);
+  for (int ch = 0; ch < 3; ++ch) {
+    check(std::isfinite(image_mean[ch]) && std::isfinite(image_std[ch]) && image_std[ch] > 0,
+          "model config: image_mean / image_std must be finite with std > 0");
   }
-  if (name == "ViT-L-14" || name == "ViT-L/14") {
-    c.embed_dim = 768;
-    c.patch_size = 14;
-    c.vision_width = 1024;
-    c.vision_layers = 24;
-    c.vision_heads = 16;
-    c.text_width = 768;
-    c.text_heads = 12;
-    return c;
-  }
-  if (name == "tiny") {
-    c.embed_dim = 64;
-    c.image_size = 32;
-    c.patch_size = 8;
-    c.vision_width = 128;
-    c.vision_layers = 2;
-    c.vision_heads = 2;
-    c.text_width = 128;
-    c.text_layers = 2;
-    c.text_heads = 2;
-    return c;
-  }
-  fail("unknown model name '", name, "' (known: ViT-B-16, ViT-B-32, ViT-L-14, tiny)");
 }
 
 // ---- blocks ---------------------------------------------------------------------------------
@@ -106,22 +88,23 @@ namespace {
 // A named container so parameters get the OpenAI names (`attn.in_proj_weight`, `mlp.c_fc`).
 struct Container : torch::nn::Module {};
 
-torch::nn::LayerNorm layer_norm(int64_t width) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(1e-5));
+torch::nn::LayerNorm layer_norm(int64_t width, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps));
 }
 }  // namespace
 
-ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu)
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu,
+                                                       int64_t mlp_width, double eps)
     : width_(width), heads_(heads), quick_gelu_(quick_gelu) {
   attn_ = register_module("attn", std::make_shared<Container>());
   in_proj_weight_ = attn_->register_parameter("in_proj_weight", torch::empty({3 * width, width}));
   in_proj_bias_ = attn_->register_parameter("in_proj_bias", torch::zeros({3 * width}));
   out_proj_ = attn_->register_module("out_proj", torch::nn::Linear(width, width));
-  ln_1_ = register_module("ln_1", layer_norm(width));
+  ln_1_ = register_module("ln_1", layer_norm(width, eps));
   mlp_ = register_module("mlp", std::make_shared<Container>());
-  c_fc_ = mlp_->register_module("c_fc", torch::nn::Linear(width, 4 * width));
-  c_proj_ = mlp_->register_module("c_proj", torch::nn::Linear(4 * width, width));
-  ln_2_ = register_module("ln_2", layer_norm(width));
+  c_fc_ = mlp_->register_module("c_fc", torch::nn::Linear(width, mlp_width));
+  c_proj_ = mlp_->register_module("c_proj", torch::nn::Linear(mlp_width, width));
+  ln_2_ = register_module("ln_2", layer_norm(width, eps));
   torch::nn::init::xavier_uniform_(in_proj_weight_);
 }
 
@@ -144,9 +127,11 @@ torch::Tensor ResidualAttentionBlockImpl::forward(const torch::Tensor& x, const 
   return h + c_proj_(m);
 }
 
-TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads, bool quick_gelu) {
+TransformerImpl::TransformerImpl(int64_t width, int64_t layers, int64_t heads, bool quick_gelu, int64_t mlp_width,
+                                 double eps) {
   resblocks_ = register_module("resblocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < layers; ++i) resblocks_->push_back(ResidualAttentionBlock(width, heads, quick_gelu));
+  for (int64_t i = 0; i < layers; ++i)
+    resblocks_->push_back(ResidualAttentionBlock(width, heads, quick_gelu, mlp_width, eps));
 }
 
 torch::Tensor TransformerImpl::forward(torch::Tensor x, const torch::Tensor& mask) {
@@ -165,9 +150,10 @@ VisionTransformerImpl::VisionTransformerImpl(const CLIPConfig& cfg) {
   class_embedding_ = register_parameter("class_embedding", scale * torch::randn({W}));
   positional_embedding_ =
       register_parameter("positional_embedding", scale * torch::randn({cfg.grid() * cfg.grid() + 1, W}));
-  ln_pre_ = register_module("ln_pre", layer_norm(W));
-  transformer_ = register_module("transformer", Transformer(W, cfg.vision_layers, cfg.vision_heads, cfg.quick_gelu));
-  ln_post_ = register_module("ln_post", layer_norm(W));
+  ln_pre_ = register_module("ln_pre", layer_norm(W, cfg.layer_norm_eps));
+  transformer_ = register_module("transformer", Transformer(W, cfg.vision_layers, cfg.vision_heads, cfg.quick_gelu,
+                                                            cfg.vision_mlp(), cfg.layer_norm_eps));
+  ln_post_ = register_module("ln_post", layer_norm(W, cfg.layer_norm_eps));
   proj_ = register_parameter("proj", scale * torch::randn({W, cfg.embed_dim}));
 }
 
@@ -193,10 +179,11 @@ torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
 CLIPImpl::CLIPImpl(const CLIPConfig& cfg) : cfg_(cfg) {
   cfg.validate();
   visual = register_module("visual", VisionTransformer(cfg));
-  transformer = register_module("transformer", Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads, cfg.quick_gelu));
+  transformer = register_module("transformer", Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads,
+                                                           cfg.quick_gelu, cfg.text_mlp(), cfg.layer_norm_eps));
   token_embedding = register_module("token_embedding", torch::nn::Embedding(cfg.vocab_size, cfg.text_width));
   positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, cfg.text_width}).normal_(0, 0.01));
-  ln_final = register_module("ln_final", layer_norm(cfg.text_width));
+  ln_final = register_module("ln_final", layer_norm(cfg.text_width, cfg.layer_norm_eps));
   text_projection = register_parameter("text_projection",
                                        torch::randn({cfg.text_width, cfg.embed_dim}) / std::sqrt(static_cast<double>(cfg.text_width)));
   logit_scale = register_parameter("logit_scale", torch::full({}, cfg.init_logit_scale));

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "common/precision.h"
@@ -28,23 +30,43 @@ struct CLIPConfig {
   int64_t text_heads = 8;
   // QuickGELU (x * sigmoid(1.702 x)) as in OpenAI's weights; false = exact GELU.
   bool quick_gelu = true;
+  // Hidden width of each block's MLP (Hugging Face `intermediate_size`, open_clip width x
+  // mlp_ratio); 0 means 4 x width, CLIP's ratio.
+  int64_t vision_mlp_width = 0;
+  int64_t text_mlp_width = 0;
+  double layer_norm_eps = 1e-5;  // every LayerNorm of both towers (LayerNorm's default in CLIP and open_clip)
+  // Image preprocessing: (x / 255 - mean) / std per RGB channel (OpenAI's values unless the
+  // model's configuration gives others).
+  std::array<double, 3> image_mean{0.48145466, 0.4578275, 0.40821073};
+  std::array<double, 3> image_std{0.26862954, 0.26130258, 0.27577711};
   double init_logit_scale = 2.6592600369327779;  // log(1 / 0.07) as in CLIP and open_clip, for random initialisation
+  // Where each setting came from ("heads" -> "open_clip model config ViT-H-14: head_width 80"),
+  // for the log and the metadata of saved weights (`starft.config_sources`). Not part of
+  // to_json(): two configs with equal settings are equal wherever they came from.
+  std::map<std::string, std::string> sources;
 
   int64_t grid() const { return image_size / patch_size; }
+  int64_t vision_mlp() const { return vision_mlp_width > 0 ? vision_mlp_width : 4 * vision_width; }
+  int64_t text_mlp() const { return text_mlp_width > 0 ? text_mlp_width : 4 * text_width; }
+  // Every setting (the MLP widths resolved), as stored in `starft.config`.
   nlohmann::json to_json() const;
   static CLIPConfig from_json(const nlohmann::json& j);  // missing keys keep their defaults
   // Checks that the numbers make a valid model; throws starft::Error naming the bad key.
   void validate() const;
 };
 
-// Shorthands for well-known shapes: "ViT-B-16", "ViT-B-32", "ViT-L-14", "tiny" (32 px, patch 8,
-// width 128, 2 layers, embed 64: the fixture's shape). Throws for an unknown name.
+// An architecture by name: the open_clip model names of clip/architecture.h's table (ViT-B-16,
+// ViT-B-16-quickgelu, ViT-B-32, ViT-L-14, ViT-L-14-336, ViT-H-14, ViT-g-14, ViT-bigG-14, ...,
+// with open_clip's published settings), OpenAI's spellings (ViT-B/16: QuickGELU) and "tiny"
+// (32 px, patch 8, width 128, 2 layers, embed 64, QuickGELU, 64-wide heads: the tiny_clip
+// fixture's architecture). Throws starft::Error listing the known names for an unknown one.
 CLIPConfig config_by_name(const std::string& name);
 
 // Pre-LayerNorm transformer block: x + attn(ln_1(x)); x + mlp(ln_2(x)). Fused q/k/v projection.
 class ResidualAttentionBlockImpl : public torch::nn::Module {
  public:
-  ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu);
+  // mlp_width: the MLP's hidden width; eps: the LayerNorms' epsilon.
+  ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu, int64_t mlp_width, double eps);
   // x: [B, L, W]; mask: additive [L, L] or undefined.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
 
@@ -61,7 +83,7 @@ TORCH_MODULE(ResidualAttentionBlock);
 
 class TransformerImpl : public torch::nn::Module {
  public:
-  TransformerImpl(int64_t width, int64_t layers, int64_t heads, bool quick_gelu);
+  TransformerImpl(int64_t width, int64_t layers, int64_t heads, bool quick_gelu, int64_t mlp_width, double eps);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask);
 
  private:

@@ -268,7 +268,45 @@ void write_all(int fd, const void* src, uint64_t n, const std::string& file) {
   }
 }
 
+// A Git LFS pointer: "version https://git-lfs.github.com/spec/v1\noid sha256:...\nsize N\n".
+void refuse_lfs_pointer(const std::string& head, const std::string& file) {
+  if (head.rfind("version https://git-lfs.github.com/spec/", 0) != 0) return;
+  std::string oid = "?", size = "?";
+  const auto o = head.find("oid ");
+  if (o != std::string::npos) oid = head.substr(o + 4, head.find('\n', o) - o - 4);
+  const auto s = head.find("size ");
+  if (s != std::string::npos) size = head.substr(s + 5, head.find('\n', s) - s - 5);
+  fail(where(file), ": a Git LFS pointer (", oid, ", ", size, " bytes), not the weights: the repository was "
+       "cloned without Git LFS, so only this small text file arrived. Fetch the file: `git lfs pull --include \"",
+       std::filesystem::path(file).filename().string(), "\"` in the repository's folder (after `git lfs install`), "
+       "or download the file itself");
+}
+
+// A PyTorch zip archive (torch.save since 1.6) or a plain pickle (protocol 2 to 5).
+void refuse_pickle(const std::string& head, const std::string& file) {
+  const bool zip = head.rfind("PK\x03\x04", 0) == 0;
+  const bool pickle = head.size() >= 2 && static_cast<unsigned char>(head[0]) == 0x80 && head[1] >= 2 && head[1] <= 5;
+  // A safetensors file whose header length happens to start with these bytes has its JSON at byte 8.
+  const bool json_header = head.size() > 8 && head[8] == '{';
+  if ((!zip && !pickle) || json_header) return;
+  fail(where(file), ": ", zip ? "a zip archive (PyTorch's torch.save format)" : "a Python pickle (PyTorch's torch.save)",
+       ", not safetensors; starft does not unpickle (it runs code from the file). ", conversion_hint(file));
+}
+
 }  // namespace
+
+std::string conversion_hint(const std::string& path) {
+  const std::filesystem::path p(path);
+  std::string name = p.stem().string();
+  if (name == "pytorch_model") name = "model";
+  if (name == "open_clip_pytorch_model") name = "open_clip_model";
+  const std::string out = (p.parent_path() / (name + ".safetensors")).string();
+  return "Convert it once with PyTorch: python3 -c \"import torch, safetensors.torch as st; "
+         "m = torch.load('" + path + "', map_location='cpu', weights_only=True); m = m.get('state_dict', m); "
+         "st.save_file({k: v.contiguous() for k, v in m.items()}, '" + out + "')\" (for OpenAI's TorchScript .pt "
+         "files: m = torch.jit.load('" + path + "', map_location='cpu').state_dict()), then give " + out +
+         " (with --model, or config.json beside it, for the architecture)";
+}
 
 Contents parse(const std::string& bytes, const std::string& name) {
   const uint64_t n = header_length(reinterpret_cast<const unsigned char*>(bytes.data()),
@@ -295,6 +333,12 @@ Contents load(const std::string& path) {
   if (!S_ISREG(st.st_mode)) fail(where(path), ": not a regular file");
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
 
+  {
+    std::string head(std::min<uint64_t>(file_size, 512), '\0');
+    if (!head.empty()) read_exact(f.fd, head.data(), head.size(), 0, path, "the first bytes");
+    refuse_lfs_pointer(head, path);
+    refuse_pickle(head, path);
+  }
   unsigned char prefix[8] = {0};
   if (file_size >= 8) read_exact(f.fd, prefix, 8, 0, path, "the header length");
   const uint64_t n = header_length(prefix, file_size, path);

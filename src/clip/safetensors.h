@@ -18,8 +18,14 @@ struct Contents {
   Metadata metadata;  // the "__metadata__" object (string values), empty if absent
 };
 
-// Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
+// Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL. A Git LFS pointer (a clone without
+// git-lfs) and a PyTorch pickle or zip archive saved under the name are recognised and named, with
+// what to do (`git lfs pull`; the conversion command).
 Contents load(const std::string& path);
+
+// What to do with the PyTorch pickle `path` (.bin, .pt, .pth): the one-line Python command that
+// converts it to a .safetensors file starft reads.
+std::string conversion_hint(const std::string& path);
 
 // Writes atomically: to `path`.tmp-<pid>, flushed, then renamed over `path`. Tensors may live
 // on any device and be non-contiguous; they are written in name order.

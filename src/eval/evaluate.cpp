@@ -301,6 +301,10 @@ EvalResults Evaluator::evaluate(clip::CLIP& model, const clip::Tokenizer& tokeni
     lo.workers = options_.workers;
     lo.augment.transform = data::Transform::eval;
     lo.augment.output_size = static_cast<int>(model->config().image_size);
+    for (int ch = 0; ch < 3; ++ch) {  // the model's own normalisation (its configuration's mean/std)
+      lo.augment.mean[ch] = static_cast<float>(model->config().image_mean[ch]);
+      lo.augment.std[ch] = static_cast<float>(model->config().image_std[ch]);
+    }
     data::Loader loader(*t->store, data::DistributedSampler(so), lo);
     Counts counts(t->classes.size(), t->groups);
 

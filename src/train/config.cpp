@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "clip/architecture.h"
 #include "clip/model.h"
 #include "common/error.h"
 #include "common/options.h"
@@ -43,8 +44,11 @@ void visit_fields(TrainConfig& c, Visitor& v) {
                           "loss on the store's captions from a random --model");
   v.field("weights", c.weights, "zero-shot CLIP weights (.safetensors, OpenAI or Hugging Face naming): "
                                 "the student's start and the frozen teacher (finetune)");
-  v.field("model", c.model, "pretrain: architecture name (tiny, ViT-B-16, ViT-B-32, ViT-L-14) or a JSON "
-                            "config file (keys of CLIPConfig)");
+  v.field("model", c.model, "the architecture: finetune: of --weights (needed when no configuration came with "
+                            "them and they are not OpenAI's); pretrain: of the random model. An open_clip model name "
+                            "(ViT-B-16, ViT-B-16-quickgelu, ViT-B-32, ViT-L-14, ViT-L-14-336, ViT-H-14, ViT-g-14, "
+                            "ViT-bigG-14, ...; tiny) or a model-config JSON file (open_clip's, Hugging Face's "
+                            "config.json, or starft's CLIPConfig keys)");
   v.field("store", c.store, "training store directory (manifest.json + shard-*.h5)");
   v.field("vocab", c.vocab, "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json");
   v.field("run-dir", c.run_dir, "run directory: config.ini, metrics.jsonl, checkpoints/");
@@ -268,14 +272,14 @@ void validate(const TrainConfig& c, int world_size) {
                              "of --model (drop one of them)");
     check(!c.model.empty(), "--model is required in pretrain mode: an architecture name (tiny, ViT-B-16, ...) "
                             "or a JSON config file");
-    if (!fs::exists(c.model)) clip::config_by_name(c.model);  // throws for an unknown name
+    clip::model_config(c.model);  // throws for an unknown name or a bad file
     check(manifest.has_captions, "--store ", c.store, ": pretrain mode needs per-image captions but the store "
                                  "has none (has_captions is false in its manifest)");
     check(c.loss == Loss::flyp, "--loss ", enum_name(c.loss), ": pretrain mode uses the contrastive loss (flyp) only");
   } else {
     check(!c.weights.empty(), "--weights is required in finetune mode: the zero-shot CLIP weights");
     check(fs::exists(c.weights), "--weights ", c.weights, ": no such file");
-    check(c.model.empty(), "--model is for pretrain mode; finetune takes the architecture from --weights");
+    if (!c.model.empty()) clip::model_config(c.model);  // throws for an unknown name or a bad file
     check(!manifest.class_names.empty(), "--store ", c.store, ": the manifest lists no class names");
     check(c.caption_template.find("{}") != std::string::npos, "--caption-template '", c.caption_template,
           "' has no {} where the class name goes");

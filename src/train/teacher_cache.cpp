@@ -122,6 +122,10 @@ data::AugmentOptions teacher_view(const clip::CLIP& teacher) {
   data::AugmentOptions v;
   v.transform = data::Transform::eval;
   v.output_size = static_cast<int>(teacher->config().image_size);
+  for (int ch = 0; ch < 3; ++ch) {
+    v.mean[ch] = static_cast<float>(teacher->config().image_mean[ch]);
+    v.std[ch] = static_cast<float>(teacher->config().image_std[ch]);
+  }
   return v;
 }
 

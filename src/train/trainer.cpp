@@ -9,6 +9,7 @@
 #include <functional>
 #include <sstream>
 
+#include "clip/architecture.h"
 #include "clip/weights.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -35,20 +36,6 @@ torch::Tensor normalize(const torch::Tensor& x) { return F::normalize(x, F::Norm
 bool is_text_parameter(const std::string& name) {
   return name.rfind("transformer.", 0) == 0 || name.rfind("token_embedding.", 0) == 0 ||
          name == "positional_embedding" || name.rfind("ln_final.", 0) == 0 || name == "text_projection";
-}
-
-clip::CLIPConfig architecture(const std::string& model) {
-  if (!fs::exists(model)) return clip::config_by_name(model);
-  std::ifstream in(model);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    fail("--model ", model, ": not a valid JSON config (", e.what(), ")");
-  }
-  auto cfg = clip::CLIPConfig::from_json(j);
-  cfg.validate();
-  return cfg;
 }
 
 std::string format_duration(double s) {
@@ -131,6 +118,10 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, torch::Dev
   lo.workers = static_cast<int>(config_.workers);
   lo.augment.transform = config_.augment ? data::Transform::train : data::Transform::eval;
   lo.augment.output_size = static_cast<int>(model_->config().image_size);
+  for (int ch = 0; ch < 3; ++ch) {
+    lo.augment.mean[ch] = static_cast<float>(model_->config().image_mean[ch]);
+    lo.augment.std[ch] = static_cast<float>(model_->config().image_std[ch]);
+  }
   lo.augment.seed = static_cast<uint64_t>(config_.seed);
   loader_ = std::make_unique<data::Loader>(*store_, data::DistributedSampler(so), lo);
 
@@ -160,16 +151,18 @@ Trainer::~Trainer() = default;
 
 void Trainer::setup_model() {
   if (config_.pretrain()) {
-    auto cfg = architecture(config_.model);
+    auto cfg = clip::model_config(config_.model);
     model_ = clip::CLIP(cfg);
     clip::init_parameters(model_, static_cast<uint64_t>(config_.seed));
     model_->to(device_);
     model_->set_precision(precision_);
-    spdlog::info("pretrain: {} from random initialisation (seed {})", config_.model, config_.seed);
+    spdlog::info("pretrain: {} from random initialisation (seed {}): {}", config_.model, config_.seed,
+                 clip::describe(cfg));
   } else {
     clip::LoadOptions lo;
     lo.device = device_;
     lo.precision = precision_;
+    lo.model = config_.model;
     model_ = clip::load_weights(config_.weights, lo);
   }
   model_->train();
@@ -189,6 +182,7 @@ void Trainer::setup_teacher() {
     clip::LoadOptions lo;
     lo.device = device_;
     lo.precision = precision_;
+    lo.model = config_.model;
     teacher_ = clip::load_weights(config_.weights, lo);
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);

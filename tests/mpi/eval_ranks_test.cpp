@@ -8,6 +8,7 @@
 #include "eval/evaluate.h"
 #include "eval_test_store.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "data/templates.h"
 
 using namespace starft;
@@ -46,7 +47,7 @@ TEST(EvalRanks, MpiRanksGiveTheCountsOfOneRank) {
   options.train_store = stores.birds_train;
   options.batch_size = 4;
 
-  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"));
+  auto model = clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   auto tokenizer = clip::Tokenizer::load(fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
   eval::Evaluator evaluator(specs, options);
   const auto distributed = evaluator.evaluate(model, tokenizer, comm);

@@ -10,6 +10,7 @@
 #include "distributed/runtime.h"
 #include "distributed/thread_communicator.h"
 #include "test_util.h"
+#include "tiny_clip.h"
 #include "data/templates.h"
 #include "train/teacher_cache.h"
 #include "train_test_store.h"
@@ -29,7 +30,7 @@ TEST(TrainCache, AllRanksBuildTheSameCacheAsOneProcess) {
     starft::testing::make_train_store((dir / "store").string(), 23);  // not a multiple of the ranks
   }
   comm.barrier("store_written");
-  auto teacher = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"));
+  auto teacher = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
   teacher->eval();
   data::Store store((dir / "store").string());
   auto tokenizer = clip::Tokenizer::load(starft::testing::fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
