@@ -541,7 +541,7 @@ TEST(Trainer, MetricsCarryAStepTimeBreakdownThatAddsUpToTheStep) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.teacher = "online";
+  c.teacher = TeacherSource::online;
   c.epochs = 2;
   c.checkpoint_every = 2;  // a checkpoint between steps is not part of any step
   const int ranks = 2;
