@@ -43,7 +43,7 @@ TEST(Report, RunReportHasTheCurvesBreakdownAndEvaluations) {
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
-  c.teacher = TeacherSource::online;
+  c.teacher = train::TeacherSource::online;
   c.epochs = 2;
   c.eval_stores = tmp / "store" + ":name=train-store";
   train_run(c, 2);
@@ -72,7 +72,7 @@ TEST(Report, ScalingReportGivesImagesPerSecondAndEfficiencyPerRankCount) {
   starft::testing::make_train_store(tmp / "store", 32);
   for (int ranks : {1, 2}) {
     auto c = starft::testing::tiny_config(tmp / "store", tmp / ("sweep/weak-n" + std::to_string(ranks)));
-    c.teacher = TeacherSource::online;
+    c.teacher = train::TeacherSource::online;
     c.batch_size = 4 * ranks;
     c.epochs = 1;
     c.stop_after = 6;
