@@ -10,7 +10,10 @@ packages=(
   libhdf5-dev                                # sharded image stores, teacher cache
   libspdlog-dev libboost-program-options-dev nlohmann-json3-dev libutf8proc-dev zlib1g-dev
   libopencv-imgcodecs-dev libopencv-imgproc-dev
+  libjpeg62-turbo-dev                        # data/image.cpp decodes JPEGs itself to see libjpeg's warnings
   libgtest-dev
+  clang libclang-rt-14-dev                   # tests/fuzz: libFuzzer with ASan + UBSan
+  iproute2 util-linux                        # tests/multihost: network namespaces (ip netns, unshare)
   dataset-fashion-mnist gnuplot-nox          # built-in benchmark images, report charts
 )
 
