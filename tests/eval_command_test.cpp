@@ -200,8 +200,8 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
       {"--weights " + s.zeroshot + " --store " + (s.dir / "nowhere"), "nowhere: no such directory"},
       {"--weights " + s.zeroshot + " --store " + s.fish + " --workers 0", "--workers must be positive, got 0"},
       {"--weights " + s.zeroshot + " --store " + s.fish + " --device tpu", "--device must be cpu, cuda or cuda:N"},
-      // Former spellings are refused naming the new ones.
-      {"--weights " + s.zeroshot + " --classnames " + fish_list() + " --store " + s.fish, "--class-names"},
+      // The store-spec key's former spelling is refused naming the new one (--classnames is read as
+      // --class-names with a warning: EvalCommand.FormerClassnamesOptionIsReadWithAWarning).
       {"--weights " + s.zeroshot + " --store " + s.fish + ":classnames=store", "class-names"},
   };
   for (const auto& c : cases) {
@@ -218,6 +218,26 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
   EXPECT_NE(rc, 124) << "the job hung:\n" << out;
   EXPECT_NE(out.find(cases[0].message), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(out_dir + "/results.json"));
+}
+
+// eval's --classnames (published scripts use it) is read as --class-names, with a warning naming
+// it: the same results as the new spelling.
+TEST(EvalCommand, FormerClassnamesOptionIsReadWithAWarning) {
+  EvalScene s;
+  std::string out;
+  const std::string a = s.dir / "old", b = s.dir / "new";
+  ASSERT_EQ(run_command(alone("--weights " + s.zeroshot + " --classnames " + fish_list() + " --store " + s.fish +
+                              " --out " + a),
+                        &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("--classnames is deprecated: read as --class-names"), std::string::npos) << out;
+  ASSERT_EQ(run_command(alone("--weights " + s.zeroshot + " --class-names " + fish_list() + " --store " + s.fish +
+                              " --out " + b),
+                        &out),
+            0)
+      << out;
+  EXPECT_EQ(read_json(a + "/results.json")["rows"][0]["stores"], read_json(b + "/results.json")["rows"][0]["stores"]);
 }
 
 // A rank that fails in the middle of scoring (here: a damaged image that only rank 1 reads) ends

@@ -45,7 +45,7 @@ void parse(Values& v, const std::vector<std::string>& args, const std::vector<Re
   std::vector<const char*> argv{"test"};
   for (const auto& a : args) argv.push_back(a.c_str());
   po::variables_map vm;
-  const auto parsed = po::command_line_parser(static_cast<int>(argv.size()), argv.data()).options(all).run();
+  auto parsed = po::command_line_parser(static_cast<int>(argv.size()), argv.data()).options(all).run();
   refuse_renamed(parsed, renamed);
   po::store(parsed, vm);
   load_config_files(vm, f, "starft test", renamed);
@@ -102,6 +102,22 @@ TEST(RenamedOptions, OldNamesAreRefusedNamingTheNewOne) {
   Values ok;
   parse(ok, {"--a", "new"}, renamed);
   EXPECT_EQ(ok.a, "new");
+}
+
+// An old name that published scripts still use (still_accepted) sets the new option, on the
+// command line and in a file, instead of being refused.
+TEST(RenamedOptions, StillAcceptedOldNamesSetTheNewOption) {
+  TempDir tmp;
+  const std::vector<RenamedOption> renamed{{"old-a", "a", "", true}, {"older", "b", "", false}};
+  Values v;
+  parse(v, {"--old-a", "via-old"}, renamed);
+  EXPECT_EQ(v.a, "via-old");
+  std::ofstream(tmp / "old.ini") << "old-a = from-file\n";
+  Values f;
+  parse(f, {"--config", tmp / "old.ini"}, renamed);
+  EXPECT_EQ(f.a, "from-file");
+  Values r;
+  EXPECT_NE(error_of([&] { parse(r, {"--older", "x"}, renamed); }).find("--b"), std::string::npos);
 }
 
 TEST(DeviceOption, CpuCudaAndCudaN) {

@@ -327,22 +327,26 @@ TEST(ShardTest, BadOptionsAreExplained) {
   EXPECT_EQ(log.find("--threads"), std::string::npos) << log;
 }
 
-// The decode threads were --threads; that name is refused, naming --workers, on the command line
-// and in a --config file.
-TEST(ShardTest, ThreadsIsRefusedNamingWorkers) {
+// The decode threads were --threads; published scripts still pass it, so it is read as --workers
+// with a warning naming --workers, on the command line and in a --config file.
+TEST(ShardTest, ThreadsIsReadAsWorkersWithAWarning) {
   TempDir tmp;
   std::string log;
-  EXPECT_NE(run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") +
-                                  " --threads 2"),
-                        &log),
-            0);
-  EXPECT_NE(log.find("--workers"), std::string::npos) << log;
+  run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") + " --threads 2"),
+              &log);
+  EXPECT_NE(log.find("--threads is deprecated: read as --workers"), std::string::npos) << log;
+  EXPECT_EQ(log.find("was renamed"), std::string::npos) << log;
   std::ofstream(tmp / "old.ini") << "threads = 2\n";
+  run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") + " --config " +
+                        (tmp / "old.ini")),
+              &log);
+  EXPECT_NE(log.find("old.ini"), std::string::npos) << log;
+  EXPECT_NE(log.find("read as --workers"), std::string::npos) << log;
+  std::ofstream(tmp / "bad.ini") << "threads = many\n";
   EXPECT_NE(run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") +
-                                  " --config " + (tmp / "old.ini")),
+                                  " --config " + (tmp / "bad.ini")),
                         &log),
             0);
-  EXPECT_NE(log.find("old.ini"), std::string::npos) << log;
   EXPECT_NE(log.find("workers"), std::string::npos) << log;
 }
 

@@ -82,7 +82,7 @@ int run_eval(int argc, char** argv) {
                   "usage: starft eval --weights W --store S1,S2,... --vocab BPE [options]   (alone, or under mpirun/srun)\n"
                   "Zero-shot evaluation: a head per store from the model's text tower, every rank scores its slice of\n"
                   "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.",
-                  nullptr, {{"classnames", "class-names", ""}});
+                  nullptr, {{"classnames", "class-names", "", true}});
   if (!vm) return 0;
 
   // Everything about the request is checked before any model runs.

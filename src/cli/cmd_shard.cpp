@@ -21,8 +21,11 @@ namespace fs = std::filesystem;
 
 // shard's decode threads were --threads, which every computing command uses for LibTorch's
 // intra-op threads (distributed/runtime.h); they are --workers, as in train and eval.
+// Published scripts (and ../shared/cases) still pass `shard --threads N`: it is read as --workers
+// with a warning rather than refused.
 static const std::vector<RenamedOption> kRenamed{
-    {"threads", "workers", "decode threads per rank; --threads is the LibTorch threads of train, eval and cache-teacher"}};
+    {"threads", "workers", "decode threads per rank; --threads is the LibTorch threads of train, eval and cache-teacher",
+     true}};
 
 static int run_shard(int argc, char** argv) {
   po::options_description options("options");

@@ -31,7 +31,7 @@ std::optional<po::variables_map> parse(int argc, char** argv, po::options_descri
   try {
     auto parser = po::command_line_parser(argc, argv).options(all);
     if (positional) parser.positional(*positional);
-    const auto parsed = parser.run();
+    auto parsed = parser.run();
     refuse_renamed(parsed, renamed);
     po::store(parsed, vm);
     if (vm.count("help")) {

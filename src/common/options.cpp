@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/text.h"
 
 namespace starft {
@@ -20,12 +21,18 @@ po::options_description renamed_options(const std::vector<RenamedOption>& rename
   return hidden;
 }
 
-void refuse_renamed(const po::parsed_options& parsed, const std::vector<RenamedOption>& renamed,
+void refuse_renamed(po::parsed_options& parsed, const std::vector<RenamedOption>& renamed,
                     const std::string& where) {
-  for (const auto& option : parsed.options) {
+  for (auto& option : parsed.options) {
     for (const auto& r : renamed) {
       if (option.string_key != r.old_name) continue;
       const std::string note = r.note.empty() ? "" : " (" + r.note + ")";
+      if (r.still_accepted) {
+        spdlog::warn("{}--{} is deprecated: read as --{}{}; please write --{}", where.empty() ? "" : where + ": ",
+                     r.old_name, r.new_name, note, r.new_name);
+        option.string_key = r.new_name;
+        break;
+      }
       if (where.empty()) fail("--", r.old_name, " was renamed --", r.new_name, note);
       fail(where, ": key ", r.old_name, " was renamed ", r.new_name, note);
     }

@@ -18,6 +18,9 @@ struct RenamedOption {
   std::string old_name;  // e.g. "classnames"
   std::string new_name;  // e.g. "class-names"
   std::string note;
+  // true: the old name still works (published scripts use it), read as the new name with a
+  // warning naming it; false: refused.
+  bool still_accepted = false;
 };
 
 // The old names as options that take a value (repeatable), for parsing only: keep them out of the
@@ -25,8 +28,10 @@ struct RenamedOption {
 boost::program_options::options_description renamed_options(const std::vector<RenamedOption>& renamed);
 
 // Throws starft::Error when `parsed` holds one of the old names: "--OLD was renamed --NEW" for
-// the command line (`where` empty), "WHERE: key OLD was renamed NEW" for a file.
-void refuse_renamed(const boost::program_options::parsed_options& parsed, const std::vector<RenamedOption>& renamed,
+// the command line (`where` empty), "WHERE: key OLD was renamed NEW" for a file. An old name with
+// `still_accepted` is instead given its new name in `parsed` (so it sets the new option) and a
+// warning "--OLD is deprecated: read as --NEW" is logged.
+void refuse_renamed(boost::program_options::parsed_options& parsed, const std::vector<RenamedOption>& renamed,
                     const std::string& where = "");
 
 // Adds `--config FILE` (repeatable) to a command's options.

@@ -193,7 +193,7 @@ TrainConfig parse_train_args(const std::vector<std::string>& args) {
   for (const auto& a : args) argv.push_back(a.c_str());
   po::variables_map vm;
   try {
-    const auto parsed =
+    auto parsed =
         po::command_line_parser(static_cast<int>(argv.size()), const_cast<char**>(argv.data())).options(all).run();
     refuse_renamed(parsed, renamed_train_options());
     po::store(parsed, vm);
