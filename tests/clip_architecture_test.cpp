@@ -282,6 +282,30 @@ TEST(ClipArchitecture, PreprocessingMeanAndStdComeFromTheConfig) {
   EXPECT_DOUBLE_EQ(back.image_mean[0], 0.5);
 }
 
+// A file whose metadata says format=openai-clip (the tiny_clip fixture, OpenAI's converted
+// checkpoints) declares OpenAI's conventions: it loads without --model, with QuickGELU and 64-wide
+// heads, and matches its reference; the same settings as --model tiny.
+TEST(ClipArchitecture, OpenAIFormatMetadataDeclaresOpenAIConventions) {
+  const auto path = fixture("clip/tiny_clip_openai.safetensors");
+  auto model = clip::load_weights(path);
+  const auto& c = model->config();
+  EXPECT_TRUE(c.quick_gelu);
+  EXPECT_EQ(c.vision_heads, 2);
+  EXPECT_EQ(c.text_heads, 2);
+  EXPECT_NE(c.sources.at("activation").find("format=openai-clip"), std::string::npos) << c.sources.at("activation");
+  auto ref = safetensors::load(fixture("clip/tiny_clip_reference.safetensors")).tensors;
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto img = model->encode_image(ref.at("images"));
+  auto txt = model->encode_text(ref.at("tokens"));
+  expect_close(img, ref.at("image_features"), 1e-4, "image_features");
+  expect_close(txt, ref.at("text_features"), 1e-4, "text_features");
+  // --model tiny agrees with what the metadata declares.
+  auto with_model = clip::load_weights(path, starft::testing::tiny_options());
+  EXPECT_EQ(with_model->config().quick_gelu, c.quick_gelu);
+  EXPECT_EQ(with_model->config().vision_heads, c.vision_heads);
+}
+
 // ---- refusals: one test each -----------------------------------------------------------------
 
 TEST(ClipArchitecture, RefusesNonOpenAIShapesWithoutConfigurationNamingModel) {

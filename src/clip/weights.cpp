@@ -332,9 +332,28 @@ Weights read_weights(const std::string& path, const std::string& model) {
     }
     candidates.push_back(std::move(stored));
   }
+  const CLIPConfig shapes = shape_config(w.tensors, layout.source);
+  // A file whose metadata says `format: openai-clip` (OpenAI's converted checkpoints, the project's
+  // fixtures, starft's exports before starft.config) declares OpenAI's conventions: QuickGELU and
+  // 64-wide heads, at the sizes of its shapes. Weights without metadata get no such reading.
+  auto format = metadata.find("format");
+  if (candidates.empty() && format != metadata.end() && format->second == "openai-clip" &&
+      shapes.vision_width % 64 == 0 && shapes.text_width % 64 == 0) {
+    ConfigCandidate declared{"OpenAI's conventions (QuickGELU, 64-wide heads), declared by the metadata "
+                             "format=openai-clip of " + layout.source,
+                             shapes};
+    declared.config.vision_heads = shapes.vision_width / 64;
+    declared.config.text_heads = shapes.text_width / 64;
+    declared.config.quick_gelu = true;
+    for (const char* key : {"sizes", "vision_heads", "text_heads", "activation", "layer_norm_eps", "image_mean_std",
+                            "text_pooling"})
+      declared.config.sources[key] = declared.origin;
+    spdlog::info("{}: {}", layout.source, declared.origin);
+    candidates.push_back(std::move(declared));
+  }
   for (const auto& c : layout.beside) candidates.push_back(c);
   if (!model.empty()) candidates.push_back({"--model " + model, model_config(model)});
-  w.config = resolve_architecture(shape_config(w.tensors, layout.source), candidates, layout.source);
+  w.config = resolve_architecture(shapes, candidates, layout.source);
   return w;
 }
 
