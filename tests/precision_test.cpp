@@ -282,7 +282,7 @@ TEST(AmpBf16, ShortRunLossCurveStaysWithinThreePercentOfFp32) {
   for (int k = 0; k < 2; ++k) {
     auto c = starft::testing::tiny_config(tmp / "store", tmp / (std::string("run-") + names[k]));
     c.precision = names[k];
-    c.teacher = TeacherSource::online;
+    c.teacher = train::TeacherSource::online;
     c.epochs = 3;
     c.lr = 3e-4;
     train::Trainer t(c, group.comm(0));
