@@ -237,7 +237,10 @@ TEST(EvalCommand, FormerClassnamesOptionIsReadWithAWarning) {
                         &out),
             0)
       << out;
-  EXPECT_EQ(read_json(a + "/results.json")["rows"][0]["stores"], read_json(b + "/results.json")["rows"][0]["stores"]);
+  const auto old_store = read_json(a + "/results.json")["rows"][0]["stores"][0];
+  const auto new_store = read_json(b + "/results.json")["rows"][0]["stores"][0];
+  EXPECT_EQ(old_store["per_class"], new_store["per_class"]);  // the same counts (the timings differ)
+  EXPECT_EQ(old_store["head"], new_store["head"]);
 }
 
 // A rank that fails in the middle of scoring (here: a damaged image that only rank 1 reads) ends
