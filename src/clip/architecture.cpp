@@ -220,9 +220,7 @@ CLIPConfig config_by_name(const std::string& name) {
     c.text_width = 128;
     c.text_layers = 2;
     c.text_heads = 2;
-    for (const char* key : {"sizes", "vision_heads", "text_heads", "activation", "layer_norm_eps", "image_mean_std",
-                            "text_pooling"})
-      c.sources[key] = "starft's model tiny (QuickGELU, 64-wide heads)";
+    c.set_all_sources("starft's model tiny (QuickGELU, 64-wide heads)");
     return c;
   }
   fail("unknown model name '", name, "' (known: ", join(known_model_names()),
@@ -441,9 +439,7 @@ CLIPConfig model_config(const std::string& spec) {
       fail(source, ": a value of the wrong type (", e.what(), ")");
     }
     c.validate();
-    for (const char* key : {"sizes", "vision_heads", "text_heads", "activation", "layer_norm_eps", "image_mean_std",
-                            "text_pooling"})
-      c.sources[key] = source + " (starft model config)";
+    c.set_all_sources(source + " (starft model config)");
     return c;
   }
   fail("--model ", spec, ": not a model config this starft reads: no vision_cfg / text_cfg (open_clip), model_cfg "

@@ -44,6 +44,13 @@ struct CLIPConfig {
   // for the log and the metadata of saved weights (`starft.config_sources`). Not part of
   // to_json(): two configs with equal settings are equal wherever they came from.
   std::map<std::string, std::string> sources;
+  // The keys of `sources`: every setting whose origin the log and the metadata report.
+  static constexpr const char* source_keys[] = {"sizes",          "vision_heads", "text_heads",  "activation",
+                                                "layer_norm_eps", "image_mean_std", "text_pooling"};
+  // Records one origin for every key of source_keys (a configuration that gives them all).
+  void set_all_sources(const std::string& origin) {
+    for (const char* key : source_keys) sources[key] = origin;
+  }
 
   int64_t grid() const { return image_size / patch_size; }
   int64_t vision_mlp() const { return vision_mlp_width > 0 ? vision_mlp_width : 4 * vision_width; }

@@ -323,9 +323,7 @@ Weights read_weights(const std::string& path, const std::string& model) {
         for (const auto& [key, value] : sources.items())
           stored.config.sources[key] = "recorded in " + layout.source + ": " + value.get<std::string>();
       } else {
-        for (const char* key : {"sizes", "vision_heads", "text_heads", "activation", "layer_norm_eps", "image_mean_std",
-                                "text_pooling"})
-          stored.config.sources[key] = stored.origin;
+        stored.config.set_all_sources(stored.origin);
       }
     } catch (const nlohmann::json::exception& e) {
       fail(layout.source, ": metadata 'starft.config' is not valid (", e.what(), ")");
@@ -345,9 +343,7 @@ Weights read_weights(const std::string& path, const std::string& model) {
     declared.config.vision_heads = shapes.vision_width / 64;
     declared.config.text_heads = shapes.text_width / 64;
     declared.config.quick_gelu = true;
-    for (const char* key : {"sizes", "vision_heads", "text_heads", "activation", "layer_norm_eps", "image_mean_std",
-                            "text_pooling"})
-      declared.config.sources[key] = declared.origin;
+    declared.config.set_all_sources(declared.origin);
     spdlog::info("{}: {}", layout.source, declared.origin);
     candidates.push_back(std::move(declared));
   }
