@@ -28,9 +28,12 @@ int main(int argc, char** argv) {
   int threads = 1;
   std::string model_file = std::string(STARFT_SOURCE_DIR) + "/configs/demo_model.json";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--rounds")) rounds = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--model")) model_file = argv[i + 1];
+    if (!std::strcmp(argv[i], "--rounds"))
+      rounds = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--model"))
+      model_file = argv[i + 1];
     else {
       std::fprintf(stderr, "usage: adamw_bench [--rounds N] [--threads N] [--model FILE.json]\n");
       return 2;
@@ -42,8 +45,8 @@ int main(int argc, char** argv) {
   in >> j;
   const auto cfg = clip::CLIPConfig::from_json(j);
   const auto& cpu = cpu_features();
-  std::printf("adamw_bench: %s (family %d model %d), %s; %d thread(s); model %s\n", cpu.model_name.c_str(),
-              cpu.family, cpu.model, cpu.flags_text().c_str(), threads, model_file.c_str());
+  std::printf("adamw_bench: %s (family %d model %d), %s; %d thread(s); model %s\n", cpu.model_name.c_str(), cpu.family,
+              cpu.model, cpu.flags_text().c_str(), threads, model_file.c_str());
   train::NamedParams pa, pb;
   clip::CLIP a(cfg), b(cfg);
   int64_t numel = 0;

@@ -14,7 +14,7 @@ namespace starft::bench {
 // Returns nullptr after printing the help; otherwise the started runtime, with the parsed
 // options in `vm`.
 inline distributed::Runtime* start_bench(int* argc, char*** argv, boost::program_options::options_description& options,
-                                  const char* name, boost::program_options::variables_map& vm) {
+                                         const char* name, boost::program_options::variables_map& vm) {
   namespace po = boost::program_options;
   distributed::add_runtime_options(options);
   po::store(po::parse_command_line(*argc, *argv, options), vm);

@@ -2,10 +2,10 @@
 // CPU, in fp32 and in amp_bf16 (interleaved), reported as achieved GFLOP/s over this machine's best
 // GEMM measured in the same run: the faster of a large square float32 torch::mm (OpenBLAS) and a
 // bfloat16 one (oneDNN; AMX / AVX512-BF16 where the processor has them), so a step that runs on
-// a slow kernel cannot look efficient by being measured against that same kernel. FLOPs are counted analytically for the matrix products the step
-// executes (linear layers, attention products, patch convolution; forward 2MNK, backward 4MNK, the
-// patch convolution's input gradient is not needed). Element-wise work is not counted, so the
-// ratio is the share of peak the step achieves on its useful GEMM work.
+// a slow kernel cannot look efficient by being measured against that same kernel. FLOPs are counted analytically for
+// the matrix products the step executes (linear layers, attention products, patch convolution; forward 2MNK, backward
+// 4MNK, the patch convolution's input gradient is not needed). Element-wise work is not counted, so the ratio is the
+// share of peak the step achieves on its useful GEMM work.
 //
 // usage: clip_step_bench [--batch N] [--steps N] [--layers N] [--threads N (default: all cores)]
 //                        [--precision fp32|amp_bf16|both (default both)] [--device cpu|cuda]
@@ -31,16 +31,14 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // FLOPs of one tower's transformer, forward + backward, for `rows` sequences of length L.
 double transformer_flops(int64_t rows, int64_t L, int64_t W, int64_t layers) {
   const double tokens = static_cast<double>(rows) * L;
-  const double linear = 2.0 * tokens * W * (3 * W + W + 4 * W + 4 * W);  // qkv, out, fc, proj
+  const double linear = 2.0 * tokens * W * (3 * W + W + 4 * W + 4 * W);        // qkv, out, fc, proj
   const double attention = 2.0 * 2.0 * rows * static_cast<double>(L) * L * W;  // QK^T and AV
-  return 3.0 * layers * (linear + attention);  // forward + 2x for backward
+  return 3.0 * layers * (linear + attention);                                  // forward + 2x for backward
 }
 
 void sync(const torch::Device& device) {
@@ -71,13 +69,20 @@ int main(int argc, char** argv) {
   std::string which = "both", device_name = "cpu";
   double peak_tflops = 989;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--batch")) batch = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--layers")) layers = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--precision")) which = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--device")) device_name = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--peak-tflops")) peak_tflops = std::stod(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--batch"))
+      batch = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--steps"))
+      steps = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--layers"))
+      layers = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--precision"))
+      which = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--device"))
+      device_name = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--peak-tflops"))
+      peak_tflops = std::stod(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -127,7 +132,8 @@ int main(int argc, char** argv) {
     auto logits = model->logits_per_image(i, t);
     auto labels = torch::arange(batch, torch::TensorOptions().dtype(torch::kLong).device(device));
     auto loss = (torch::nn::functional::cross_entropy(logits, labels) +
-                 torch::nn::functional::cross_entropy(logits.t(), labels)) / 2;
+                 torch::nn::functional::cross_entropy(logits.t(), labels)) /
+                2;
     loss.backward();
     sync(device);
   };
@@ -137,7 +143,7 @@ int main(int argc, char** argv) {
   double flops = transformer_flops(batch, vis_L, cfg.vision_width, cfg.vision_layers) +
                  transformer_flops(batch, text_len, cfg.text_width, cfg.text_layers);
   flops += 2.0 * 2.0 * batch * cfg.grid() * cfg.grid() * (3.0 * P * P) * cfg.vision_width;  // conv fwd + weight grad
-  flops += 3.0 * 2.0 * batch * (cfg.vision_width + cfg.text_width) * cfg.embed_dim;          // projections
+  flops += 3.0 * 2.0 * batch * (cfg.vision_width + cfg.text_width) * cfg.embed_dim;         // projections
 
   // Peaks first and last, best of both, so a noisy neighbour does not inflate the ratio.
   double peak32 = gemm_peak(2048, 3, torch::kFloat, device), peak16 = gemm_peak(2048, 3, torch::kBFloat16, device);
@@ -160,17 +166,18 @@ int main(int argc, char** argv) {
   peak16 = std::max(peak16, gemm_peak(2048, 3, torch::kBFloat16, device));
   const double peak = std::max(peak32, peak16);
   const auto& cpu = cpu_features();
-  std::printf("clip_step_bench: CLIP ViT-B/16 shapes (image 224, patch 16, vision width 768, text width 512, "
-              "%lld+%lld layers, embed 512), batch %lld images + %lld captions (%lld positions after "
-              "truncation), threads %d\n",
-              (long long)cfg.vision_layers, (long long)cfg.text_layers, (long long)batch, (long long)batch,
-              (long long)text_len, torch::get_num_threads());
+  std::printf(
+      "clip_step_bench: CLIP ViT-B/16 shapes (image 224, patch 16, vision width 768, text width 512, "
+      "%lld+%lld layers, embed 512), batch %lld images + %lld captions (%lld positions after "
+      "truncation), threads %d\n",
+      (long long)cfg.vision_layers, (long long)cfg.text_layers, (long long)batch, (long long)batch, (long long)text_len,
+      torch::get_num_threads());
   std::printf("processor: %s (family %d model %d), %s; BLAS %s, OpenBLAS kernels %s\n", cpu.model_name.c_str(),
               cpu.family, cpu.model, cpu.flags_text().c_str(), blas.library.empty() ? "(static)" : blas.library.c_str(),
               blas.openblas_core.empty() ? "-" : blas.openblas_core.c_str());
   std::printf("device: %s\n", device.str().c_str());
-  std::printf("GEMM %s: float32 %.1f GFLOP/s, bfloat16 %.1f GFLOP/s; best GEMM %.1f GFLOP/s\n", device.is_cuda() ? "8192^3" : "2048^3", peak32, peak16,
-              peak);
+  std::printf("GEMM %s: float32 %.1f GFLOP/s, bfloat16 %.1f GFLOP/s; best GEMM %.1f GFLOP/s\n",
+              device.is_cuda() ? "8192^3" : "2048^3", peak32, peak16, peak);
   std::printf("GEMM work %.1f GFLOP per step\n", flops / 1e9);
   for (size_t k = 0; k < precisions.size(); ++k) {
     const double achieved = flops / best[k] / 1e9;

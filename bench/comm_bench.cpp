@@ -44,10 +44,10 @@ double time_per_op(int iters, int reps, const std::function<void()>& op) {
 
 int main(int argc, char** argv) {
   po::options_description options("comm_bench options");
-  options.add_options()("help,h", "show this help")
-      ("min-kib", po::value<int64_t>()->default_value(4), "smallest message, KiB")
-      ("max-mib", po::value<int64_t>()->default_value(256), "largest message, MiB (sizes grow 4x)")
-      ("reps", po::value<int>()->default_value(3), "timed runs per size and mode; the best is reported");
+  options.add_options()("help,h", "show this help")("min-kib", po::value<int64_t>()->default_value(4),
+                                                    "smallest message, KiB")(
+      "max-mib", po::value<int64_t>()->default_value(256), "largest message, MiB (sizes grow 4x)")(
+      "reps", po::value<int>()->default_value(3), "timed runs per size and mode; the best is reported");
   po::variables_map vm;
   Runtime* started = bench::start_bench(&argc, &argv, options, "comm_bench", vm);
   if (!started) return 0;

@@ -109,15 +109,17 @@ Run run_eval(const std::string& starft, int ranks, const std::string& args, int6
 
 int main(int argc, char** argv) {
   po::options_description opts("eval_bench options");
-  opts.add_options()("help,h", "show this help")
-      ("images", po::value<int64_t>()->default_value(512), "images in the generated store")
-      ("store-size", po::value<int>()->default_value(256), "stored image size (evaluation resizes to 224 and crops)")
-      ("batch-size", po::value<int64_t>()->default_value(64), "images per forward pass per rank (starft eval's default 64 on one rank)")
-      ("repeats", po::value<int>()->default_value(2), "runs per rank count, alternating; the best of each is shown")
-      ("vocab", po::value<std::string>()->default_value(std::string(STARFT_FIXTURES_DIR) + "/clip/bpe_simple_vocab_16e6.txt.gz"),
-       "CLIP BPE merges file")
-      ("starft", po::value<std::string>(), "the starft executable (default: $STARFT_BINARY, else ../starft beside this program)")
-      ("keep", po::value<std::string>(), "work in this directory and keep it (default: a scratch directory, removed)");
+  opts.add_options()("help,h", "show this help")("images", po::value<int64_t>()->default_value(512),
+                                                 "images in the generated store")(
+      "store-size", po::value<int>()->default_value(256), "stored image size (evaluation resizes to 224 and crops)")(
+      "batch-size", po::value<int64_t>()->default_value(64),
+      "images per forward pass per rank (starft eval's default 64 on one rank)")(
+      "repeats", po::value<int>()->default_value(2), "runs per rank count, alternating; the best of each is shown")(
+      "vocab",
+      po::value<std::string>()->default_value(std::string(STARFT_FIXTURES_DIR) + "/clip/bpe_simple_vocab_16e6.txt.gz"),
+      "CLIP BPE merges file")("starft", po::value<std::string>(),
+                              "the starft executable (default: $STARFT_BINARY, else ../starft beside this program)")(
+      "keep", po::value<std::string>(), "work in this directory and keep it (default: a scratch directory, removed)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -145,7 +147,8 @@ int main(int argc, char** argv) {
     starft = (fs::canonical("/proc/self/exe").parent_path().parent_path() / "starft").string();
   }
   if (!fs::exists(starft)) {
-    std::cerr << "eval_bench: starft executable " << starft << " not found (build the `starft` target or pass --starft)\n";
+    std::cerr << "eval_bench: starft executable " << starft
+              << " not found (build the `starft` target or pass --starft)\n";
     return 2;
   }
   const std::string vocab = vm["vocab"].as<std::string>();
@@ -155,8 +158,9 @@ int main(int argc, char** argv) {
   }
 
   const bool keep = vm.count("keep") > 0;
-  const fs::path work = keep ? fs::path(vm["keep"].as<std::string>())
-                             : fs::temp_directory_path() / ("starft-eval-bench-" + std::to_string(std::random_device{}()));
+  const fs::path work =
+      keep ? fs::path(vm["keep"].as<std::string>())
+           : fs::temp_directory_path() / ("starft-eval-bench-" + std::to_string(std::random_device{}()));
   fs::create_directories(work);
   int rc = 0;
   try {
@@ -168,8 +172,8 @@ int main(int argc, char** argv) {
       clip::init_parameters(model, 5);
       clip::save_weights(model, weights);
     }
-    const std::string args = "--weights " + weights + " --store " + store + " --vocab " + vocab +
-                             " --templates simple --workers 1";
+    const std::string args =
+        "--weights " + weights + " --store " + store + " --vocab " + vocab + " --templates simple --workers 1";
     const std::string load_before = load_average();
     Run best[2];
     for (int rep = 0; rep < repeats; ++rep) {
@@ -180,10 +184,11 @@ int main(int argc, char** argv) {
         if (r.images_per_s > best[k].images_per_s) best[k] = r;
       }
     }
-    std::printf("eval_bench: %lld images (%d px store -> 224 px ViT, patch 32, width 384, 6 layers), batch %lld per rank, "
-                "1 thread per rank, best of %d\n",
-                static_cast<long long>(images), vm["store-size"].as<int>(),
-                static_cast<long long>(vm["batch-size"].as<int64_t>()), repeats);
+    std::printf(
+        "eval_bench: %lld images (%d px store -> 224 px ViT, patch 32, width 384, 6 layers), batch %lld per rank, "
+        "1 thread per rank, best of %d\n",
+        static_cast<long long>(images), vm["store-size"].as<int>(),
+        static_cast<long long>(vm["batch-size"].as<int64_t>()), repeats);
     for (int k = 0; k < 2; ++k) {
       std::printf("  %d rank%s: %8.1f images/s  (scoring %.2f s, head %.2f s; CPU %.1f ms per image, all ranks)\n",
                   k + 1, k ? "s" : " ", best[k].images_per_s, best[k].scoring_s, best[k].head_s,

@@ -74,15 +74,15 @@ double seconds_per_step(Communicator& control, int steps, int reps, bool partici
 
 int main(int argc, char** argv) {
   po::options_description options("overlap_bench options");
-  options.add_options()("help,h", "show this help")
-      ("width", po::value<int64_t>()->default_value(1024), "width of each square layer")
-      ("layers", po::value<int64_t>()->default_value(16), "number of layers (gradients: layers * width^2 floats)")
-      ("batch", po::value<int64_t>()->default_value(64), "samples per rank per step")
-      ("steps", po::value<int>()->default_value(5), "timed steps per run")
-      ("reps", po::value<int>()->default_value(3), "timed runs per measurement; the best is reported")
-      ("bucket-mib", po::value<double>()->default_value(25), "gradient bucket size, MiB (the first bucket: 1 MiB)")
-      ("progress", po::value<std::string>()->default_value("arrival"),
-       "MPI progress mode: arrival (polled arrival + blocking transfer, the default), polling, blocking");
+  options.add_options()("help,h", "show this help")("width", po::value<int64_t>()->default_value(1024),
+                                                    "width of each square layer")(
+      "layers", po::value<int64_t>()->default_value(16), "number of layers (gradients: layers * width^2 floats)")(
+      "batch", po::value<int64_t>()->default_value(64), "samples per rank per step")(
+      "steps", po::value<int>()->default_value(5), "timed steps per run")(
+      "reps", po::value<int>()->default_value(3), "timed runs per measurement; the best is reported")(
+      "bucket-mib", po::value<double>()->default_value(25), "gradient bucket size, MiB (the first bucket: 1 MiB)")(
+      "progress", po::value<std::string>()->default_value("arrival"),
+      "MPI progress mode: arrival (polled arrival + blocking transfer, the default), polling, blocking");
   po::variables_map vm;
   Runtime* started = bench::start_bench(&argc, &argv, options, "overlap_bench", vm);
   if (!started) return 0;
@@ -162,20 +162,23 @@ int main(int argc, char** argv) {
 
   if (rt.rank() == 0) {
     const int n = rt.size();
-    std::printf("MLP %lld x %lld^2: %.1f MiB of gradients in %zu buckets; batch %lld per rank; %d ranks x %d thread(s); "
-                "MPI progress: %s\n",
-                static_cast<long long>(layers), static_cast<long long>(width), grad_bytes / 1048576.0,
-                bucket_sizes.size(), static_cast<long long>(batch), n, rt.threads(), progress.c_str());
-    std::printf("step time (ms): alone %.1f | compute (all ranks) %.1f | + bucket copies %.1f | comm alone %.1f | "
-                "sync-after-backward %.1f | overlap %.1f\n",
-                t_alone * 1e3, t_compute * 1e3, t_copies * 1e3, t_comm * 1e3, t_sync * 1e3, t_overlap * 1e3);
+    std::printf(
+        "MLP %lld x %lld^2: %.1f MiB of gradients in %zu buckets; batch %lld per rank; %d ranks x %d thread(s); "
+        "MPI progress: %s\n",
+        static_cast<long long>(layers), static_cast<long long>(width), grad_bytes / 1048576.0, bucket_sizes.size(),
+        static_cast<long long>(batch), n, rt.threads(), progress.c_str());
+    std::printf(
+        "step time (ms): alone %.1f | compute (all ranks) %.1f | + bucket copies %.1f | comm alone %.1f | "
+        "sync-after-backward %.1f | overlap %.1f\n",
+        t_alone * 1e3, t_compute * 1e3, t_copies * 1e3, t_comm * 1e3, t_sync * 1e3, t_overlap * 1e3);
     const double exposed_sync = t_sync - t_compute, exposed_overlap = t_overlap - t_compute;
     std::printf("communication exposed: %.1f ms after backward, %.1f ms with overlap -> hidden fraction %.2f\n",
                 exposed_sync * 1e3, exposed_overlap * 1e3,
                 exposed_sync > 0 ? (t_sync - t_overlap) / exposed_sync : 0.0);
-    std::printf("throughput (samples/s): 1 rank alone %.0f | %d ranks with overlap %.0f -> weak-scaling efficiency "
-                "%.2f (machine contention alone: %.2f)\n",
-                batch / t_alone, n, n * batch / t_overlap, t_alone / t_overlap, t_alone / t_compute);
+    std::printf(
+        "throughput (samples/s): 1 rank alone %.0f | %d ranks with overlap %.0f -> weak-scaling efficiency "
+        "%.2f (machine contention alone: %.2f)\n",
+        batch / t_alone, n, n * batch / t_overlap, t_alone / t_overlap, t_alone / t_compute);
   }
   own.reset();
   Runtime::stop();

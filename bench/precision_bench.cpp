@@ -29,7 +29,6 @@ using namespace starft;
 
 namespace {
 
-
 clip::CLIPConfig demo_model() {
   std::ifstream in(std::string(STARFT_SOURCE_DIR) + "/configs/demo_model.json");
   nlohmann::json j;
@@ -69,14 +68,20 @@ int main(int argc, char** argv) {
   int threads = 1;
   std::string shapes = "vitb16,demo";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--batch")) batch = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--eval-images")) eval_images = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
+    if (!std::strcmp(argv[i], "--batch"))
+      batch = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rounds"))
+      rounds = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--eval-images"))
+      eval_images = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--shapes"))
+      shapes = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: precision_bench [--batch N] [--rounds N] [--threads N] [--eval-images N] "
-                           "[--shapes vitb16,demo]\n");
+      std::fprintf(stderr,
+                   "usage: precision_bench [--batch N] [--rounds N] [--threads N] [--eval-images N] "
+                   "[--shapes vitb16,demo]\n");
       return 2;
     }
   }
@@ -129,7 +134,8 @@ int main(int argc, char** argv) {
     evaluator.evaluate(model, tokenizer, setup.comm());
     eval_ips[k] = eval_images / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  std::printf("   %-14s %12.1f %12.1f %13.2fx\n", "cache-teacher", cache_ips[0], cache_ips[1], cache_ips[1] / cache_ips[0]);
+  std::printf("   %-14s %12.1f %12.1f %13.2fx\n", "cache-teacher", cache_ips[0], cache_ips[1],
+              cache_ips[1] / cache_ips[0]);
   std::printf("   %-14s %12.1f %12.1f %13.2fx\n", "eval", eval_ips[0], eval_ips[1], eval_ips[1] / eval_ips[0]);
   return 0;
 }

@@ -32,20 +32,25 @@
 using namespace starft;
 using Clock = std::chrono::steady_clock;
 
-
 int main(int argc, char** argv) {
   int64_t batch = 32, rounds = 7, layers = 3;
   int threads = 1;
   std::string precision = "fp32";
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--batch")) batch = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--layers")) layers = std::stoll(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--precision")) precision = argv[i + 1];
+    if (!std::strcmp(argv[i], "--batch"))
+      batch = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rounds"))
+      rounds = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--layers"))
+      layers = std::stoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--precision"))
+      precision = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: starft_step_bench [--batch N] [--rounds N] [--threads N] [--layers N] "
-                           "[--precision fp32|amp_bf16|auto]\n");
+      std::fprintf(stderr,
+                   "usage: starft_step_bench [--batch N] [--rounds N] [--threads N] [--layers N] "
+                   "[--precision fp32|amp_bf16|auto]\n");
       return 2;
     }
   }
@@ -93,10 +98,11 @@ int main(int argc, char** argv) {
   }
   const double wa = bench::median(times[0]), wb = bench::median(times[1]), wc = bench::median(times[2]);
   const double ca = bench::median(cpu[0]), cb = bench::median(cpu[1]), cc = bench::median(cpu[2]);
-  std::printf("starft_step_bench: ViT-B/16 proportions / 4 (112 px, patch 8, vision 192x%lld, text 128x%lld, "
-              "embed 128, context 77), batch %lld, %d thread(s), %s, median of %lld steps\n",
-              static_cast<long long>(layers), static_cast<long long>(layers), static_cast<long long>(batch), threads,
-              precision.c_str(), static_cast<long long>(rounds));
+  std::printf(
+      "starft_step_bench: ViT-B/16 proportions / 4 (112 px, patch 8, vision 192x%lld, text 128x%lld, "
+      "embed 128, context 77), batch %lld, %d thread(s), %s, median of %lld steps\n",
+      static_cast<long long>(layers), static_cast<long long>(layers), static_cast<long long>(batch), threads,
+      precision.c_str(), static_cast<long long>(rounds));
   std::printf("                                               wall ms/step   CPU ms/step\n");
   std::printf("  (a) FLYP alone                              %10.1f  %12.1f\n", 1e3 * wa, 1e3 * ca);
   std::printf("  (b) StarFT: cache + dedup + truncation      %10.1f  %12.1f\n", 1e3 * wb, 1e3 * cb);

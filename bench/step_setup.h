@@ -82,8 +82,8 @@ class StepSetup {
     data::Manifest m;
     m.dataset = "bench";
     m.split = "train";
-    m.class_names = {"tench", "goldfish", "great white shark", "tiger shark", "hammerhead shark",
-                     "electric ray", "stingray", "rooster"};
+    m.class_names = {"tench",    "goldfish", "great white shark", "tiger shark", "hammerhead shark", "electric ray",
+                     "stingray", "rooster"};
     m.image_size = static_cast<int>(cfg.image_size);
     m.shard_size = 256;
     data::StoreWriter w((dir_ / "store").string(), m, false);

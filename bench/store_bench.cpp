@@ -72,7 +72,8 @@ cv::Mat synthetic_photo(int w, int h, uint64_t seed) {
     if (k % 2)
       cv::circle(img, c, 10 + static_cast<int>(rng.below(60)), colour, cv::FILLED, cv::LINE_AA);
     else
-      cv::line(img, c, cv::Point(static_cast<int>(rng.below(w)), static_cast<int>(rng.below(h))), colour, 2, cv::LINE_AA);
+      cv::line(img, c, cv::Point(static_cast<int>(rng.below(w)), static_cast<int>(rng.below(h))), colour, 2,
+               cv::LINE_AA);
   }
   cv::Mat noise(h, w, CV_16SC3);
   cv::randn(noise, 0, 10);
@@ -111,13 +112,13 @@ int main(int argc, char** argv) {
   double seconds = 3;
   std::string jpeg_dir;
   po::options_description options("store_bench options");
-  options.add_options()("help,h", "show this help")
-    ("images", po::value(&images)->default_value(400), "number of synthetic JPEGs to generate")
-    ("jpeg-dir", po::value(&jpeg_dir), "use the JPEG files in this folder instead of synthetic ones")
-    ("workers", po::value(&workers)->default_value(2), "augmentation threads of the loader measurement")
-    ("seconds", po::value(&seconds)->default_value(3.0), "minimum duration of each measurement")
-    ("store-size", po::value(&store_size)->default_value(256), "stored image side")
-    ("output", po::value(&output)->default_value(224), "augmented image side");
+  options.add_options()("help,h", "show this help")("images", po::value(&images)->default_value(400),
+                                                    "number of synthetic JPEGs to generate")(
+      "jpeg-dir", po::value(&jpeg_dir), "use the JPEG files in this folder instead of synthetic ones")(
+      "workers", po::value(&workers)->default_value(2), "augmentation threads of the loader measurement")(
+      "seconds", po::value(&seconds)->default_value(3.0), "minimum duration of each measurement")(
+      "store-size", po::value(&store_size)->default_value(256), "stored image side")(
+      "output", po::value(&output)->default_value(224), "augmented image side");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, options), vm);
@@ -148,7 +149,8 @@ int main(int argc, char** argv) {
   } else {
     for (const auto& e : fs::recursive_directory_iterator(jpeg_dir)) {
       auto ext = e.path().extension().string();
-      if (e.is_regular_file() && (ext == ".jpg" || ext == ".JPEG" || ext == ".jpeg")) files.push_back(e.path().string());
+      if (e.is_regular_file() && (ext == ".jpg" || ext == ".JPEG" || ext == ".jpeg"))
+        files.push_back(e.path().string());
     }
     std::sort(files.begin(), files.end());
     if (static_cast<int>(files.size()) > images) files.resize(images);
@@ -200,13 +202,13 @@ int main(int argc, char** argv) {
   const double load_before = load_average();
   for (int round = 0; round < 3; ++round) {
     jpeg_rate = best(jpeg_rate, rate(n, seconds, [&](int64_t i) {
-      augment(read_image_rgb(files[order[i]]), aug, 0, order[i], out.data());
-    }));
+                       augment(read_image_rgb(files[order[i]]), aug, 0, order[i], out.data());
+                     }));
     cv::Mat image(store_size, store_size, CV_8UC3);
     store_rate = best(store_rate, rate(n, seconds, [&](int64_t i) {
-      store.read_image(order[i], image.data);
-      augment(image, aug, 0, order[i], out.data());
-    }));
+                        store.read_image(order[i], image.data);
+                        augment(image, aug, 0, order[i], out.data());
+                      }));
   }
 
   // 1b. Decoding alone: starft's read_image_rgb (libjpeg driven directly, refusing damaged files)
@@ -215,9 +217,9 @@ int main(int argc, char** argv) {
   for (int round = 0; round < 3; ++round) {
     starft_decode = best(starft_decode, rate(n, seconds, [&](int64_t i) { read_image_rgb(files[order[i]]); }));
     opencv_decode = best(opencv_decode, rate(n, seconds, [&](int64_t i) {
-      cv::Mat bgr = cv::imread(files[order[i]], cv::IMREAD_COLOR), rgb;
-      cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
-    }));
+                           cv::Mat bgr = cv::imread(files[order[i]], cv::IMREAD_COLOR), rgb;
+                           cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+                         }));
   }
 
   // 2. The prefetch loader (one reader thread + W augmentation threads), batches of 64.
@@ -252,8 +254,10 @@ int main(int argc, char** argv) {
   std::vector<Level> levels;
   for (int level : {0, 1, 4}) {
     fs::path dir = scratch / ("store_gzip" + std::to_string(level));
-    if (level == 0) dir = scratch / "store";
-    else write_store(dir, level);
+    if (level == 0)
+      dir = scratch / "store";
+    else
+      write_store(dir, level);
     Store s(dir.string());
     cv::Mat image(store_size, store_size, CV_8UC3);
     Rate read = rate(n, seconds, [&](int64_t i) { s.read_image(order[i], image.data); });
@@ -264,14 +268,17 @@ int main(int argc, char** argv) {
     levels.push_back({level, static_cast<double>(dir_bytes(dir)) / n, read, pipe});
   }
 
-  std::printf("store_bench: %lld images (%s, mean %.1f KB JPEG), store %dx%d, augment to %d, %u cores, "
-              "load average %.1f\n",
-              static_cast<long long>(n), jpeg_dir.empty() ? "synthetic 500x375" : jpeg_dir.c_str(),
-              jpeg_bytes / 1024.0 / n, store_size, store_size, output, std::thread::hardware_concurrency(), load_before);
+  std::printf(
+      "store_bench: %lld images (%s, mean %.1f KB JPEG), store %dx%d, augment to %d, %u cores, "
+      "load average %.1f\n",
+      static_cast<long long>(n), jpeg_dir.empty() ? "synthetic 500x375" : jpeg_dir.c_str(), jpeg_bytes / 1024.0 / n,
+      store_size, store_size, output, std::thread::hardware_concurrency(), load_before);
   std::printf("(wall: images per second of elapsed time; cpu: per second of CPU time, i.e. on an unshared core)\n");
   std::printf("\nper core (1 thread), read + RandomResizedCrop(%d) + normalise:      wall      cpu\n", output);
-  std::printf("  JPEG files, decoded per sample                         %8.0f %8.0f images/s\n", jpeg_rate.wall, jpeg_rate.cpu);
-  std::printf("  HDF5 store                                             %8.0f %8.0f images/s\n", store_rate.wall, store_rate.cpu);
+  std::printf("  JPEG files, decoded per sample                         %8.0f %8.0f images/s\n", jpeg_rate.wall,
+              jpeg_rate.cpu);
+  std::printf("  HDF5 store                                             %8.0f %8.0f images/s\n", store_rate.wall,
+              store_rate.cpu);
   std::printf("  ratio store / JPEG                                     %8.2f %8.2f x   (target >= 5)\n",
               store_rate.wall / jpeg_rate.wall, store_rate.cpu / jpeg_rate.cpu);
   std::printf("\nJPEG decoding alone, per core:                                       wall      cpu\n");
@@ -280,12 +287,14 @@ int main(int argc, char** argv) {
   std::printf("  cv::imread + cvtColor (unchecked, before issue 14)     %8.0f %8.0f images/s\n", opencv_decode.wall,
               opencv_decode.cpu);
   std::printf("\nprefetch loader, one process (1 reader thread + W augmentation threads), batch 64:\n");
-  std::printf("  W = 1                          : %8.0f images/s wall, %6.0f images per CPU-second\n", loader1.wall, loader1.cpu);
-  std::printf("  W = %d                          : %8.0f images/s wall, %6.0f images per CPU-second\n", workers, loaderw.wall,
-              loaderw.cpu);
-  std::printf("  W = %d on %d unshared cores     : %8.0f images/s (CPU-time bound: cores x images per CPU-second; "
-              "target >= 2000)\n",
-              workers, workers, workers * loaderw.cpu);
+  std::printf("  W = 1                          : %8.0f images/s wall, %6.0f images per CPU-second\n", loader1.wall,
+              loader1.cpu);
+  std::printf("  W = %d                          : %8.0f images/s wall, %6.0f images per CPU-second\n", workers,
+              loaderw.wall, loaderw.cpu);
+  std::printf(
+      "  W = %d on %d unshared cores     : %8.0f images/s (CPU-time bound: cores x images per CPU-second; "
+      "target >= 2000)\n",
+      workers, workers, workers * loaderw.cpu);
   std::printf("\ncompression of the image chunks (per core, wall / cpu):\n");
   std::printf("  %-6s %12s %20s %24s\n", "gzip", "bytes/image", "read images/s", "read+augment images/s");
   for (const auto& l : levels)

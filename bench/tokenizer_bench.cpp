@@ -19,23 +19,64 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Class names: adjective + noun combinations, so the pool has thousands of distinct words and
 // word pairs, as a fine-tuning prompt pool does.
 std::vector<std::string> make_classes() {
-  const char* adjectives[] = {"black", "white", "spotted", "striped", "small", "large", "wild",
-                              "red-tailed", "grey", "brown", "golden", "northern", "southern",
-                              "common", "great", "lesser", "crested", "long-billed", "pied", "mountain"};
-  const char* nouns[] = {"heron", "gull", "albatross", "warbler", "sparrow", "tern", "pelican", "cormorant",
-                         "kingfisher", "woodpecker", "flycatcher", "grebe", "puffin", "jay", "wren", "oriole",
-                         "tanager", "vireo", "cuckoo", "swallow", "retriever", "terrier", "tabby cat", "tench",
-                         "goldfish", "shark", "hammerhead", "stingray", "rooster", "ostrich", "goldfinch",
-                         "house finch", "junco", "bunting", "robin", "bulbul", "magpie", "chickadee", "dipper",
-                         "kite", "eagle", "vulture", "owl", "newt", "salamander", "bullfrog", "loggerhead turtle",
-                         "leatherback turtle", "mud turtle", "terrapin"};
+  const char* adjectives[] = {"black",      "white",  "spotted", "striped",     "small",    "large",    "wild",
+                              "red-tailed", "grey",   "brown",   "golden",      "northern", "southern", "common",
+                              "great",      "lesser", "crested", "long-billed", "pied",     "mountain"};
+  const char* nouns[] = {"heron",
+                         "gull",
+                         "albatross",
+                         "warbler",
+                         "sparrow",
+                         "tern",
+                         "pelican",
+                         "cormorant",
+                         "kingfisher",
+                         "woodpecker",
+                         "flycatcher",
+                         "grebe",
+                         "puffin",
+                         "jay",
+                         "wren",
+                         "oriole",
+                         "tanager",
+                         "vireo",
+                         "cuckoo",
+                         "swallow",
+                         "retriever",
+                         "terrier",
+                         "tabby cat",
+                         "tench",
+                         "goldfish",
+                         "shark",
+                         "hammerhead",
+                         "stingray",
+                         "rooster",
+                         "ostrich",
+                         "goldfinch",
+                         "house finch",
+                         "junco",
+                         "bunting",
+                         "robin",
+                         "bulbul",
+                         "magpie",
+                         "chickadee",
+                         "dipper",
+                         "kite",
+                         "eagle",
+                         "vulture",
+                         "owl",
+                         "newt",
+                         "salamander",
+                         "bullfrog",
+                         "loggerhead turtle",
+                         "leatherback turtle",
+                         "mud turtle",
+                         "terrapin"};
   std::vector<std::string> classes;
   for (const char* a : adjectives)
     for (const char* n : nouns) classes.push_back(std::string(a) + " " + n);
@@ -44,7 +85,7 @@ std::vector<std::string> make_classes() {
 
 // A pronounceable made-up word of 2-4 syllables (nearly all distinct: cache misses).
 std::string made_up_word(std::mt19937& rng) {
-  const char* syllables[] = {"ka", "lo", "mir", "tse", "vun", "dra", "pel", "qui", "zor", "bex",
+  const char* syllables[] = {"ka",  "lo",  "mir", "tse", "vun", "dra", "pel", "qui", "zor", "bex",
                              "fal", "gri", "hom", "jat", "nus", "ris", "sol", "tav", "wen", "yul"};
   std::string w;
   const int n = 2 + static_cast<int>(rng() % 3);
@@ -53,13 +94,36 @@ std::string made_up_word(std::mt19937& rng) {
 }
 
 std::vector<std::string> make_spurious() {
-  return {"in the snow", "on the beach", "in a bamboo forest", "over the ocean", "on a lake",
-          "in a city street", "on green grass", "in the desert", "at night", "in heavy rain",
-          "on a wooden table", "in a cage", "next to a person", "on a black background",
-          "with a blurry background", "in a photo taken in 2019", "in a painting", "as a sketch",
-          "in a cartoon", "seen from above", "in front of a red wall", "under water",
-          "in a field of flowers", "near a waterfall", "in the fog", "on a snowy mountain",
-          "in a kitchen", "in a parking lot", "with a watermark", "in low light"};
+  return {"in the snow",
+          "on the beach",
+          "in a bamboo forest",
+          "over the ocean",
+          "on a lake",
+          "in a city street",
+          "on green grass",
+          "in the desert",
+          "at night",
+          "in heavy rain",
+          "on a wooden table",
+          "in a cage",
+          "next to a person",
+          "on a black background",
+          "with a blurry background",
+          "in a photo taken in 2019",
+          "in a painting",
+          "as a sketch",
+          "in a cartoon",
+          "seen from above",
+          "in front of a red wall",
+          "under water",
+          "in a field of flowers",
+          "near a waterfall",
+          "in the fog",
+          "on a snowy mountain",
+          "in a kitchen",
+          "in a parking lot",
+          "with a watermark",
+          "in low light"};
 }
 
 }  // namespace
@@ -124,15 +188,15 @@ int main(int argc, char** argv) {
     const auto novel_ids = fresh.tokenize_batch(novel);
     const double novel_s = seconds_since(t0);
 
-    std::printf("tokenizer_bench: %zu prompts (%zu words, %zu classes x %zu spurious phrases), context %d\n",
-                n, words, classes.size(), spurious.size(), starft::clip::kContextLength);
+    std::printf("tokenizer_bench: %zu prompts (%zu words, %zu classes x %zu spurious phrases), context %d\n", n, words,
+                classes.size(), spurious.size(), starft::clip::kContextLength);
     std::printf("  load vocabulary        %8.3f s\n", load_s);
-    std::printf("  tokenise, cold cache   %8.3f s   %10.0f words/s   %9.0f prompts/s\n", cold_s,
-                words / cold_s, n / cold_s);
-    std::printf("  tokenise, warm cache   %8.3f s   %10.0f words/s   %9.0f prompts/s\n", warm_s,
-                words / warm_s, n / warm_s);
-    std::printf("  with a made-up word    %8.3f s   %10.0f words/s   %9.0f prompts/s   (%zu words)\n",
-                novel_s, novel_words / novel_s, n / novel_s, novel_words);
+    std::printf("  tokenise, cold cache   %8.3f s   %10.0f words/s   %9.0f prompts/s\n", cold_s, words / cold_s,
+                n / cold_s);
+    std::printf("  tokenise, warm cache   %8.3f s   %10.0f words/s   %9.0f prompts/s\n", warm_s, words / warm_s,
+                n / warm_s);
+    std::printf("  with a made-up word    %8.3f s   %10.0f words/s   %9.0f prompts/s   (%zu words)\n", novel_s,
+                novel_words / novel_s, n / novel_s, novel_words);
     std::printf("  cold / warm time ratio %8.2f\n", cold_s / warm_s);
     std::printf("  made-up / warm ratio   %8.2f   (per word)\n", (novel_s / novel_words) / (warm_s / words));
   } catch (const std::exception& e) {

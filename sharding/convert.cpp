@@ -94,8 +94,8 @@ ConvertSummary convert(const std::vector<SourceItem>& items, const ConvertOption
       }
     }
     data::ShardInfo info = writer.finish();
-    mine.push_back({{"index", k}, {"file", info.file}, {"count", info.count}, {"checksum", info.checksum},
-                    {"skipped", skipped}});
+    mine.push_back(
+        {{"index", k}, {"file", info.file}, {"count", info.count}, {"checksum", info.checksum}, {"skipped", skipped}});
     ++done;
     if (rank == 0 && (done % 10 == 0 || k + ranks >= num_shards))
       spdlog::info("shard: rank 0 wrote {} of its shards ({} of {} in all)", done, k + 1, num_shards);
@@ -116,7 +116,8 @@ ConvertSummary convert(const std::vector<SourceItem>& items, const ConvertOption
     manifest.shards.clear();
     manifest.skipped.clear();
     for (const auto& s : shards) {
-      for (const auto& sk : s.at("skipped")) manifest.skipped.push_back({sk.at("source").get<std::string>(), sk.at("reason").get<std::string>()});
+      for (const auto& sk : s.at("skipped"))
+        manifest.skipped.push_back({sk.at("source").get<std::string>(), sk.at("reason").get<std::string>()});
       if (s.at("count").get<int64_t>() == 0) continue;  // every image of this shard was unusable
       manifest.shards.push_back(
           {s.at("file").get<std::string>(), s.at("count").get<int64_t>(), s.at("checksum").get<std::string>()});

@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 
 static size_t column(const std::vector<std::string>& header, const std::string& name, const std::string& path) {
   auto it = std::find(header.begin(), header.end(), name);
-  if (it == header.end()) fail("csv ", path, ": no '", name, "' column (expected tab-separated title, filepath, label)");
+  if (it == header.end())
+    fail("csv ", path, ": no '", name, "' column (expected tab-separated title, filepath, label)");
   return it - header.begin();
 }
 
@@ -45,8 +46,8 @@ Source csv_source(const std::string& csv_path, const std::string& image_root, co
       const std::string& text = row[label_col];
       meta.label = std::stoll(text, &used);
       // "3.0": pandas writes an integer column holding a NaN as floats; whole numbers are accepted.
-      if (used < text.size() && text[used] == '.' &&
-          text.find_first_not_of('0', used + 1) == std::string::npos && used + 1 < text.size())
+      if (used < text.size() && text[used] == '.' && text.find_first_not_of('0', used + 1) == std::string::npos &&
+          used + 1 < text.size())
         used = text.size();
       if (used != text.size()) throw std::invalid_argument("trailing characters");
     } catch (const std::exception&) {
@@ -63,8 +64,8 @@ Source csv_source(const std::string& csv_path, const std::string& image_root, co
   if (!class_names_file.empty()) {
     const data::ClassList names = data::read_class_list(class_names_file);
     if (static_cast<int64_t>(names.names.size()) <= max_label)
-      fail("--class-names ", class_names_file, " lists ", names.names.size(), " classes but ", csv_path,
-           " uses label ", max_label);
+      fail("--class-names ", class_names_file, " lists ", names.names.size(), " classes but ", csv_path, " uses label ",
+           max_label);
     m.class_names = names.names;
     m.class_ids = names.ids;
   } else {

@@ -57,7 +57,8 @@ std::string find_file(const std::string& dir, const std::string& stem) {
     fs::path p = fs::path(dir) / (stem + ext);
     if (fs::exists(p)) return p.string();
   }
-  fail("--input ", dir, ": no ", stem, ".gz (install Debian's dataset-fashion-mnist or point --input at the IDX files)");
+  fail("--input ", dir, ": no ", stem,
+       ".gz (install Debian's dataset-fashion-mnist or point --input at the IDX files)");
 }
 
 }  // namespace
@@ -87,10 +88,8 @@ std::vector<Source> fashion_mnist_sources(const std::string& dir) {
       std::snprintf(id, sizeof id, "%s/%05zu", split.c_str(), i);
       meta.source = id;
       const uint8_t* pixels = images->data.data() + i * h * w;
-      src.items.push_back(SourceItem{[images, pixels, h, w] {
-                                       return cv::Mat(h, w, CV_8UC1, const_cast<uint8_t*>(pixels)).clone();
-                                     },
-                                     meta});
+      src.items.push_back(SourceItem{
+          [images, pixels, h, w] { return cv::Mat(h, w, CV_8UC1, const_cast<uint8_t*>(pixels)).clone(); }, meta});
     }
     sources.push_back(std::move(src));
   }

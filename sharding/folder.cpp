@@ -50,14 +50,16 @@ Source folder_source(const std::string& root, const std::string& class_names_fil
   std::sort(folders.begin(), folders.end());
   std::sort(loose.begin(), loose.end());
   if (folders.empty() && !loose.empty())
-    fail("--input ", root, ": ", loose.size(), " image files (", first_few(loose), ") but no class sub-folders. "
+    fail("--input ", root, ": ", loose.size(), " image files (", first_few(loose),
+         ") but no class sub-folders. "
          "--from folder needs one sub-folder per class; ImageNet's validation images come flat and must first be "
          "moved into class folders (their labels are in LOC_val_solution.csv), or use --from csv with a list of "
          "files and labels");
   if (folders.empty()) fail("--input ", root, ": no class sub-folders");
   if (!loose.empty())
     fail("--input ", root, ": ", loose.size(), " image file(s) lie beside the ", folders.size(),
-         " class folders and belong to no class (", first_few(loose), "). A half-sorted folder (an interrupted "
+         " class folders and belong to no class (", first_few(loose),
+         "). A half-sorted folder (an interrupted "
          "move into class folders, e.g. ImageNet val) would be converted without them: finish sorting them into "
          "their class folders, or move them out of --input");
 
@@ -69,17 +71,20 @@ Source folder_source(const std::string& root, const std::string& class_names_fil
   if (m.dataset.empty()) m.dataset = "folder";
   m.split = split;
   static const std::regex wnid(R"(n\d{8})");
-  bool all_wnids = std::all_of(folders.begin(), folders.end(), [](const std::string& f) { return std::regex_match(f, wnid); });
+  bool all_wnids =
+      std::all_of(folders.begin(), folders.end(), [](const std::string& f) { return std::regex_match(f, wnid); });
   if (!class_names_file.empty()) {
     const data::ClassList mapping = data::read_class_list(class_names_file);
     if (!mapping.has_ids())
-      fail("--class-names ", class_names_file, ": for --from folder it must map folder names to class names "
+      fail("--class-names ", class_names_file,
+           ": for --from folder it must map folder names to class names "
            "(`n01440764 tench, Tinca tinca` or `id<TAB>name` lines)");
     std::map<std::string, std::string> name_of;
     for (size_t i = 0; i < mapping.ids.size(); ++i) name_of[mapping.ids[i]] = mapping.names[i];
     for (const auto& f : folders) {
       auto it = name_of.find(f);
-      if (it == name_of.end()) fail("--class-names ", class_names_file, " has no entry for class folder '", f, "' in ", root);
+      if (it == name_of.end())
+        fail("--class-names ", class_names_file, " has no entry for class folder '", f, "' in ", root);
       m.class_names.push_back(it->second);
       m.class_ids.push_back(f);
     }
@@ -88,15 +93,18 @@ Source folder_source(const std::string& root, const std::string& class_names_fil
       if (!std::binary_search(folders.begin(), folders.end(), mapping.ids[i]))
         without_folder.push_back(mapping.ids[i] + " (" + mapping.names[i] + ")");
     if (!without_folder.empty())
-      spdlog::warn("--class-names {} lists {} class(es) with no folder in {}: {}; the store has the {} classes that "
-                   "have one (fine for a subset such as ImageNet-A/-R; otherwise images are missing)",
-                   class_names_file, without_folder.size(), root, first_few(without_folder), folders.size());
+      spdlog::warn(
+          "--class-names {} lists {} class(es) with no folder in {}: {}; the store has the {} classes that "
+          "have one (fine for a subset such as ImageNet-A/-R; otherwise images are missing)",
+          class_names_file, without_folder.size(), root, first_few(without_folder), folders.size());
   } else {
     m.class_names = folders;
     if (all_wnids) {
       m.class_ids = folders;
-      spdlog::warn("class folders in {} are WordNet ids; pass --class-names LOC_synset_mapping.txt to store readable "
-                   "class names", root);
+      spdlog::warn(
+          "class folders in {} are WordNet ids; pass --class-names LOC_synset_mapping.txt to store readable "
+          "class names",
+          root);
     }
   }
 

@@ -186,12 +186,18 @@ cv::Vec3d object_tint(Rng& rng) {
   const double h = rng.uniform(0, 6), s = rng.uniform(0.25, 0.6);
   const double f = h - std::floor(h), p = 1 - s, q = 1 - s * f, t = 1 - s * (1 - f);
   switch (int(h) % 6) {
-    case 0: return {1, t, p};
-    case 1: return {q, 1, p};
-    case 2: return {p, 1, t};
-    case 3: return {p, q, 1};
-    case 4: return {t, p, 1};
-    default: return {1, p, q};
+    case 0:
+      return {1, t, p};
+    case 1:
+      return {q, 1, p};
+    case 2:
+      return {p, 1, t};
+    case 3:
+      return {p, q, 1};
+    case 4:
+      return {t, p, 1};
+    default:
+      return {1, p, q};
   }
 }
 
@@ -282,12 +288,12 @@ std::vector<int> place_list(const char* key, const std::string& value, const std
 
 // The parsed, checked configuration.
 struct Plan {
-  std::vector<std::string> places;   // names, in --places order
-  std::vector<int> finetune;         // Fashion-MNIST labels of the fine-tuning classes
-  std::vector<int> typical;          // place index (into places) of each fine-tuning class
-  std::vector<int> group_classes;    // Fashion-MNIST labels, y = 0, 1
-  std::vector<int> group_places;     // place indices, 0, 1 within the group stores
-  std::vector<int> heldout;          // labels not fine-tuned on, in label order
+  std::vector<std::string> places;  // names, in --places order
+  std::vector<int> finetune;        // Fashion-MNIST labels of the fine-tuning classes
+  std::vector<int> typical;         // place index (into places) of each fine-tuning class
+  std::vector<int> group_classes;   // Fashion-MNIST labels, y = 0, 1
+  std::vector<int> group_places;    // place indices, 0, 1 within the group stores
+  std::vector<int> heldout;         // labels not fine-tuned on, in label order
   std::vector<double> caption_weights;
 };
 
@@ -300,18 +306,19 @@ Plan make_plan(const SpuriousFashionConfig& c) {
   plan.finetune = named_list("finetune-classes", c.finetune_classes, classes, "class");
   plan.typical = place_list("typical-places", c.typical_places, plan.places, true);
   // Two classes may share a typical place, so typical-places is matched by count, not by names.
-  check(plan.typical.size() == plan.finetune.size(), "--typical-places gives ", plan.typical.size(),
-        " place(s) for ", plan.finetune.size(), " --finetune-classes; give one place per fine-tuning class, in order");
+  check(plan.typical.size() == plan.finetune.size(), "--typical-places gives ", plan.typical.size(), " place(s) for ",
+        plan.finetune.size(), " --finetune-classes; give one place per fine-tuning class, in order");
   plan.group_classes = named_list("group-classes", c.group_classes, classes, "class");
-  check(plan.group_classes.size() == 2, "--group-classes needs exactly two classes (y = 0, 1), got '",
-        c.group_classes, "'");
+  check(plan.group_classes.size() == 2, "--group-classes needs exactly two classes (y = 0, 1), got '", c.group_classes,
+        "'");
   for (int g : plan.group_classes)
     check(std::find(plan.finetune.begin(), plan.finetune.end(), g) == plan.finetune.end(), "--group-classes: '",
-          classes[g], "' is also in --finetune-classes; the group stores test zero-shot robustness on classes "
+          classes[g],
+          "' is also in --finetune-classes; the group stores test zero-shot robustness on classes "
           "never fine-tuned on, so remove it from one of the two");
   plan.group_places = place_list("group-places", c.group_places, plan.places, false);
-  check(plan.group_places.size() == 2, "--group-places needs exactly two places (place 0, 1), got '",
-        c.group_places, "'");
+  check(plan.group_places.size() == 2, "--group-places needs exactly two places (place 0, 1), got '", c.group_places,
+        "'");
   for (int k = 0; k < int(classes.size()); ++k)
     if (std::find(plan.finetune.begin(), plan.finetune.end(), k) == plan.finetune.end()) plan.heldout.push_back(k);
   check(c.heldout_test_size == 0 || plan.heldout.size() >= 2, "--finetune-classes leaves ", plan.heldout.size(),
@@ -327,8 +334,8 @@ Plan make_plan(const SpuriousFashionConfig& c) {
   check(c.object_shift >= 0 && c.object_shift <= 0.5, "--object-shift ", c.object_shift, " is outside [0, 0.5]");
   check(c.val_per_class >= 0 && c.val_per_class <= 3000, "--val-per-class ", c.val_per_class,
         " is outside 0..3000 (Fashion-MNIST has 6000 train images per class)");
-  check(c.caption.find("{}") != std::string::npos && c.caption.find("{}") == c.caption.rfind("{}"),
-        "--caption '", c.caption, "' must hold exactly one {} (the class name)");
+  check(c.caption.find("{}") != std::string::npos && c.caption.find("{}") == c.caption.rfind("{}"), "--caption '",
+        c.caption, "' must hold exactly one {} (the class name)");
   for (const auto& w : split_list(c.caption_weights)) {
     char* end = nullptr;
     const double v = std::strtod(w.c_str(), &end);
@@ -336,15 +343,17 @@ Plan make_plan(const SpuriousFashionConfig& c) {
           "' is not a number >= 0");
     plan.caption_weights.push_back(v);
   }
-  check(plan.caption_weights.size() == 3, "--caption-weights needs three weights (object and place, object only, "
-        "place only), got '", c.caption_weights, "'");
+  check(plan.caption_weights.size() == 3,
+        "--caption-weights needs three weights (object and place, object only, "
+        "place only), got '",
+        c.caption_weights, "'");
   check(plan.caption_weights[0] + plan.caption_weights[1] + plan.caption_weights[2] > 0,
         "--caption-weights are all zero");
   const std::pair<const char*, int64_t> sizes[] = {
-      {"pretrain-size", c.pretrain_size},     {"finetune-train-size", c.finetune_train_size},
+      {"pretrain-size", c.pretrain_size},         {"finetune-train-size", c.finetune_train_size},
       {"finetune-val-size", c.finetune_val_size}, {"id-test-size", c.id_test_size},
-      {"shift-test-size", c.shift_test_size}, {"group-val-size", c.group_val_size},
-      {"group-test-size", c.group_test_size}, {"heldout-test-size", c.heldout_test_size}};
+      {"shift-test-size", c.shift_test_size},     {"group-val-size", c.group_val_size},
+      {"group-test-size", c.group_test_size},     {"heldout-test-size", c.heldout_test_size}};
   for (const auto& [key, size] : sizes)
     check(size >= 0 && size <= 10'000'000, "--", key, " ", size, " is outside 0..10000000 (0 = no such store)");
   check(c.val_per_class > 0 || (c.finetune_val_size == 0 && c.group_val_size == 0),
@@ -423,8 +432,8 @@ std::string pretrain_caption(const std::string& cls, const std::string& place, c
 }  // namespace
 
 const std::vector<std::string>& spurious_fashion_class_names() {
-  static const std::vector<std::string> names = {"t-shirt", "trouser", "pullover", "dress",   "coat",
-                                                 "sandal",  "shirt",   "sneaker",  "bag",     "ankle boot"};
+  static const std::vector<std::string> names = {"t-shirt", "trouser", "pullover", "dress", "coat",
+                                                 "sandal",  "shirt",   "sneaker",  "bag",   "ankle boot"};
   return names;
 }
 
@@ -471,45 +480,46 @@ po::options_description spurious_fashion_options(SpuriousFashionConfig& c) {
     os << v;
     return os.str();
   };
-  o.add_options()
-    ("seed", po::value(&c.seed)->default_value(c.seed), "seed of every random choice (pools, places, jitter, captions)")
-    ("places", po::value(&c.places)->default_value(c.places),
-     "places used, comma-separated, from: water, grass, sand, snow, brick wall, night sky")
-    ("finetune-classes", po::value(&c.finetune_classes)->default_value(c.finetune_classes),
-     "the fine-tuning classes (labels 0.. of finetune-*, id-test, shift-test); the others are held out. Classes: "
-     "t-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot")
-    ("typical-places", po::value(&c.typical_places)->default_value(c.typical_places),
-     "the typical place of each fine-tuning class, in the same order")
-    ("rho", po::value(&c.rho)->default_value(c.rho, num(c.rho)),
-     "probability that a fine-tuning image shows its class's typical place; otherwise the place is uniform over "
-     "--places (so the typical share is rho + (1 - rho) / places)")
-    ("group-classes", po::value(&c.group_classes)->default_value(c.group_classes),
-     "the two held-out classes of group-val/group-test (y = 0, 1)")
-    ("group-places", po::value(&c.group_places)->default_value(c.group_places),
-     "the two places of group-val/group-test; group = 2 * y + index of the place in this list")
-    ("val-per-class", po::value(&c.val_per_class)->default_value(c.val_per_class),
-     "Fashion-MNIST train images per class kept apart for finetune-val and group-val")
-    ("caption-weights", po::value(&c.caption_weights)->default_value(c.caption_weights),
-     "pretrain captions: relative weights of naming object and place, the object only, the place only")
-    ("caption", po::value(&c.caption)->default_value(c.caption),
-     "caption of the stores other than pretrain; {} is the class name")
-    ("object-scale-min", po::value(&c.object_scale_min)->default_value(c.object_scale_min, num(c.object_scale_min)),
-     "smallest object side, as a fraction of the image side")
-    ("object-scale-max", po::value(&c.object_scale_max)->default_value(c.object_scale_max, num(c.object_scale_max)),
-     "largest object side, as a fraction of the image side")
-    ("object-shift", po::value(&c.object_shift)->default_value(c.object_shift, num(c.object_shift)),
-     "largest offset of the object's centre from the image centre, as a fraction of the side")
-    ("pretrain-size", po::value(&c.pretrain_size)->default_value(c.pretrain_size),
-     "images in pretrain (every class on every place; 0 = no such store)")
-    ("finetune-train-size", po::value(&c.finetune_train_size)->default_value(c.finetune_train_size),
-     "images in finetune-train")
-    ("finetune-val-size", po::value(&c.finetune_val_size)->default_value(c.finetune_val_size), "images in finetune-val")
-    ("id-test-size", po::value(&c.id_test_size)->default_value(c.id_test_size), "images in id-test")
-    ("shift-test-size", po::value(&c.shift_test_size)->default_value(c.shift_test_size), "images in shift-test")
-    ("group-val-size", po::value(&c.group_val_size)->default_value(c.group_val_size), "images in group-val")
-    ("group-test-size", po::value(&c.group_test_size)->default_value(c.group_test_size), "images in group-test")
-    ("heldout-test-size", po::value(&c.heldout_test_size)->default_value(c.heldout_test_size),
-     "images in heldout-test");
+  o.add_options()("seed", po::value(&c.seed)->default_value(c.seed),
+                  "seed of every random choice (pools, places, jitter, captions)")(
+      "places", po::value(&c.places)->default_value(c.places),
+      "places used, comma-separated, from: water, grass, sand, snow, brick wall, night sky")(
+      "finetune-classes", po::value(&c.finetune_classes)->default_value(c.finetune_classes),
+      "the fine-tuning classes (labels 0.. of finetune-*, id-test, shift-test); the others are held out. Classes: "
+      "t-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot")(
+      "typical-places", po::value(&c.typical_places)->default_value(c.typical_places),
+      "the typical place of each fine-tuning class, in the same order")(
+      "rho", po::value(&c.rho)->default_value(c.rho, num(c.rho)),
+      "probability that a fine-tuning image shows its class's typical place; otherwise the place is uniform over "
+      "--places (so the typical share is rho + (1 - rho) / places)")(
+      "group-classes", po::value(&c.group_classes)->default_value(c.group_classes),
+      "the two held-out classes of group-val/group-test (y = 0, 1)")(
+      "group-places", po::value(&c.group_places)->default_value(c.group_places),
+      "the two places of group-val/group-test; group = 2 * y + index of the place in this list")(
+      "val-per-class", po::value(&c.val_per_class)->default_value(c.val_per_class),
+      "Fashion-MNIST train images per class kept apart for finetune-val and group-val")(
+      "caption-weights", po::value(&c.caption_weights)->default_value(c.caption_weights),
+      "pretrain captions: relative weights of naming object and place, the object only, the place only")(
+      "caption", po::value(&c.caption)->default_value(c.caption),
+      "caption of the stores other than pretrain; {} is the class name")(
+      "object-scale-min", po::value(&c.object_scale_min)->default_value(c.object_scale_min, num(c.object_scale_min)),
+      "smallest object side, as a fraction of the image side")(
+      "object-scale-max", po::value(&c.object_scale_max)->default_value(c.object_scale_max, num(c.object_scale_max)),
+      "largest object side, as a fraction of the image side")(
+      "object-shift", po::value(&c.object_shift)->default_value(c.object_shift, num(c.object_shift)),
+      "largest offset of the object's centre from the image centre, as a fraction of the side")(
+      "pretrain-size", po::value(&c.pretrain_size)->default_value(c.pretrain_size),
+      "images in pretrain (every class on every place; 0 = no such store)")(
+      "finetune-train-size", po::value(&c.finetune_train_size)->default_value(c.finetune_train_size),
+      "images in finetune-train")("finetune-val-size",
+                                  po::value(&c.finetune_val_size)->default_value(c.finetune_val_size),
+                                  "images in finetune-val")(
+      "id-test-size", po::value(&c.id_test_size)->default_value(c.id_test_size), "images in id-test")(
+      "shift-test-size", po::value(&c.shift_test_size)->default_value(c.shift_test_size), "images in shift-test")(
+      "group-val-size", po::value(&c.group_val_size)->default_value(c.group_val_size), "images in group-val")(
+      "group-test-size", po::value(&c.group_test_size)->default_value(c.group_test_size), "images in group-test")(
+      "heldout-test-size", po::value(&c.heldout_test_size)->default_value(c.heldout_test_size),
+      "images in heldout-test");
   return o;
 }
 
@@ -566,9 +576,15 @@ std::vector<Source> spurious_fashion_sources(const std::string& fashion_mnist_di
         for (int k = 0; k < num_classes; ++k) labels.push_back(k);
         break;
       case Kind::biased:
-      case Kind::shifted: labels = plan.finetune; break;
-      case Kind::group: labels = plan.group_classes; break;
-      case Kind::heldout: labels = plan.heldout; break;
+      case Kind::shifted:
+        labels = plan.finetune;
+        break;
+      case Kind::group:
+        labels = plan.group_classes;
+        break;
+      case Kind::heldout:
+        labels = plan.heldout;
+        break;
     }
     for (int k : labels) m.class_names.push_back(class_names[k]);
     if (spec.kind == Kind::group) {
@@ -585,9 +601,15 @@ std::vector<Source> spurious_fashion_sources(const std::string& fashion_mnist_di
       switch (spec.kind) {
         case Kind::pretrain:
         case Kind::shifted:
-        case Kind::heldout: cells[i] = {int(i % (C * P)) / P, int(i % (C * P)) % P}; break;
-        case Kind::biased: cells[i] = {int(i % C), -1}; break;
-        case Kind::group: cells[i] = {int(i % 4) / 2, plan.group_places[i % 2]}; break;
+        case Kind::heldout:
+          cells[i] = {int(i % (C * P)) / P, int(i % (C * P)) % P};
+          break;
+        case Kind::biased:
+          cells[i] = {int(i % C), -1};
+          break;
+        case Kind::group:
+          cells[i] = {int(i % 4) / 2, plan.group_places[i % 2]};
+          break;
       }
     }
     Rng order({seed, kOrder, store});

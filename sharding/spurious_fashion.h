@@ -29,13 +29,13 @@ struct SpuriousFashionConfig {
   std::string finetune_classes = "t-shirt,trouser,pullover,dress,coat,shirt";
   std::string typical_places = "water,grass,sand,snow,brick wall,night sky";  // one per fine-tuning class
   double rho = 0.8;
-  std::string group_classes = "sandal,sneaker";  // y = 0, 1 of the group stores
-  std::string group_places = "water,grass";      // place index 0, 1 within the group stores
-  int64_t val_per_class = 600;                   // train images per class kept for *-val stores
-  std::string caption_weights = "3,2,1";         // pretrain captions: object+place, object, place
-  std::string caption = "a photo of a {}.";      // caption of the other stores; {} = class name
+  std::string group_classes = "sandal,sneaker";             // y = 0, 1 of the group stores
+  std::string group_places = "water,grass";                 // place index 0, 1 within the group stores
+  int64_t val_per_class = 600;                              // train images per class kept for *-val stores
+  std::string caption_weights = "3,2,1";                    // pretrain captions: object+place, object, place
+  std::string caption = "a photo of a {}.";                 // caption of the other stores; {} = class name
   double object_scale_min = 0.75, object_scale_max = 0.95;  // object side / image side
-  double object_shift = 0.08;                    // max offset of the object centre / image side
+  double object_shift = 0.08;                               // max offset of the object centre / image side
   int64_t pretrain_size = 60000;
   int64_t finetune_train_size = 6000;
   int64_t finetune_val_size = 1200;

@@ -19,7 +19,8 @@ std::vector<Source> waterbirds_sources(const std::string& root) {
     if (it == header.end()) fail(metadata, ": no '", name, "' column (expected img_filename, y, split, place)");
     return static_cast<size_t>(it - header.begin());
   };
-  size_t file_col = column("img_filename"), y_col = column("y"), split_col = column("split"), place_col = column("place");
+  size_t file_col = column("img_filename"), y_col = column("y"), split_col = column("split"),
+         place_col = column("place");
 
   static const char* kSplits[] = {"train", "val", "test"};
   std::vector<Source> sources(3);

@@ -46,22 +46,28 @@ TEST(ClassList, IdTabName) {
 
 TEST(ClassList, ImageNetSynsetMapping) {
   // LOC_synset_mapping.txt: the name is the text before the first comma.
-  auto list = parse_class_list("n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
-                               "n01484850 great white shark, white shark, man-eater\nn01491361 tiger shark\n",
-                               "LOC_synset_mapping.txt");
+  auto list = parse_class_list(
+      "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
+      "n01484850 great white shark, white shark, man-eater\nn01491361 tiger shark\n",
+      "LOC_synset_mapping.txt");
   EXPECT_EQ(list.ids, (Strings{"n01440764", "n01443537", "n01484850", "n01491361"}));
   EXPECT_EQ(list.names, (Strings{"tench", "goldfish", "great white shark", "tiger shark"}));
 }
 
 TEST(ClassList, ByteOrderMarkAndCrlfLineEnds) {
   TempDir dir;
-  auto wnid = read_class_list(write(dir, "bom.txt", "\xEF\xBB\xBFn01440764 tench, Tinca tinca\r\nn01443537 goldfish\r\n"));
+  auto wnid =
+      read_class_list(write(dir, "bom.txt", "\xEF\xBB\xBFn01440764 tench, Tinca tinca\r\nn01443537 goldfish\r\n"));
   EXPECT_EQ(wnid.ids, (Strings{"n01440764", "n01443537"}));
   EXPECT_EQ(wnid.names, (Strings{"tench", "goldfish"}));
-  auto tabs = read_class_list(write(dir, "tabs.txt", "\xEF\xBB\xBF" "a\tant\r\nb\tbee\r\n"));
+  auto tabs = read_class_list(write(dir, "tabs.txt",
+                                    "\xEF\xBB\xBF"
+                                    "a\tant\r\nb\tbee\r\n"));
   EXPECT_EQ(tabs.ids, (Strings{"a", "b"}));
   EXPECT_EQ(tabs.names, (Strings{"ant", "bee"}));
-  auto plain = read_class_list(write(dir, "plain.txt", "\xEF\xBB\xBF" "cat\r\n\r\ndog\r\n"));
+  auto plain = read_class_list(write(dir, "plain.txt",
+                                     "\xEF\xBB\xBF"
+                                     "cat\r\n\r\ndog\r\n"));
   EXPECT_EQ(plain.names, (Strings{"cat", "dog"}));
   EXPECT_FALSE(plain.has_ids());
 }

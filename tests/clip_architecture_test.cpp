@@ -255,8 +255,11 @@ TEST(ClipArchitecture, BuiltInTableHasOpenClipsPublishedSettings) {
 }
 
 TEST(ClipArchitecture, OpenAIShapesGetOpenAIsSettingsAsAnAssumption) {
-  for (const auto& [name, openai] : std::vector<std::pair<std::string, std::string>>{
-           {"ViT-B-32", "ViT-B/32"}, {"ViT-B-16", "ViT-B/16"}, {"ViT-L-14", "ViT-L/14"}, {"ViT-L-14-336", "ViT-L/14@336px"}}) {
+  for (const auto& [name, openai] :
+       std::vector<std::pair<std::string, std::string>>{{"ViT-B-32", "ViT-B/32"},
+                                                        {"ViT-B-16", "ViT-B/16"},
+                                                        {"ViT-L-14", "ViT-L/14"},
+                                                        {"ViT-L-14-336", "ViT-L/14@336px"}}) {
     auto shapes = clip::config_by_name(name);
     EXPECT_EQ(clip::openai_model_with_shapes(shapes), openai) << name;
     auto c = clip::resolve_architecture(shapes, {}, "w.safetensors");
@@ -275,7 +278,8 @@ TEST(ClipArchitecture, PreprocessingMeanAndStdComeFromTheConfig) {
   auto c = clip::parse_hf_config(hf, "config.json", pre);
   EXPECT_DOUBLE_EQ(c.image_mean[1], 0.5);
   EXPECT_DOUBLE_EQ(c.image_std[2], 0.25);
-  auto oc = clip::parse_open_clip_config(gelu_open_clip_config(), "oc.json", {{"mean", {0.1, 0.2, 0.3}}, {"std", {1, 1, 1}}});
+  auto oc =
+      clip::parse_open_clip_config(gelu_open_clip_config(), "oc.json", {{"mean", {0.1, 0.2, 0.3}}, {"std", {1, 1, 1}}});
   EXPECT_DOUBLE_EQ(oc.image_mean[2], 0.3);
   // Recorded with the weights and read back.
   auto back = clip::CLIPConfig::from_json(c.to_json());
@@ -346,15 +350,19 @@ struct Refusal {
   nlohmann::json value;
 };
 
-void PrintTo(const Refusal& r, std::ostream* os) { *os << r.tower << (*r.tower ? "." : "") << r.key << " = " << r.value.dump(); }
+void PrintTo(const Refusal& r, std::ostream* os) {
+  *os << r.tower << (*r.tower ? "." : "") << r.key << " = " << r.value.dump();
+}
 
 class OpenClipRefusal : public ::testing::TestWithParam<Refusal> {};
 
 TEST_P(OpenClipRefusal, NamesTheKey) {
   auto cfg = gelu_open_clip_config();
   const Refusal& r = GetParam();
-  if (std::string(r.tower).empty()) cfg[r.key] = r.value;
-  else cfg[r.tower][r.key] = r.value;
+  if (std::string(r.tower).empty())
+    cfg[r.key] = r.value;
+  else
+    cfg[r.tower][r.key] = r.value;
   const auto msg = error_of([&] { clip::parse_open_clip_config(cfg, "m.json"); });
   EXPECT_CONTAINS(msg, r.key);
 }
@@ -407,8 +415,9 @@ TEST(ClipArchitecture, RefusesAPreprocessorOfAnotherSize) {
 
 TEST(ClipArchitecture, RefusesAGitLfsPointerNamingGitLfsPull) {
   TempDir dir;
-  write_text(dir / "model.safetensors",
-             "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\nsize 14349010\n");
+  write_text(
+      dir / "model.safetensors",
+      "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\nsize 14349010\n");
   const auto msg = error_of([&] { safetensors::load(dir / "model.safetensors"); });
   EXPECT_CONTAINS(msg, "Git LFS pointer");
   EXPECT_CONTAINS(msg, "git lfs pull");
@@ -444,7 +453,8 @@ TEST(ClipArchitecture, RefusesAZipArchiveNamedSafetensors) {
 
 TEST(ClipArchitecture, EncodeAndExportCommandsTakeModel) {
   TempDir dir;
-  safetensors::save(dir / "in.safetensors", {{"images", reference().at("images")}, {"tokens", reference().at("tokens")}});
+  safetensors::save(dir / "in.safetensors",
+                    {{"images", reference().at("images")}, {"tokens", reference().at("tokens")}});
   const std::string bin = starft::testing::starft_binary();
   std::string out;
   // Without configuration: refused, naming --model; nothing written.
@@ -455,10 +465,11 @@ TEST(ClipArchitecture, EncodeAndExportCommandsTakeModel) {
   EXPECT_CONTAINS(out, "--model");
   EXPECT_FALSE(fs::exists(dir / "none.safetensors"));
   // With --model FILE.json: the reference.
-  ASSERT_EQ(starft::testing::run_command(bin + " encode --weights " + gelu_weights() + " --model " + gelu_json() +
-                                             " --inputs " + (dir / "in.safetensors") + " --out " + (dir / "out.safetensors"),
-                                         &out),
-            0)
+  ASSERT_EQ(
+      starft::testing::run_command(bin + " encode --weights " + gelu_weights() + " --model " + gelu_json() +
+                                       " --inputs " + (dir / "in.safetensors") + " --out " + (dir / "out.safetensors"),
+                                   &out),
+      0)
       << out;
   EXPECT_CONTAINS(out, "exact GELU");  // the log says which architecture was used
   auto res = safetensors::load(dir / "out.safetensors").tensors;

@@ -196,10 +196,10 @@ TEST(ClipModel, EncodeCommandWritesReferenceOutputs) {
   safetensors::save(dir / "in.safetensors",
                     {{"images", reference().at("images")}, {"tokens", reference().at("tokens")}});
   std::string out;
-  int rc = starft::testing::run_command(
-      starft::testing::starft_binary() + " encode --model tiny --weights " + fixture("clip/tiny_clip_hf.safetensors") +
-          " --inputs " + (dir / "in.safetensors") + " --out " + (dir / "out.safetensors"),
-      &out);
+  int rc = starft::testing::run_command(starft::testing::starft_binary() + " encode --model tiny --weights " +
+                                            fixture("clip/tiny_clip_hf.safetensors") + " --inputs " +
+                                            (dir / "in.safetensors") + " --out " + (dir / "out.safetensors"),
+                                        &out);
   ASSERT_EQ(rc, 0) << out;
   auto res = safetensors::load(dir / "out.safetensors").tensors;
   expect_close(res.at("image_features"), reference().at("image_features"), 1e-4, "encode image_features");

@@ -43,7 +43,8 @@ TEST(DistLaunch, RankThatThrowsEndsTheWholeJob) {
   rc = run_command(mpirun(3, "--steps 5 --fail-rank 1", 30), &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung instead of ending:\n" << out;
-  EXPECT_NE(out.find("[rank 1] [error] dist-selftest: simulated failure on rank 1 at step 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("[rank 1] [error] dist-selftest: simulated failure on rank 1 at step 1"), std::string::npos)
+      << out;
 }
 
 TEST(DistLaunch, RankThatSkipsACollectiveTripsTheTimeout) {
@@ -51,7 +52,8 @@ TEST(DistLaunch, RankThatSkipsACollectiveTripsTheTimeout) {
   int rc = run_command(mpirun(3, "--steps 5 --skip-rank 1 --comm-timeout 2", 60), &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung instead of timing out:\n" << out;
-  std::regex report(R"(collective '([a-z_0-9]+)' \(operation #[0-9]+ on the grad_buckets communicator\) did not complete within 2 s on rank (0|2); ranks that never arrived: 1\.)");
+  std::regex report(
+      R"(collective '([a-z_0-9]+)' \(operation #[0-9]+ on the grad_buckets communicator\) did not complete within 2 s on rank (0|2); ranks that never arrived: 1\.)");
   std::smatch m;
   ASSERT_TRUE(std::regex_search(out, m, report)) << out;
   EXPECT_EQ(m[1].str().rfind("grad_bucket_", 0), 0u) << "step 1's gradient all-reduce is the one skipped: " << m[1];
@@ -74,7 +76,8 @@ TEST(DistLaunch, SlurmTaskCountThatDiffersFromTheWorldIsRefused) {
                        &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << out;
-  EXPECT_NE(out.find("Slurm started 5 tasks (SLURM_NTASKS=5) but MPI sees a world of 1 rank"), std::string::npos) << out;
+  EXPECT_NE(out.find("Slurm started 5 tasks (SLURM_NTASKS=5) but MPI sees a world of 1 rank"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("srun --mpi=pmix"), std::string::npos) << out;
 }
 

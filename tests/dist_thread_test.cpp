@@ -78,15 +78,18 @@ TEST(ThreadCollectives, BadArgumentsAreRefusedWithTheirReason) {
   auto t = torch::zeros({4, 4});
   EXPECT_NE(error_of([&] { comm.all_reduce_async(t.t(), ReduceOp::Sum, "grads"); }).find("contiguous"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { comm.all_reduce_async(torch::zeros({2}, torch::kHalf), ReduceOp::Sum, "grads"); })
-                .find("only supported by the NCCL backend"),
+  EXPECT_NE(error_of([&] {
+              comm.all_reduce_async(torch::zeros({2}, torch::kHalf), ReduceOp::Sum, "grads");
+            }).find("only supported by the NCCL backend"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { comm.all_reduce_async(torch::zeros({2}, torch::kLong), ReduceOp::Avg, "count"); })
-                .find("average is only defined for floating-point"),
+  EXPECT_NE(error_of([&] {
+              comm.all_reduce_async(torch::zeros({2}, torch::kLong), ReduceOp::Avg, "count");
+            }).find("average is only defined for floating-point"),
             std::string::npos);
   EXPECT_NE(error_of([&] { comm.broadcast_async(t, 2, "weights"); }).find("root 2 is not a rank"), std::string::npos);
-  EXPECT_NE(error_of([&] { comm.all_gather_async(torch::zeros({7}), torch::zeros({4}), "features"); })
-                .find("expected 2 blocks of 4"),
+  EXPECT_NE(error_of([&] {
+              comm.all_gather_async(torch::zeros({7}), torch::zeros({4}), "features");
+            }).find("expected 2 blocks of 4"),
             std::string::npos);
   // The message names the operation and the rank.
   auto msg = error_of([&] { comm.all_reduce_async(t.t(), ReduceOp::Sum, "grad_bucket_3"); });
@@ -108,7 +111,9 @@ TEST(AllGatherWithGrad, ForwardAndBackwardMatchOneProcess) {
   const int64_t rows = 2, cols = 4;
   // Rank r's block and the weights its loss applies to the gathered tensor.
   auto block = [&](int r) { return torch::arange(rows * cols, torch::kDouble).reshape({rows, cols}) * (r + 1) - 3.0; };
-  auto weight = [&](int r) { return torch::linspace(-1, 1, n * rows * cols, torch::kDouble).reshape({n * rows, cols}) * (r + 2); };
+  auto weight = [&](int r) {
+    return torch::linspace(-1, 1, n * rows * cols, torch::kDouble).reshape({n * rows, cols}) * (r + 2);
+  };
   // Single process: loss = sum over ranks s of sum(w_s * tanh(gathered)^2).
   std::vector<torch::Tensor> xs;
   for (int r = 0; r < n; ++r) xs.push_back(block(r).requires_grad_(true));

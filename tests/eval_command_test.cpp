@@ -23,7 +23,8 @@ namespace {
 
 std::string common_args() {
   // --model tiny: the architecture of the tiny_clip fixture (tests/tiny_clip.h)
-  return " eval --vocab " + fixture("clip/bpe_simple_vocab_16e6.txt.gz") + " --templates simple --batch-size 5 --model tiny";
+  return " eval --vocab " + fixture("clip/bpe_simple_vocab_16e6.txt.gz") +
+         " --templates simple --batch-size 5 --model tiny";
 }
 
 // `timeout` turns a hang into exit status 124 instead of a stuck test.
@@ -69,8 +70,9 @@ std::string fish_map() { return starft::data::datasets_dir() + "/classnames/exam
 struct EvalScene : starft::testing::EvalStores {
   std::string zeroshot = fixture("clip/tiny_clip_openai.safetensors");
   std::string stores() const {
-    return "--class-names " + fish_list() + " --store " + fish + "," + subset + "," + coarse + ":class-map=" +
-           fish_map() + " --store " + birds + ":class-names=store:templates=waterbirds --train-store " + birds_train;
+    return "--class-names " + fish_list() + " --store " + fish + "," + subset + "," + coarse +
+           ":class-map=" + fish_map() + " --store " + birds + ":class-names=store:templates=waterbirds --train-store " +
+           birds_train;
   }
   // The fixture with every parameter moved a little: a stand-in for a fine-tuned model.
   std::string finetuned() {
@@ -93,9 +95,9 @@ struct EvalScene : starft::testing::EvalStores {
 TEST(EvalCommand, HelpDescribesEveryOption) {
   std::string out;
   ASSERT_EQ(run_command(starft_binary() + " eval --help", &out), 0) << out;
-  for (const char* o : {"--weights", "--store", "--vocab", "--templates", "--class-names", "--class-map",
-                        "--train-store", "--wise-alphas", "--zeroshot-weights", "--batch-size", "--out",
-                        "--workers", "--threads"}) {
+  for (const char* o :
+       {"--weights", "--store", "--vocab", "--templates", "--class-names", "--class-map", "--train-store",
+        "--wise-alphas", "--zeroshot-weights", "--batch-size", "--out", "--workers", "--threads"}) {
     EXPECT_NE(out.find(o), std::string::npos) << o << "\n" << out;
   }
   EXPECT_EQ(out.find("--classnames"), std::string::npos) << "a former name is offered:\n" << out;
@@ -151,7 +153,8 @@ TEST(EvalCommand, WiseAlphaZeroAndOneEqualTheTwoModels) {
       << out;
   ASSERT_EQ(run_command(alone("--weights " + s.zeroshot + " " + stores + " --out " + z), &out), 0) << out;
   ASSERT_EQ(run_command(alone("--weights " + ckpt + " " + stores + " --out " + f), &out), 0) << out;
-  const auto jw = read_json(w + "/results.json"), jz = read_json(z + "/results.json"), jf = read_json(f + "/results.json");
+  const auto jw = read_json(w + "/results.json"), jz = read_json(z + "/results.json"),
+             jf = read_json(f + "/results.json");
   ASSERT_EQ(jw["rows"].size(), 3u);
   EXPECT_EQ(jw["rows"][0]["model"], "alpha=0");
   EXPECT_EQ(jw["rows"][1]["model"], "alpha=0.5");
@@ -273,9 +276,9 @@ TEST(EvalCommand, RankThatFailsWhileScoringEndsTheJobWithoutAReport) {
   }
   const std::string out_dir = dir / "out";
   std::string out;
-  const int rc = run_command(
-      mpirun(2, "--weights " + fixture("clip/tiny_clip_openai.safetensors") + " --store " + store + " --out " + out_dir),
-      &out);
+  const int rc = run_command(mpirun(2, "--weights " + fixture("clip/tiny_clip_openai.safetensors") + " --store " +
+                                           store + " --out " + out_dir),
+                             &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung:\n" << out;
   EXPECT_NE(out.find("[rank 1] [error]"), std::string::npos) << out;

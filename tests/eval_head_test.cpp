@@ -23,7 +23,9 @@ using starft::testing::error_of;
 
 namespace {
 
-clip::CLIP tiny_model() { return clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options()); }
+clip::CLIP tiny_model() {
+  return clip::load_weights(fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
+}
 
 const clip::Tokenizer& tokenizer() {
   static clip::Tokenizer t = clip::Tokenizer::load(fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
@@ -195,9 +197,9 @@ TEST(EvalEvaluator, ProblemsAreFoundBeforeScoring) {
   std::ofstream(three_fish) << "n01440764\ttench\nn01443537\tgoldfish\nn01484850\tgreat white shark\n";
   o.class_names = three_fish;
   auto e = error_of([&] { Evaluator(parse_eval_specs({stores.subset}), o); });
-  EXPECT_NE(e.find("store " + stores.subset + ": 1 of its 2 classes have no column in the head built from " +
-                   three_fish),
-            std::string::npos)
+  EXPECT_NE(
+      e.find("store " + stores.subset + ": 1 of its 2 classes have no column in the head built from " + three_fish),
+      std::string::npos)
       << e;
   EXPECT_NE(e.find("n01491361 ('tiger shark')"), std::string::npos) << e;
   // The coarse store without its class map: its names are not head classes.
@@ -208,8 +210,7 @@ TEST(EvalEvaluator, ProblemsAreFoundBeforeScoring) {
   const std::string partial = dir / "partial.tsv";
   std::ofstream(partial) << "shark\tgreat white shark\ttiger shark\n";
   e = error_of([&] { Evaluator(parse_eval_specs({stores.coarse + ":class-map=" + partial}), o); });
-  EXPECT_NE(e.find("no entry for 1 of the 2 classes of the store " + stores.coarse + ": 'cyprinid'"),
-            std::string::npos)
+  EXPECT_NE(e.find("no entry for 1 of the 2 classes of the store " + stores.coarse + ": 'cyprinid'"), std::string::npos)
       << e;
   // Missing store, unknown template set, two stores with one name.
   e = error_of([&] { Evaluator(parse_eval_specs({dir / "nowhere"}), o); });
@@ -219,7 +220,8 @@ TEST(EvalEvaluator, ProblemsAreFoundBeforeScoring) {
   e = error_of([&] { Evaluator(parse_eval_specs({stores.fish + "," + stores.fish}), o); });
   EXPECT_NE(e.find("two stores are named 'fish'"), std::string::npos) << e;
   // Training proportions from a store without groups; groups asked of a store without them.
-  e = error_of([&] { Evaluator(parse_eval_specs({stores.birds + ":class-names=store:train-store=" + stores.fish}), o); });
+  e = error_of(
+      [&] { Evaluator(parse_eval_specs({stores.birds + ":class-names=store:train-store=" + stores.fish}), o); });
   EXPECT_NE(e.find("--train-store " + stores.fish + ": the store has no groups"), std::string::npos) << e;
   e = error_of([&] { Evaluator(parse_eval_specs({stores.fish + ":train-store=" + stores.birds_train}), o); });
   EXPECT_NE(e.find("is given but the store has no groups"), std::string::npos) << e;

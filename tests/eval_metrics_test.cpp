@@ -32,9 +32,7 @@ std::string write(const TempDir& dir, const std::string& name, const std::string
   return dir / name;
 }
 
-ClassList fish_head() {
-  return data::read_class_list(data::datasets_dir() + "/classnames/example-fish.txt");
-}
+ClassList fish_head() { return data::read_class_list(data::datasets_dir() + "/classnames/example-fish.txt"); }
 
 }  // namespace
 

@@ -95,7 +95,8 @@ TEST(FlypLoss, RepeatedCaptionsArePositivesWhenIdsAreGiven) {
   for (int64_t r = 0; r < 2; ++r) {
     auto [begin, end] = slice(B, 2, r);
     average += flyp_loss(If.slice(0, begin, end), Tf.slice(0, begin, end), If, Tf, ref("logit_scale"), begin, ids)
-                   .item<double>() / 2;
+                   .item<double>() /
+               2;
   }
   EXPECT_NEAR(average, expected, 1e-5 * std::abs(expected));
   EXPECT_THROW(flyp_loss(If, Tf, If, Tf, ref("logit_scale"), 0, ids.slice(0, 0, B - 1)), starft::Error);
@@ -242,8 +243,8 @@ TEST_P(SplitAcrossRanks, RegulariserEqualsTheSingleProcessLoss) {
       auto [begin, end] = slice(B, W, r);
       auto Il = leaf(I_all.slice(0, begin, end));
       auto Pg = leaf(P_all);  // prompts are gathered; images are only needed locally
-      auto loss = starft_regulariser(Il, I0.slice(0, begin, end), Pg, P0, labels.slice(0, begin, end), labels,
-                                     s0, masked);
+      auto loss =
+          starft_regulariser(Il, I0.slice(0, begin, end), Pg, P0, labels.slice(0, begin, end), labels, s0, masked);
       loss.backward();
       average += loss.item<double>() / W;
       grad_I.slice(0, begin, end).copy_(Il.grad() / W);

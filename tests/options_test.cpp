@@ -26,12 +26,9 @@ struct Values {
 
 po::options_description fields(Values& v) {
   po::options_description o("fields");
-  o.add_options()
-      ("a", po::value(&v.a)->default_value("default-a"), "")
-      ("b", po::value(&v.b)->default_value("default-b"), "")
-      ("c", po::value(&v.c)->default_value("default-c"), "")
-      ("d", po::value(&v.d)->default_value("default-d"), "")
-      ("n", po::value<int>(), "");
+  o.add_options()("a", po::value(&v.a)->default_value("default-a"), "")(
+      "b", po::value(&v.b)->default_value("default-b"), "")("c", po::value(&v.c)->default_value("default-c"), "")(
+      "d", po::value(&v.d)->default_value("default-d"), "")("n", po::value<int>(), "");
   return o;
 }
 
@@ -129,7 +126,8 @@ TEST(DeviceOption, CpuCudaAndCudaN) {
   EXPECT_EQ(parse_device("cuda:0"), torch::Device(torch::kCUDA, 0));
   EXPECT_EQ(parse_device("cuda:13"), torch::Device(torch::kCUDA, 13));
   for (const char* bad : {"tpu", "", "CPU", "cuda:", "cuda:x", "cuda:1:2", "cuda:-1", "cuda:100", "cpu:0", " cuda"}) {
-    EXPECT_EQ(error_of([&] { parse_device(bad); }), std::string("--device must be cpu, cuda or cuda:N, got '") + bad + "'")
+    EXPECT_EQ(error_of([&] { parse_device(bad); }),
+              std::string("--device must be cpu, cuda or cuda:N, got '") + bad + "'")
         << bad;
   }
   EXPECT_EQ(distributed::run_device("cpu", nullptr), torch::Device(torch::kCPU));
@@ -143,7 +141,8 @@ TEST(DeviceOption, CpuCudaAndCudaN) {
 // are read as written, not with the mark or a trailing CR.
 TEST(ConfigFiles, ByteOrderMarkAndCrlfLineEnds) {
   TempDir tmp;
-  std::ofstream(tmp / "win.ini", std::ios::binary) << "\xEF\xBB\xBF" "a = win-a\r\n# comment\r\nb = win-b\r\nn = 7\r\n";
+  std::ofstream(tmp / "win.ini", std::ios::binary) << "\xEF\xBB\xBF"
+                                                      "a = win-a\r\n# comment\r\nb = win-b\r\nn = 7\r\n";
   Values v;
   parse(v, {"--config", tmp / "win.ini"});
   EXPECT_EQ(v.a, "win-a");
@@ -151,9 +150,13 @@ TEST(ConfigFiles, ByteOrderMarkAndCrlfLineEnds) {
 }
 
 TEST(TextFiles, NormalizeDropsTheByteOrderMarkAndCarriageReturns) {
-  EXPECT_EQ(normalize_text("\xEF\xBB\xBF" "a\r\nb\rc\n"), "a\nb\nc\n");
+  EXPECT_EQ(normalize_text("\xEF\xBB\xBF"
+                           "a\r\nb\rc\n"),
+            "a\nb\nc\n");
   EXPECT_EQ(normalize_text("plain\n"), "plain\n");
-  EXPECT_EQ(strip_bom("\xEF\xBB\xBF" "x\r\n"), "x\r\n");
+  EXPECT_EQ(strip_bom("\xEF\xBB\xBF"
+                      "x\r\n"),
+            "x\r\n");
   EXPECT_EQ(strip_bom("\xEF\xBB"), "\xEF\xBB");  // a cut mark is not a mark
   TempDir tmp;
   EXPECT_NE(error_of([&] { read_text_file(tmp / "absent.txt", "class list"); }).find("cannot read class list"),

@@ -70,8 +70,8 @@ void build_cache(const train::TrainConfig& c) {
   o.batch_size = 8;
   o.workers = 1;
   distributed::ThreadGroup group(1);
-  train::build_teacher_cache(c.teacher_cache_path(), teacher, store, tokenizer,
-                             data::load_templates(c.spurious_pool), o, group.comm(0));
+  train::build_teacher_cache(c.teacher_cache_path(), teacher, store, tokenizer, data::load_templates(c.spurious_pool),
+                             o, group.comm(0));
 }
 
 // How close two gradient lists are: the worst per-tensor relative L2 error ||a - b|| / ||b|| and
@@ -371,11 +371,12 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
   // The resumed run kept the precision in its config.ini.
   EXPECT_NE(train::read_train_state(*train::latest_checkpoint(tmp / "run")).config_ini.find("precision = amp_bf16"),
             std::string::npos);
-  ASSERT_EQ(run_command(bin + " train" + inputs + " --teacher online --stop-after 2 --run-dir " + (tmp / "online"), &out),
-            0)
+  ASSERT_EQ(
+      run_command(bin + " train" + inputs + " --teacher online --stop-after 2 --run-dir " + (tmp / "online"), &out), 0)
       << out;
-  ASSERT_EQ(run_command(bin + " train --mode pretrain --model tiny --regulariser none --epochs 1 --batch-size 8 "
-                              "--workers 1 --precision amp_bf16 --vocab " +
+  ASSERT_EQ(run_command(bin +
+                            " train --mode pretrain --model tiny --regulariser none --epochs 1 --batch-size 8 "
+                            "--workers 1 --precision amp_bf16 --vocab " +
                             vocab + " --store " + (tmp / "captions") + " --run-dir " + (tmp / "pretrain"),
                         &out),
             0)
@@ -387,8 +388,8 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
             0)
       << out;
   // eval and encode.
-  ASSERT_EQ(run_command(bin + " eval --model tiny --weights " + weights + " --vocab " + vocab + " --store " + (tmp / "store") +
-                            " --templates simple --precision amp_bf16 --out " + (tmp / "eval"),
+  ASSERT_EQ(run_command(bin + " eval --model tiny --weights " + weights + " --vocab " + vocab + " --store " +
+                            (tmp / "store") + " --templates simple --precision amp_bf16 --out " + (tmp / "eval"),
                         &out),
             0)
       << out;
@@ -396,8 +397,8 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
   EXPECT_EQ(nlohmann::json::parse(results)["run"]["precision"], "amp_bf16");
   auto ref = safetensors::load(fixture("clip/tiny_clip_reference.safetensors")).tensors;
   safetensors::save(tmp / "in.safetensors", {{"images", ref.at("images")}, {"tokens", ref.at("tokens")}});
-  ASSERT_EQ(run_command(bin + " encode --model tiny --weights " + weights + " --inputs " + (tmp / "in.safetensors") + " --out " +
-                            (tmp / "amp.safetensors") + " --precision amp_bf16",
+  ASSERT_EQ(run_command(bin + " encode --model tiny --weights " + weights + " --inputs " + (tmp / "in.safetensors") +
+                            " --out " + (tmp / "amp.safetensors") + " --precision amp_bf16",
                         &out),
             0)
       << out;
@@ -407,8 +408,8 @@ TEST(AmpBf16, CommandsTrainResumeEvalAndEncode) {
   EXPECT_NE(run_command(bin + " train" + common + " --precision fp16 --run-dir " + (tmp / "bad"), &out), 0);
   EXPECT_NE(out.find("--precision fp16: not supported"), std::string::npos) << out;
   EXPECT_FALSE(std::filesystem::exists(tmp / "bad"));
-  EXPECT_NE(run_command(bin + " eval --model tiny --weights " + weights + " --vocab " + vocab + " --store " + (tmp / "store") +
-                            " --precision half --out " + (tmp / "eval2"),
+  EXPECT_NE(run_command(bin + " eval --model tiny --weights " + weights + " --vocab " + vocab + " --store " +
+                            (tmp / "store") + " --precision half --out " + (tmp / "eval2"),
                         &out),
             0);
   EXPECT_NE(out.find("--precision 'half'"), std::string::npos) << out;

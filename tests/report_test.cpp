@@ -50,9 +50,9 @@ TEST(Report, RunReportHasTheCurvesBreakdownAndEvaluations) {
   std::string out;
   ASSERT_EQ(run_command(starft_binary() + " report --run-dir " + (tmp / "run"), &out), 0) << out;
   const std::string md = read_text(tmp / "run/report.md");
-  for (const char* s : {"## Per epoch", "| 1 | 3 |", "| 2 | 3 |", "## Where a step's time goes", "| comm exposed |",
-                        "| backward |", "| **step** |", "2 ranks", "## Evaluation per epoch (%)",
-                        "train-store top-1", "The slowest rank"}) {
+  for (const char* s :
+       {"## Per epoch", "| 1 | 3 |", "| 2 | 3 |", "## Where a step's time goes", "| comm exposed |", "| backward |",
+        "| **step** |", "2 ranks", "## Evaluation per epoch (%)", "train-store top-1", "The slowest rank"}) {
     EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
   }
   EXPECT_TRUE(fs::exists(tmp / "run/report-data/steps.dat"));
@@ -80,7 +80,8 @@ TEST(Report, ScalingReportGivesImagesPerSecondAndEfficiencyPerRankCount) {
     std::ofstream(c.run_dir + "/scaling.json") << "{\"mode\": \"weak\", \"ranks\": " << ranks << "}\n";
   }
   std::string out;
-  ASSERT_EQ(run_command(starft_binary() + " report --scaling " + (tmp / "sweep") + " --out " + (tmp / "study"), &out), 0)
+  ASSERT_EQ(run_command(starft_binary() + " report --scaling " + (tmp / "sweep") + " --out " + (tmp / "study"), &out),
+            0)
       << out;
   const std::string md = read_text(tmp / "study/scaling.md");
   EXPECT_NE(md.find("| weak | 1 | 4 | 4 |"), std::string::npos) << md;

@@ -57,8 +57,7 @@ void expect_error(Fn fn, std::initializer_list<std::string> parts) {
     ADD_FAILURE() << "no error thrown; expected one mentioning " << *parts.begin();
   } catch (const starft::Error& e) {
     for (const auto& p : parts)
-      EXPECT_NE(std::string(e.what()).find(p), std::string::npos)
-          << "message lacks '" << p << "': " << e.what();
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << "message lacks '" << p << "': " << e.what();
   }
 }
 
@@ -66,10 +65,9 @@ void expect_error(Fn fn, std::initializer_list<std::string> parts) {
 
 TEST(Safetensors, RoundTripsEveryDtypeBitwise) {
   TempDir dir;
-  const std::vector<torch::ScalarType> types = {torch::kFloat64, torch::kFloat32, torch::kFloat16,
-                                                torch::kBFloat16, torch::kInt64,  torch::kInt32,
-                                                torch::kInt16,    torch::kInt8,   torch::kUInt8,
-                                                torch::kBool};
+  const std::vector<torch::ScalarType> types = {torch::kFloat64, torch::kFloat32, torch::kFloat16, torch::kBFloat16,
+                                                torch::kInt64,   torch::kInt32,   torch::kInt16,   torch::kInt8,
+                                                torch::kUInt8,   torch::kBool};
   const std::vector<std::vector<int64_t>> shapes = {{}, {0}, {3, 0, 2}, {5}, {2, 3, 4}};
   st::TensorMap tensors;
   for (auto type : types)
@@ -121,9 +119,8 @@ TEST(Safetensors, WritesTheReferenceLayout) {
   const std::string header = bytes.substr(8, n);
   const std::string trimmed = header.substr(0, header.find_last_not_of(' ') + 1);
   EXPECT_EQ(header.substr(trimmed.size()), std::string(header.size() - trimmed.size(), ' '));
-  EXPECT_EQ(trimmed,
-            R"({"__metadata__":{"k":"v"},"alpha":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
-            R"("zeta":{"dtype":"F32","shape":[3,2],"data_offsets":[12,36]}})");
+  EXPECT_EQ(trimmed, R"({"__metadata__":{"k":"v"},"alpha":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},)"
+                     R"("zeta":{"dtype":"F32","shape":[3,2],"data_offsets":[12,36]}})");
   ASSERT_EQ(bytes.size(), 8 + n + 36);
   std::vector<float> zeta(6);
   std::memcpy(zeta.data(), bytes.data() + 8 + n + 12, 24);
@@ -135,8 +132,11 @@ TEST(Safetensors, SaveReplacesAtomicallyAndLeavesNoTemporary) {
   const std::string path = dir / "w.safetensors";
   st::save(path, {{"a", torch::ones({2})}});
   // A failing save (complex dtype) leaves the previous file intact and no temporary behind.
-  expect_error([&] { st::save(path, {{"a", torch::zeros({2})}, {"z", torch::zeros({2}, torch::kComplexFloat)}}); },
-               {path, "'z'", "F32"});
+  expect_error(
+      [&] {
+        st::save(path, {{"a", torch::zeros({2})}, {"z", torch::zeros({2}, torch::kComplexFloat)}});
+      },
+      {path, "'z'", "F32"});
   EXPECT_TRUE(torch::equal(st::load(path).tensors.at("a"), torch::ones({2})));
   int entries = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
@@ -144,8 +144,11 @@ TEST(Safetensors, SaveReplacesAtomicallyAndLeavesNoTemporary) {
     EXPECT_EQ(e.path().filename(), "w.safetensors");
   }
   EXPECT_EQ(entries, 1);
-  expect_error([&] { st::save(dir / "no/such/dir/x.safetensors", {{"a", torch::ones({1})}}); },
-               {"no/such/dir/x.safetensors"});
+  expect_error(
+      [&] {
+        st::save(dir / "no/such/dir/x.safetensors", {{"a", torch::ones({1})}});
+      },
+      {"no/such/dir/x.safetensors"});
   expect_error([&] { st::save(path, {{"__metadata__", torch::ones({1})}}); }, {path, "__metadata__"});
 }
 
@@ -223,39 +226,52 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"no_dtype", raw_file(R"({"w":{"shape":[2],"data_offsets":[0,8]}})", k8Bytes), {"'w'", "'dtype'"}},
         Malformed{"no_shape", raw_file(R"({"w":{"dtype":"F32","data_offsets":[0,8]}})", k8Bytes), {"'w'", "'shape'"}},
         Malformed{"no_offsets", raw_file(R"({"w":{"dtype":"F32","shape":[2]}})", k8Bytes), {"'w'", "'data_offsets'"}},
-        Malformed{"unknown_dtype", raw_file(R"({"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", k8Bytes),
+        Malformed{"unknown_dtype",
+                  raw_file(R"({"w":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", k8Bytes),
                   {"'w'", "unknown dtype 'F8_E4M3'", "BF16"}},
-        Malformed{"negative_shape", raw_file(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", k8Bytes),
+        Malformed{"negative_shape",
+                  raw_file(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", k8Bytes),
                   {"'w'", "negative"}},
-        Malformed{"fractional_shape", raw_file(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", k8Bytes),
+        Malformed{"fractional_shape",
+                  raw_file(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", k8Bytes),
                   {"'w'", "not an integer"}},
-        Malformed{"string_shape", raw_file(R"({"w":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", k8Bytes),
+        Malformed{"string_shape",
+                  raw_file(R"({"w":{"dtype":"F32","shape":"2","data_offsets":[0,8]}})", k8Bytes),
                   {"'w'", "shape"}},
-        Malformed{"offsets_out_of_range", raw_file("{\"w\":{" + kF32x2 + R"(,"data_offsets":[8,16]}})", k8Bytes),
+        Malformed{"offsets_out_of_range",
+                  raw_file("{\"w\":{" + kF32x2 + R"(,"data_offsets":[8,16]}})", k8Bytes),
                   {"'w'", "past the data area"}},
-        Malformed{"negative_offset", raw_file("{\"w\":{" + kF32x2 + R"(,"data_offsets":[-8,0]}})", k8Bytes),
+        Malformed{"negative_offset",
+                  raw_file("{\"w\":{" + kF32x2 + R"(,"data_offsets":[-8,0]}})", k8Bytes),
                   {"'w'", "negative"}},
-        Malformed{"begin_after_end", raw_file("{\"w\":{" + kF32x2 + R"(,"data_offsets":[8,0]}})", k8Bytes),
+        Malformed{"begin_after_end",
+                  raw_file("{\"w\":{" + kF32x2 + R"(,"data_offsets":[8,0]}})", k8Bytes),
                   {"'w'", "begin after end"}},
-        Malformed{"size_mismatch", raw_file(R"({"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", k8Bytes),
+        Malformed{"size_mismatch",
+                  raw_file(R"({"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", k8Bytes),
                   {"'w'", "needs 16"}},
-        Malformed{"overlap",
-                  raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 + R"(,"data_offsets":[4,12]}})",
-                           std::string(12, '\0')),
-                  {"'b'", "overlap", "'a'"}},
-        Malformed{"hole",
-                  raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 + R"(,"data_offsets":[12,20]}})",
-                           std::string(20, '\0')),
-                  {"'b'", "no holes"}},
-        Malformed{"trailing_bytes", raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]}})", std::string(12, '\0')),
+        Malformed{
+            "overlap",
+            raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 + R"(,"data_offsets":[4,12]}})",
+                     std::string(12, '\0')),
+            {"'b'", "overlap", "'a'"}},
+        Malformed{
+            "hole",
+            raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]},"b":{)" + kF32x2 + R"(,"data_offsets":[12,20]}})",
+                     std::string(20, '\0')),
+            {"'b'", "no holes"}},
+        Malformed{"trailing_bytes",
+                  raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]}})", std::string(12, '\0')),
                   {"no holes", "[8, 12)"}},
-        Malformed{"duplicate_name",
-                  raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]},"a":{)" + kF32x2 + R"(,"data_offsets":[8,16]}})",
-                           std::string(16, '\0')),
-                  {"'a'", "twice"}},
+        Malformed{
+            "duplicate_name",
+            raw_file("{\"a\":{" + kF32x2 + R"(,"data_offsets":[0,8]},"a":{)" + kF32x2 + R"(,"data_offsets":[8,16]}})",
+                     std::string(16, '\0')),
+            {"'a'", "twice"}},
         Malformed{"metadata_not_string",
                   raw_file(R"({"__metadata__":{"epoch":3},"a":{)" + kF32x2 + R"(,"data_offsets":[0,8]}})", k8Bytes),
                   {"__metadata__", "'epoch'", "strings"}},
-        Malformed{"bad_bool", raw_file(R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", std::string("\x01\x02")),
+        Malformed{"bad_bool",
+                  raw_file(R"({"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}})", std::string("\x01\x02")),
                   {"'m'", "BOOL"}}),
     [](const ::testing::TestParamInfo<Malformed>& info) { return std::string(info.param.label); });

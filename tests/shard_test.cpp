@@ -107,7 +107,8 @@ TEST(ShardTest, StrictStopsAtTheCorruptImage) {
   TempDir tmp;
   std::string root = make_folder_dataset(tmp);
   std::string out = tmp / "store", log;
-  EXPECT_NE(run_command(shard_cmd("--from folder --input " + root + " --out " + out + " --image-size 16 --strict"), &log), 0);
+  EXPECT_NE(
+      run_command(shard_cmd("--from folder --input " + root + " --out " + out + " --image-size 16 --strict"), &log), 0);
   EXPECT_NE(log.find("ant/broken.jpg"), std::string::npos) << log;
   EXPECT_NE(log.find("--strict"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(fs::path(out) / "manifest.json"));
@@ -148,7 +149,8 @@ TEST(ShardTest, StrictFailureOnAnyRankEndsTheJob) {
   // With shards of 2 the corrupt ant/broken.jpg (item 0) is in shard 0 (rank 0), and moving it
   // to the last class puts it on rank 1's shard: both must end the whole job.
   for (const char* cls : {"ant", "zebra"}) {
-    if (std::string(cls) == "zebra") fs::rename(fs::path(root) / "ant" / "broken.jpg", fs::path(root) / "zebra" / "broken.jpg");
+    if (std::string(cls) == "zebra")
+      fs::rename(fs::path(root) / "ant" / "broken.jpg", fs::path(root) / "zebra" / "broken.jpg");
     std::string out = tmp / (std::string("strict_") + cls), log;
     EXPECT_NE(run_command(mpirun(2, shard_cmd("--from folder --input " + root + " --out " + out +
                                               " --image-size 8 --shard-size 2 --strict")),
@@ -235,8 +237,9 @@ TEST(ShardTest, WaterbirdsSplitsGroupsAndPlaces) {
   }
   meta.close();
   std::string out = tmp / "wb", log;
-  ASSERT_EQ(run_command(shard_cmd("--from waterbirds --input " + root.string() + " --out " + out + " --image-size 16"), &log),
-            0)
+  ASSERT_EQ(
+      run_command(shard_cmd("--from waterbirds --input " + root.string() + " --out " + out + " --image-size 16"), &log),
+      0)
       << log;
   Store train(out + "/train"), val(out + "/val"), test(out + "/test");
   EXPECT_EQ(train.size(), 4);
@@ -282,7 +285,8 @@ TEST(ShardTest, FashionMnistIdxFiles) {
   write_idx(dir + "/t10k-images-idx3-ubyte.gz", {2, 28, 28}, images(2));
   write_idx(dir + "/t10k-labels-idx1-ubyte.gz", {2}, {2, 8});
   std::string out = tmp / "store", log;
-  ASSERT_EQ(run_command(shard_cmd("--from fashion-mnist --input " + dir + " --out " + out + " --image-size 28"), &log), 0)
+  ASSERT_EQ(run_command(shard_cmd("--from fashion-mnist --input " + dir + " --out " + out + " --image-size 28"), &log),
+            0)
       << log;
   Store train(out + "/train"), test(out + "/test");
   ASSERT_EQ(train.size(), 5);
@@ -298,12 +302,15 @@ TEST(ShardTest, FashionMnistIdxFiles) {
       ASSERT_EQ(s.image.at<cv::Vec3b>(y, x), cv::Vec3b(v, v, v));
     }
   // --split writes only that split; an unknown one is refused.
-  ASSERT_EQ(run_command(shard_cmd("--from fashion-mnist --input " + dir + " --out " + (tmp / "only") + " --split test"), &log),
+  ASSERT_EQ(run_command(shard_cmd("--from fashion-mnist --input " + dir + " --out " + (tmp / "only") + " --split test"),
+                        &log),
             0)
       << log;
   EXPECT_TRUE(fs::exists(tmp.path() / "only" / "test" / "manifest.json"));
   EXPECT_FALSE(fs::exists(tmp.path() / "only" / "train"));
-  EXPECT_NE(run_command(shard_cmd("--from fashion-mnist --input " + dir + " --out " + (tmp / "o3") + " --split dev"), &log), 0);
+  EXPECT_NE(
+      run_command(shard_cmd("--from fashion-mnist --input " + dir + " --out " + (tmp / "o3") + " --split dev"), &log),
+      0);
   EXPECT_NE(log.find("'dev' is not one of"), std::string::npos) << log;
 }
 
@@ -312,9 +319,9 @@ TEST(ShardTest, BadOptionsAreExplained) {
   std::string log;
   EXPECT_NE(run_command(shard_cmd("--from tarball --input x --out " + (tmp / "o")), &log), 0);
   EXPECT_NE(log.find("'tarball' is not a known source"), std::string::npos) << log;
-  EXPECT_NE(run_command(shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") +
-                                  " --image-size 0"),
-                        &log),
+  EXPECT_NE(run_command(
+                shard_cmd("--from folder --input " + tmp.path().string() + " --out " + (tmp / "o") + " --image-size 0"),
+                &log),
             0);
   EXPECT_NE(log.find("--image-size 0"), std::string::npos) << log;
   EXPECT_NE(run_command(shard_cmd("--from folder --input " + (tmp / "nothing") + " --out " + (tmp / "o")), &log), 0);
@@ -375,8 +382,10 @@ cv::Mat photo(int h, int w, int seed) {
 std::string jpeg(const cv::Mat& rgb, bool progressive = false, bool grey = false) {
   std::vector<uchar> buf;
   cv::Mat img;
-  if (grey) cv::cvtColor(rgb, img, cv::COLOR_RGB2GRAY);
-  else cv::cvtColor(rgb, img, cv::COLOR_RGB2BGR);
+  if (grey)
+    cv::cvtColor(rgb, img, cv::COLOR_RGB2GRAY);
+  else
+    cv::cvtColor(rgb, img, cv::COLOR_RGB2BGR);
   cv::imencode(".jpg", img, buf, {cv::IMWRITE_JPEG_QUALITY, 92, cv::IMWRITE_JPEG_PROGRESSIVE, progressive ? 1 : 0});
   return std::string(buf.begin(), buf.end());
 }
@@ -484,10 +493,10 @@ TEST(ShardTest, StrictFailsNamingEachKindOfDamagedImage) {
     write_bytes(root / "c" / "a_good.jpg", file_bytes(fs::path(set.root) / "bird" / "a_good.jpg"));
     fs::copy_file(fs::path(set.root) / bad, root / "c" / fs::path(bad).filename());
     std::string out = one / "out", log;
-    EXPECT_NE(run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out +
-                                    " --image-size 16 --strict"),
-                          &log),
-              0)
+    EXPECT_NE(
+        run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 16 --strict"),
+                    &log),
+        0)
         << bad;
     EXPECT_NE(log.find("c/" + fs::path(bad).filename().string()), std::string::npos) << log;
     EXPECT_NE(log.find("--strict"), std::string::npos) << log;
@@ -505,7 +514,8 @@ TEST(ShardTest, DecodedPixelsEqualOpenCvForEveryOrientationAndColourKind) {
   };
   std::vector<std::pair<std::string, std::string>> files = {
       {"base.jpg", jpeg(a)}, {"prog.jpg", jpeg(a, true)}, {"grey.jpg", jpeg(a, false, true)}, {"p.JPEG", png(a)}};
-  for (int o = 1; o <= 8; ++o) files.push_back({"exif" + std::to_string(o) + ".jpg", with_exif_orientation(jpeg(a), o)});
+  for (int o = 1; o <= 8; ++o)
+    files.push_back({"exif" + std::to_string(o) + ".jpg", with_exif_orientation(jpeg(a), o)});
   for (const auto& [name, bytes] : files) {
     write_bytes(tmp.path() / name, bytes);
     const cv::Mat got = read_image_rgb(tmp / name), want = opencv(tmp / name);
@@ -532,16 +542,16 @@ TEST(ShardTest, HiddenFilesAndFoldersAreSkippedAtEveryDepth) {
   write_bytes(root / "cat" / "a.png", img);
   write_bytes(root / "cat" / "sub" / "b.png", img);
   write_bytes(root / "dog" / "c.png", img);
-  write_bytes(root / ".ipynb_checkpoints" / "stale.png", img);                  // hidden class folder
-  write_bytes(root / "cat" / ".ipynb_checkpoints" / "a-checkpoint.png", img);   // hidden folder in a class
-  write_bytes(root / "cat" / "sub" / ".cache" / "deep" / "x.png", img);         // two levels further down
-  write_bytes(root / "dog" / "._c.png", "\0\5\26\7AppleDouble");                // AppleDouble file
+  write_bytes(root / ".ipynb_checkpoints" / "stale.png", img);                 // hidden class folder
+  write_bytes(root / "cat" / ".ipynb_checkpoints" / "a-checkpoint.png", img);  // hidden folder in a class
+  write_bytes(root / "cat" / "sub" / ".cache" / "deep" / "x.png", img);        // two levels further down
+  write_bytes(root / "dog" / "._c.png", "\0\5\26\7AppleDouble");               // AppleDouble file
   write_bytes(root / ".DS_Store", "\0\0\0\1Bud1");
   write_bytes(root / "dog" / ".DS_Store", "\0\0\0\1Bud1");
   write_bytes(root / "dog" / "Thumbs.db", "\xd0\xcf\x11\xe0");
   std::string out = tmp / "store", log;
-  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 8"), &log),
-            0)
+  ASSERT_EQ(
+      run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 8"), &log), 0)
       << log;
   Store store(out);
   EXPECT_EQ(store.manifest().class_names, (std::vector<std::string>{"cat", "dog"}));
@@ -564,7 +574,8 @@ TEST(ShardTest, ImagesBesideClassFoldersAndClassesWithoutFolderAreReported) {
   // ImageNet's val as it unpacks: every image flat, no class folder.
   fs::path flat = tmp.path() / "val_flat";
   for (int i = 1; i <= 4; ++i) write_bytes(flat / ("ILSVRC2012_val_0000000" + std::to_string(i) + ".JPEG"), img);
-  EXPECT_NE(run_command(shard_cmd("--from folder --input " + flat.string() + names + " --out " + (tmp / "o1")), &log), 0);
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + flat.string() + names + " --out " + (tmp / "o1")), &log),
+            0);
   EXPECT_NE(log.find("4 image files"), std::string::npos) << log;
   EXPECT_NE(log.find("no class sub-folders"), std::string::npos) << log;
   EXPECT_NE(log.find("LOC_val_solution.csv"), std::string::npos) << log;
@@ -573,13 +584,15 @@ TEST(ShardTest, ImagesBesideClassFoldersAndClassesWithoutFolderAreReported) {
   fs::copy(flat, half);
   fs::create_directories(half / "n01440764");
   fs::rename(half / "ILSVRC2012_val_00000001.JPEG", half / "n01440764" / "ILSVRC2012_val_00000001.JPEG");
-  EXPECT_NE(run_command(shard_cmd("--from folder --input " + half.string() + names + " --out " + (tmp / "o2")), &log), 0);
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + half.string() + names + " --out " + (tmp / "o2")), &log),
+            0);
   EXPECT_NE(log.find("3 image file(s) lie beside the 1 class folders"), std::string::npos) << log;
   EXPECT_NE(log.find("ILSVRC2012_val_00000002.JPEG"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(tmp.path() / "o2" / "manifest.json"));
   // Sorted: the 2 listed classes without a folder are named in a warning.
   for (int i = 2; i <= 4; ++i) fs::remove(half / ("ILSVRC2012_val_0000000" + std::to_string(i) + ".JPEG"));
-  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + half.string() + names + " --out " + (tmp / "o3")), &log), 0)
+  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + half.string() + names + " --out " + (tmp / "o3")), &log),
+            0)
       << log;
   EXPECT_NE(log.find("lists 2 class(es) with no folder"), std::string::npos) << log;
   EXPECT_NE(log.find("n01443537 (goldfish)"), std::string::npos) << log;
@@ -588,7 +601,8 @@ TEST(ShardTest, ImagesBesideClassFoldersAndClassesWithoutFolderAreReported) {
 
 TEST(ShardTest, CsvAndClassListsWithByteOrderMarksCrlfCommasAndFloatLabels) {
   TempDir tmp;
-  for (int i = 0; i < 2; ++i) write_bytes(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
+  for (int i = 0; i < 2; ++i)
+    write_bytes(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
   const std::string bom = "\xEF\xBB\xBF";
   write_bytes(tmp.path() / "names.txt", bom + "tench\r\ngoldfish\r\n");
   const std::map<std::string, std::string> files = {
@@ -631,8 +645,9 @@ TEST(ShardTest, WaterbirdsMetadataWithByteOrderMarkAndCrlf) {
   }
   write_bytes(root / "metadata.csv", meta);
   std::string out = tmp / "out", log;
-  ASSERT_EQ(run_command(shard_cmd("--from waterbirds --input " + root.string() + " --out " + out + " --image-size 8"), &log),
-            0)
+  ASSERT_EQ(
+      run_command(shard_cmd("--from waterbirds --input " + root.string() + " --out " + out + " --image-size 8"), &log),
+      0)
       << log;
   EXPECT_EQ(Store(out + "/test").source(0), "001.Albatross/b2.png");
   EXPECT_EQ(Store(out + "/train").labels()[0], 1);
@@ -647,13 +662,15 @@ TEST(ShardTest, LeftoversOfAFailedConversionDoNotBlockARerun) {
   std::ofstream(out / "shard-00001.h5") << "finished, but the run died before the manifest";
   std::ofstream(out / "manifest.json.tmp") << "{";
   std::string log;
-  ASSERT_EQ(run_command(shard_cmd("--from folder --input " + root + " --out " + out.string() + " --image-size 8"), &log), 0)
+  ASSERT_EQ(
+      run_command(shard_cmd("--from folder --input " + root + " --out " + out.string() + " --image-size 8"), &log), 0)
       << log;
   EXPECT_NE(log.find("left by an unfinished conversion"), std::string::npos) << log;
   EXPECT_NO_THROW(Store(out.string()).verify());
   for (const auto& e : fs::directory_iterator(out)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   // A complete store, or files that are not starft's, still need --overwrite.
-  EXPECT_NE(run_command(shard_cmd("--from folder --input " + root + " --out " + out.string() + " --image-size 8"), &log), 0);
+  EXPECT_NE(
+      run_command(shard_cmd("--from folder --input " + root + " --out " + out.string() + " --image-size 8"), &log), 0);
   EXPECT_NE(log.find("--overwrite"), std::string::npos) << log;
   fs::path other = tmp.path() / "other";
   fs::create_directories(other);

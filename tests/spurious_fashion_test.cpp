@@ -28,14 +28,14 @@ namespace {
 // Small stores: every store present, sizes that divide evenly into their cells.
 SpuriousFashionConfig small_config() {
   SpuriousFashionConfig c;
-  c.pretrain_size = 120;       // 10 classes x 6 places x 2
+  c.pretrain_size = 120;  // 10 classes x 6 places x 2
   c.finetune_train_size = 600;
   c.finetune_val_size = 60;
   c.id_test_size = 60;
-  c.shift_test_size = 72;      // 6 classes x 6 places x 2
+  c.shift_test_size = 72;  // 6 classes x 6 places x 2
   c.group_val_size = 40;
   c.group_test_size = 80;
-  c.heldout_test_size = 48;    // 4 classes x 6 places x 2
+  c.heldout_test_size = 48;  // 4 classes x 6 places x 2
   c.val_per_class = 100;
   return c;
 }
@@ -92,8 +92,8 @@ void expect_same_store(const std::string& a_dir, const std::string& b_dir) {
   }
 }
 
-const char* const kStoreNames[] = {"pretrain",  "finetune-train", "finetune-val", "id-test",
-                                   "shift-test", "group-val",     "group-test",   "heldout-test"};
+const char* const kStoreNames[] = {"pretrain",   "finetune-train", "finetune-val", "id-test",
+                                   "shift-test", "group-val",      "group-test",   "heldout-test"};
 
 }  // namespace
 
@@ -136,8 +136,8 @@ TEST(SpuriousFashionTest, LabelsNameTheObjectsAndHeldOutClassesStayOutOfFineTuni
   const auto& names = spurious_fashion_class_names();
   const std::set<std::string> heldout = {"sandal", "sneaker", "bag", "ankle boot"};
   for (const auto& src : spurious_fashion_sources(kFashionMnistDir, small_config())) {
-    const bool finetune = src.layout.split.rfind("finetune", 0) == 0 || src.layout.split == "id-test" ||
-                          src.layout.split == "shift-test";
+    const bool finetune =
+        src.layout.split.rfind("finetune", 0) == 0 || src.layout.split == "id-test" || src.layout.split == "shift-test";
     for (const auto& name : src.layout.class_names)
       if (finetune) {
         EXPECT_EQ(heldout.count(name), 0u) << src.layout.split << " has held-out class " << name;
@@ -162,8 +162,8 @@ TEST(SpuriousFashionTest, NoObjectIsSharedBetweenTrainValAndTestStores) {
   for (const auto& src : spurious_fashion_sources(kFashionMnistDir, small_config())) {
     const std::string& name = src.layout.split;
     const std::string role = name == "pretrain" || name == "finetune-train" ? "train"
-                             : name.find("-val") != std::string::npos   ? "val"
-                                                                        : "test";
+                             : name.find("-val") != std::string::npos       ? "val"
+                                                                            : "test";
     for (const auto& item : src.items) {
       used[role].insert(item.meta.source);
       EXPECT_EQ(item.meta.source.rfind(role == "test" ? "test/" : "train/", 0), 0u) << name << " " << item.meta.source;
@@ -324,8 +324,10 @@ TEST(SpuriousFashionTest, PlacesAreDistinguishableAndVaried) {
     for (int v = 0; v < n; ++v) {
       cv::Mat img = draw_place(names[p], 32, 1000 + v);
       ASSERT_EQ(img.type(), CV_8UC3);
-      if (v == 0) first = img;
-      else EXPECT_GT(cv::norm(img, first, cv::NORM_L1), 32 * 32 * 3) << names[p] << " variation " << v;
+      if (v == 0)
+        first = img;
+      else
+        EXPECT_GT(cv::norm(img, first, cv::NORM_L1), 32 * 32 * 3) << names[p] << " variation " << v;
       means[p].push_back(cv::mean(img));
       centroid[p] += means[p].back() / n;
     }
@@ -521,17 +523,25 @@ TEST(SpuriousFashionTest, BuiltInConfigurationsGiveTheirSplitsAndSizes) {
   TempDir tmp;
   const std::string dir = std::string(STARFT_SOURCE_DIR) + "/configs/";
   std::string log;
-  ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir + "spurious_fashion_quick.ini" +
-                            " --config " + dir + "spurious_fashion_b.ini --config " + dir + "spurious_fashion.ini" +
-                            " --split group-val --workers 1 --out " + (tmp / "b"), &log), 0) << log;
+  ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir +
+                            "spurious_fashion_quick.ini" + " --config " + dir + "spurious_fashion_b.ini --config " +
+                            dir + "spurious_fashion.ini" + " --split group-val --workers 1 --out " + (tmp / "b"),
+                        &log),
+            0)
+      << log;
   const auto m = data::Manifest::read(tmp / "b/group-val");
   EXPECT_EQ(m.class_names, (std::vector<std::string>{"sneaker", "ankle boot"}));
   EXPECT_EQ(m.count(), 200);  // the quick size wins over the default's 800
-  EXPECT_EQ(m.group_names, (std::vector<std::string>{"sneaker on snow", "sneaker on night sky",
-                                                     "ankle boot on snow", "ankle boot on night sky"}));
+  EXPECT_EQ(m.group_names, (std::vector<std::string>{"sneaker on snow", "sneaker on night sky", "ankle boot on snow",
+                                                     "ankle boot on night sky"}));
   ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --config " + dir + "spurious_fashion_b.ini" +
-                            " --config " + dir + "spurious_fashion.ini --split finetune-val --finetune-val-size 36"
-                            " --workers 1 --out " + (tmp / "b"), &log), 0) << log;
+                            " --config " + dir +
+                            "spurious_fashion.ini --split finetune-val --finetune-val-size 36"
+                            " --workers 1 --out " +
+                            (tmp / "b"),
+                        &log),
+            0)
+      << log;
   EXPECT_EQ(data::Manifest::read(tmp / "b/finetune-val").class_names,
             (std::vector<std::string>{"t-shirt", "trouser", "pullover", "coat", "sandal", "bag"}));
 }
@@ -549,8 +559,8 @@ TEST(SpuriousFashionTest, ShardCommandWritesTheStoresOnOneAndTwoRanks) {
   const std::string mpirun =
       "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 --oversubscribe --bind-to none ";
   ASSERT_EQ(run_command(mpirun + starft_binary() + args + (tmp / "two"), &log), 0) << log;
-  const std::map<std::string, int64_t> sizes = {{"pretrain", 60},  {"finetune-train", 36}, {"finetune-val", 12},
-                                                {"id-test", 12},   {"shift-test", 36},     {"group-val", 8},
+  const std::map<std::string, int64_t> sizes = {{"pretrain", 60},   {"finetune-train", 36}, {"finetune-val", 12},
+                                                {"id-test", 12},    {"shift-test", 36},     {"group-val", 8},
                                                 {"group-test", 16}, {"heldout-test", 24}};
   for (const auto& [name, size] : sizes) {
     data::Store store(tmp / ("one/" + name));
@@ -563,8 +573,13 @@ TEST(SpuriousFashionTest, ShardCommandWritesTheStoresOnOneAndTwoRanks) {
     EXPECT_EQ(train.attribute("place")[i], train.labels()[i]);
 
   // --split writes one store; --image-size changes the drawn side.
-  ASSERT_EQ(run_command(starft_binary() + " shard --from spurious-fashion --split group-test --group-test-size 8"
-                                          " --image-size 48 --out " + (tmp / "split"), &log), 0) << log;
+  ASSERT_EQ(run_command(starft_binary() +
+                            " shard --from spurious-fashion --split group-test --group-test-size 8"
+                            " --image-size 48 --out " +
+                            (tmp / "split"),
+                        &log),
+            0)
+      << log;
   EXPECT_TRUE(fs::exists(tmp / "split/group-test/manifest.json"));
   EXPECT_FALSE(fs::exists(tmp / "split/pretrain"));
   EXPECT_EQ(data::Store(tmp / "split/group-test").image_size(), 48);
@@ -576,15 +591,21 @@ TEST(SpuriousFashionTest, ShardCommandRejectsBadKeys) {
   EXPECT_NE(run_command(starft_binary() + " shard --from spurious-fashion --rho 2 --out " + (tmp / "a"), &log), 0);
   EXPECT_NE(log.find("--rho 2 is outside [0, 1]"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(tmp / "a/pretrain/manifest.json"));
-  EXPECT_NE(run_command(starft_binary() + " shard --from spurious-fashion --group-places 'water,lava' --out " +
-                            (tmp / "b"), &log), 0);
+  EXPECT_NE(
+      run_command(starft_binary() + " shard --from spurious-fashion --group-places 'water,lava' --out " + (tmp / "b"),
+                  &log),
+      0);
   EXPECT_NE(log.find("--group-places: unknown place 'lava'"), std::string::npos) << log;
-  EXPECT_NE(run_command(starft_binary() + " shard --from folder --input " + (tmp / "x") + " --rho 0.5 --out " +
-                            (tmp / "c"), &log), 0);
+  EXPECT_NE(
+      run_command(starft_binary() + " shard --from folder --input " + (tmp / "x") + " --rho 0.5 --out " + (tmp / "c"),
+                  &log),
+      0);
   EXPECT_NE(log.find("--rho applies to --from spurious-fashion only"), std::string::npos) << log;
   std::ofstream(tmp / "bad.ini") << "rho = 0.5\nnot-a-key = 3\n";
   EXPECT_NE(run_command(starft_binary() + " shard --from spurious-fashion --config " + (tmp / "bad.ini") + " --out " +
-                            (tmp / "d"), &log), 0);
+                            (tmp / "d"),
+                        &log),
+            0);
   EXPECT_NE(log.find("bad.ini"), std::string::npos) << log;
   EXPECT_NE(log.find("not-a-key"), std::string::npos) << log;
 }

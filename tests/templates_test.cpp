@@ -40,8 +40,10 @@ class ScopedEnv {
     setenv(name, value.c_str(), 1);
   }
   ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
   }
 
  private:
@@ -52,7 +54,8 @@ class ScopedEnv {
 }  // namespace
 
 TEST(ParseTemplates, SkipsCommentsAndBlankLinesAndTrims) {
-  auto t = parse_templates("# header\n\n  {} in the snow.  \r\n\t# indented comment\n{} #1 fan.\n   \nblurred {}.", "x.txt");
+  auto t =
+      parse_templates("# header\n\n  {} in the snow.  \r\n\t# indented comment\n{} #1 fan.\n   \nblurred {}.", "x.txt");
   EXPECT_EQ(t, (std::vector<std::string>{"{} in the snow.", "{} #1 fan.", "blurred {}."}));
 }
 
@@ -67,7 +70,8 @@ TEST(ParseTemplates, RejectsTwoPlaceholdersRepeatsAndEmptyFiles) {
   const std::string repeat = error_of([] { parse_templates("{} a.\n{} b.\n{} a.\n", "rep.txt"); });
   EXPECT_NE(repeat.find("rep.txt:3"), std::string::npos) << repeat;
   EXPECT_NE(repeat.find("line 1"), std::string::npos) << repeat;
-  EXPECT_NE(error_of([] { parse_templates("# only a comment\n\n", "empty.txt"); }).find("empty.txt"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_templates("# only a comment\n\n", "empty.txt"); }).find("empty.txt"),
+            std::string::npos);
 }
 
 TEST(LoadTemplates, ReadsAFileFromDiskAndRejectsABadOneWithItsLine) {
@@ -202,6 +206,8 @@ TEST(DrawTemplate, IsUniform) {
 TEST(LoadTemplates, AcceptsAByteOrderMarkAndCrlfLineEnds) {
   TempDir dir;
   const std::string path = dir / "windows.txt";
-  write_text(path, "\xEF\xBB\xBF" "{} on the moon.\r\n# comment\r\n{} under the sea.\r\n");
+  write_text(path,
+             "\xEF\xBB\xBF"
+             "{} on the moon.\r\n# comment\r\n{} under the sea.\r\n");
   EXPECT_EQ(load_templates(path), (std::vector<std::string>{"{} on the moon.", "{} under the sea."}));
 }

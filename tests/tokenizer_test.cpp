@@ -224,13 +224,20 @@ TEST(Tokenizer, Decode) {
 TEST(Tokenizer, CleanUpAsTheReference) {
   EXPECT_EQ(clean_text("  A&amp;amp;B &lt;tag&gt; &#39;x&#x27; \t\n Ünï&nbsp;Côdé  "), "a&b <tag> 'x' ünï côdé");
   EXPECT_EQ(clean_text("&ampx; &copy2024 &#128; &#0; &#x110000; &#; &unknown;"),
-            "&x; \xC2\xA9" "2024 \xE2\x82\xAC \xEF\xBF\xBD \xEF\xBF\xBD &#; &unknown;");
-  EXPECT_EQ(clean_text("ΟΔΟΣ ΑΣ."), "οδος ας.");                 // final sigma
-  EXPECT_EQ(clean_text("İstanbul"), "i\xCC\x87stanbul");          // full lower-case mapping
-  EXPECT_EQ(clean_text("cafe\xCC\x81"), "caf\xC3\xA9");            // NFC
+            "&x; \xC2\xA9"
+            "2024 \xE2\x82\xAC \xEF\xBF\xBD \xEF\xBF\xBD &#; &unknown;");
+  EXPECT_EQ(clean_text("ΟΔΟΣ ΑΣ."), "οδος ας.");          // final sigma
+  EXPECT_EQ(clean_text("İstanbul"), "i\xCC\x87stanbul");  // full lower-case mapping
+  EXPECT_EQ(clean_text("cafe\xCC\x81"), "caf\xC3\xA9");   // NFC
   EXPECT_EQ(clean_text("don\xE2\x80\x99t \xE2\x80\x9Cquoted\xE2\x80\x9D"), "don't \"quoted\"");
   EXPECT_EQ(clean_text("\xEF\xAC\x81ne \xEF\xBC\xA1\xEF\xBC\xA2\xEF\xBC\xA3"), "fine abc");  // ligature, full width
-  EXPECT_EQ(clean_text("a\xE3\x80\x80" "b\xC2\xA0" "c\xE2\x80\xA8" "d\x1c" "e\x07" "f"), "a b c def");
+  EXPECT_EQ(clean_text("a\xE3\x80\x80"
+                       "b\xC2\xA0"
+                       "c\xE2\x80\xA8"
+                       "d\x1c"
+                       "e\x07"
+                       "f"),
+            "a b c def");
   EXPECT_EQ(clean_text("bad \xFF byte \xE4\xB8"), "bad \xEF\xBF\xBD byte \xEF\xBF\xBD");
   const auto& tok = gz_tokenizer();
   EXPECT_EQ(tok.encode("don\xE2\x80\x99t"), tok.encode("don't"));
@@ -238,8 +245,8 @@ TEST(Tokenizer, CleanUpAsTheReference) {
 
 TEST(Tokenizer, PreTokenisation) {
   EXPECT_EQ(pretokenize("don't 'll'd 12ab3 !!?? <|endoftext|>x it's"),
-            (std::vector<std::string>{"don", "'t", "'ll", "'d", "1", "2", "ab", "3", "!!??",
-                                      "<|endoftext|>", "x", "it", "'s"}));
+            (std::vector<std::string>{"don", "'t", "'ll", "'d", "1", "2", "ab", "3", "!!??", "<|endoftext|>", "x", "it",
+                                      "'s"}));
   EXPECT_EQ(pretokenize("x'rex ''s !<|endoftext|>"),
             (std::vector<std::string>{"x", "'re", "x", "''", "s", "!<|", "endoftext", "|>"}));
   // Unicode letter and number classes; marks are "other symbols"
@@ -374,8 +381,9 @@ TEST(TokenizeCommand, HelpAndErrors) {
   EXPECT_EQ(starft::testing::run_command(bin + " tokenize --help", &out), 0);
   EXPECT_NE(out.find("--vocab"), std::string::npos) << out;
   EXPECT_NE(out.find("--context"), std::string::npos) << out;
-  EXPECT_NE(starft::testing::run_command(bin + " tokenize --vocab " + shell_quote(gz_path()) +
-                                             " --context 1 < /dev/null", &out), 0);
+  EXPECT_NE(starft::testing::run_command(
+                bin + " tokenize --vocab " + shell_quote(gz_path()) + " --context 1 < /dev/null", &out),
+            0);
   EXPECT_NE(out.find("--context"), std::string::npos) << out;
   EXPECT_NE(starft::testing::run_command(bin + " tokenize --vocab /nonexistent/vocab.gz < /dev/null", &out), 0);
   EXPECT_NE(out.find("/nonexistent/vocab.gz"), std::string::npos) << out;

@@ -25,10 +25,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-#define EXPECT_ERROR(stmt, text)                                        \
-  do {                                                                  \
-    const std::string message = error_of([&] { stmt; });                \
-    EXPECT_NE(message.find(text), std::string::npos)                   \
+#define EXPECT_ERROR(stmt, text)                                                       \
+  do {                                                                                 \
+    const std::string message = error_of([&] { stmt; });                               \
+    EXPECT_NE(message.find(text), std::string::npos)                                   \
         << "expected an error containing '" << (text) << "', got '" << message << "'"; \
   } while (0)
 
@@ -45,7 +45,7 @@ TEST(TrainConfig, CommandLineWinsOverIniWhichWinsOverDefaults) {
   EXPECT_EQ(c.epochs, 4);                  // command line over the default
   EXPECT_EQ(c.spurious_pool, "textures");  // file over the default
   EXPECT_FALSE(c.dedup);
-  EXPECT_TRUE(c.truncate);                 // default
+  EXPECT_TRUE(c.truncate);  // default
   EXPECT_EQ(c.warmup_steps, 500);
   // A switch on the command line.
   EXPECT_TRUE(parse_train_args({"--freeze-text"}).freeze_text);
@@ -160,10 +160,25 @@ TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.batch_size = 64; }), 1), "larger than the store");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.caption_template = "a photo"; }), 1), "--caption-template");
   // Pre-training needs captions in the store and an architecture instead of weights.
-  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = Mode::pretrain; c.weights = ""; c.model = "tiny"; }), 1),
+  EXPECT_ERROR(validate(with([](TrainConfig& c) {
+                          c.mode = Mode::pretrain;
+                          c.weights = "";
+                          c.model = "tiny";
+                        }),
+                        1),
                "captions");
-  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = Mode::pretrain; c.model = "tiny"; }), 1), "--weights is for finetune");
-  EXPECT_ERROR(validate(with([](TrainConfig& c) { c.mode = Mode::pretrain; c.weights = ""; c.model = "ViT-Z"; }), 1),
+  EXPECT_ERROR(validate(with([](TrainConfig& c) {
+                          c.mode = Mode::pretrain;
+                          c.model = "tiny";
+                        }),
+                        1),
+               "--weights is for finetune");
+  EXPECT_ERROR(validate(with([](TrainConfig& c) {
+                          c.mode = Mode::pretrain;
+                          c.weights = "";
+                          c.model = "ViT-Z";
+                        }),
+                        1),
                "ViT-Z");
   // In finetune mode --model names the architecture of --weights: the same names and files.
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.model = "ViT-Z"; }), 1), "unknown model name 'ViT-Z'");
@@ -172,20 +187,23 @@ TEST(TrainConfig, EveryInvalidValueIsRefusedBeforeWork) {
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.eval_batch_size = 0; }), 1), "--eval-batch-size");
   EXPECT_ERROR(validate(with([](TrainConfig& c) { c.best_metric = "val/top1"; }), 1), "needs evaluation during");
   EXPECT_ERROR(validate(with([](TrainConfig& c) {
-                 c.eval_stores = "val";
-                 c.eval_every = 0;
-                 c.best_metric = "val/top1";
-               }), 1),
+                          c.eval_stores = "val";
+                          c.eval_every = 0;
+                          c.best_metric = "val/top1";
+                        }),
+                        1),
                "--eval-every >= 1");
   EXPECT_ERROR(validate(with([](TrainConfig& c) {
-                 c.eval_stores = "val";
-                 c.best_metric = "worst_group_acc";
-               }), 1),
+                          c.eval_stores = "val";
+                          c.best_metric = "worst_group_acc";
+                        }),
+                        1),
                "is not STORE/METRIC");
   EXPECT_ERROR(validate(with([](TrainConfig& c) {
-                 c.eval_stores = "val";
-                 c.best_metric = "val/accuracy";
-               }), 1),
+                          c.eval_stores = "val";
+                          c.best_metric = "val/accuracy";
+                        }),
+                        1),
                "unknown metric 'accuracy'");
   EXPECT_EQ(split_best_metric("group-val/worst_group_acc"),
             (std::pair<std::string, std::string>{"group-val", "worst_group_acc"}));
@@ -246,7 +264,8 @@ void fake_step(clip::CLIP& model, torch::optim::AdamW& opt, int seed) {
 }  // namespace
 
 TEST(AdamW, GainsAndBiasesCanBeExcludedFromDecay) {
-  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
+  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"),
+                                  starft::testing::tiny_options());
   auto params = params_of(model);
   AdamWSettings s;
   s.weight_decay = 0.1;
@@ -284,7 +303,8 @@ TEST(AdamW, FusedStepMatchesLibTorchAdamW) {
   auto options = torch::optim::AdamWOptions(3e-3).betas(std::make_tuple(0.9, 0.98)).eps(1e-6).weight_decay(0.2);
   auto groups = [&](std::vector<torch::Tensor>& ps) {
     std::vector<torch::optim::OptimizerParamGroup> g;
-    g.emplace_back(std::vector<torch::Tensor>{ps[0], ps[2], ps[3]}, std::make_unique<torch::optim::AdamWOptions>(options));
+    g.emplace_back(std::vector<torch::Tensor>{ps[0], ps[2], ps[3]},
+                   std::make_unique<torch::optim::AdamWOptions>(options));
     auto none = options;
     none.weight_decay(0.0);
     g.emplace_back(std::vector<torch::Tensor>{ps[1]}, std::make_unique<torch::optim::AdamWOptions>(none));
@@ -297,18 +317,20 @@ TEST(AdamW, FusedStepMatchesLibTorchAdamW) {
     for (size_t i = 0; i < a.size(); ++i) {
       auto g = torch::randn(a[i].sizes()) * static_cast<double>(i + 1);
       const bool skip = i == 3 && step % 3 == 1;  // no gradient this step: not stepped
-      a[i].mutable_grad() = skip ? torch::Tensor() : (a[i].is_contiguous() ? g.clone() : g.clone().t().contiguous().t());
+      a[i].mutable_grad() =
+          skip ? torch::Tensor() : (a[i].is_contiguous() ? g.clone() : g.clone().t().contiguous().t());
       b[i].mutable_grad() = skip ? torch::Tensor() : g.clone();
     }
     fused.step();
     reference.step();
   }
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6)) << "parameter " << i << ": max difference "
-                                                         << (a[i] - b[i]).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-5, 1e-6))
+        << "parameter " << i << ": max difference " << (a[i] - b[i]).abs().max().item<float>();
   }
   auto step_of = [&](const torch::Tensor& p) {
-    return static_cast<torch::optim::AdamWParamState&>(*fused.state().at(c10::guts::to_string(p.unsafeGetTensorImpl()))).step();
+    return static_cast<torch::optim::AdamWParamState&>(*fused.state().at(c10::guts::to_string(p.unsafeGetTensorImpl())))
+        .step();
   };
   EXPECT_EQ(step_of(a[0]), 20);
   EXPECT_EQ(step_of(a[3]), 13);
@@ -348,7 +370,8 @@ TEST(AdamW, StateRoundTripContinuesBitwise) {
 TEST(Checkpoint, AtomicKeepsTheLastKAndResolvesLatest) {
   TempDir tmp;
   const auto run = tmp / "run";
-  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
+  auto model = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"),
+                                  starft::testing::tiny_options());
   EXPECT_FALSE(latest_checkpoint(run).has_value());
   EXPECT_FALSE(resolve_checkpoint("latest", run).has_value());
   for (int64_t step : {5, 10, 15, 20}) {

@@ -164,7 +164,8 @@ TEST(TextSavings, DedupAndTruncationLeaveLossAndGradientsUnchanged) {
     t.backward(loss);
     losses.push_back(loss.loss.item<double>());
     std::vector<torch::Tensor> g;
-    for (const auto& [name, p] : t.parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+    for (const auto& [name, p] : t.parameters())
+      g.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
     grads.push_back(g);
   }
   // The batch repeats captions (4 classes in 8 samples), so deduplication does real work.
@@ -211,7 +212,8 @@ TEST(Trainer, TwoRanksEqualOneRankForAFewStarFTSteps) {
       // The synchronised gradient of the first global batch.
       t.backward(t.compute_loss(first_batch(t), 0, 0));
       std::vector<torch::Tensor> grads;
-      for (const auto& [name, p] : t.parameters()) grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
+      for (const auto& [name, p] : t.parameters())
+        grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
       t.run();
       EXPECT_EQ(t.state().step, 3);
       std::lock_guard<std::mutex> lock(m);
@@ -275,10 +277,14 @@ TEST(Trainer, LossGoesDownAndRunDirectoryIsComplete) {
   EXPECT_DOUBLE_EQ(lines[0]["lambda"].get<double>(), 0.5 * (1 - 1.0 / 6));
   EXPECT_DOUBLE_EQ(lines.back()["lambda"].get<double>(), 0.0);  // diminishing: 0 in the last epoch
   EXPECT_TRUE(fs::exists(tmp / "run/config.ini"));
-  EXPECT_EQ(from_ini([&] {
-              std::ifstream f(tmp / "run/config.ini");
-              return std::string(std::istreambuf_iterator<char>(f), {});
-            }(), "config.ini").lr, c.lr);
+  EXPECT_EQ(from_ini(
+                [&] {
+                  std::ifstream f(tmp / "run/config.ini");
+                  return std::string(std::istreambuf_iterator<char>(f), {});
+                }(),
+                "config.ini")
+                .lr,
+            c.lr);
   auto ckpts = list_checkpoints(tmp / "run");
   ASSERT_EQ(ckpts.size(), 2u);
   EXPECT_EQ(fs::path(ckpts.back()).filename(), "step-000000024");
@@ -288,7 +294,10 @@ TEST(Trainer, LossGoesDownAndRunDirectoryIsComplete) {
   // export writes the final weights alone.
   std::string out;
   ASSERT_EQ(starft::testing::run_command(starft::testing::starft_binary() + " export --run-dir " + (tmp / "run") +
-                                              " --out " + (tmp / "final.safetensors"), &out), 0) << out;
+                                             " --out " + (tmp / "final.safetensors"),
+                                         &out),
+            0)
+      << out;
   auto exported = clip::load_weights(tmp / "final.safetensors");
   for (const auto& p : t.model()->named_parameters()) {
     EXPECT_TRUE(torch::equal(exported->named_parameters()[p.key()], p.value())) << p.key();
@@ -399,7 +408,8 @@ TEST(Trainer, CommandsCacheTeacherThenTrainThenResume) {
   while (std::getline(in, line)) EXPECT_EQ(nlohmann::json::parse(line)["step"].get<int64_t>(), ++n);
   EXPECT_EQ(n, 6);
   // A cache built for another pool is refused by the command before any step.
-  EXPECT_NE(starft::testing::run_command(train_inputs + " --spurious-pool textures --run-dir " + (tmp / "run2"), &out), 0);
+  EXPECT_NE(starft::testing::run_command(train_inputs + " --spurious-pool textures --run-dir " + (tmp / "run2"), &out),
+            0);
   EXPECT_NE(out.find("spurious pool differs"), std::string::npos) << out;
 }
 

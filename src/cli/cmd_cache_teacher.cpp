@@ -25,12 +25,11 @@ namespace {
 int run_cache_teacher(int argc, char** argv) {
   train::TrainConfig config;
   po::options_description cache("teacher cache");
-  cache.add_options()
-      ("float16", po::value<bool>()->default_value(false, "false")->implicit_value(true, "true"),
-       "store the embeddings as float16 (half the size; training reads them as float32)")
-      ("cache-batch-size", po::value<int64_t>()->default_value(128), "images or texts per teacher forward, per rank")
-      ("overwrite", po::value<bool>()->default_value(false, "false")->implicit_value(true, "true"),
-       "replace an existing cache file");
+  cache.add_options()("float16", po::value<bool>()->default_value(false, "false")->implicit_value(true, "true"),
+                      "store the embeddings as float16 (half the size; training reads them as float32)")(
+      "cache-batch-size", po::value<int64_t>()->default_value(128), "images or texts per teacher forward, per rank")(
+      "overwrite", po::value<bool>()->default_value(false, "false")->implicit_value(true, "true"),
+      "replace an existing cache file");
   auto vm = parse_train_command(
       argc, argv, config, cache,
       "usage: starft cache-teacher --config configs/X.ini [--float16]   (under mpirun/srun for N ranks)\n"

@@ -157,8 +157,7 @@ void write_findings(std::ostringstream& md, const Table& t, const std::vector<Co
   md << "\n## Findings\n\n"
      << "- Group shift, worst group (the claim): " << compare(t, "StarFT", "FLYP", worst) << "; average "
      << compare(t, "StarFT", "FLYP", avg) << ".\n"
-     << "- Shifted places (the analogue of ImageNet's shift sets): " << compare(t, "StarFT", "FLYP", shift)
-     << ".\n"
+     << "- Shifted places (the analogue of ImageNet's shift sets): " << compare(t, "StarFT", "FLYP", shift) << ".\n"
      << "- Mask ablation (StarFT vs the KL variant without the mask), worst group: "
      << compare(t, "StarFT", "FLYP + KL", worst) << "; in-distribution " << compare(t, "StarFT", "FLYP + KL", id)
      << ".\n"
@@ -226,13 +225,13 @@ void write_summary(const fs::path& path, const Table& t, const std::vector<Colum
 int run_demo_report(int argc, char** argv) {
   std::string dir, group_store;
   po::options_description opts("options");
-  opts.add_options()
-      ("dir", po::value(&dir)->required(), "the demo's output directory (holds eval/ and finetune/)")
-      ("group-store", po::value(&group_store)->default_value("group-test"), "store name of the group-shift evaluation")
-      ("title", po::value<std::string>()->default_value("SpuriousFashion"), "report title");
-  auto vm = parse(argc, argv, opts,
-                  "usage: starft demo-report --dir RUN\n"
-                  "Writes RUN/report.md and RUN/report.png from RUN/eval/*/results.json and RUN/finetune/*/metrics.jsonl.");
+  opts.add_options()("dir", po::value(&dir)->required(), "the demo's output directory (holds eval/ and finetune/)")(
+      "group-store", po::value(&group_store)->default_value("group-test"), "store name of the group-shift evaluation")(
+      "title", po::value<std::string>()->default_value("SpuriousFashion"), "report title");
+  auto vm =
+      parse(argc, argv, opts,
+            "usage: starft demo-report --dir RUN\n"
+            "Writes RUN/report.md and RUN/report.png from RUN/eval/*/results.json and RUN/finetune/*/metrics.jsonl.");
   if (!vm) return 0;
   const std::vector<Column> columns = {
       {"id-test", "top1", "(1) in-distribution"},
@@ -369,7 +368,8 @@ int run_demo_report(int argc, char** argv) {
   groups.raw = "reset\nset title " + plot::quote("Per-group accuracy on " + group_store + " (%)") +
                "\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
                "set yrange [0:100]\nset xtics rotate by -25\nset key outside bottom center horizontal\n"
-               "plot for [c=2:*] " + plot::quote((data / "groups.dat").string()) + " using c:xtic(1) title columnhead\n";
+               "plot for [c=2:*] " +
+               plot::quote((data / "groups.dat").string()) + " using c:xtic(1) title columnhead\n";
   plot::Panel contrastive{"contrastive loss L_c (seed 0)", "step", "", "", {}};
   plot::Panel regulariser{"regulariser R (seed 0; not in the FLYP loss)", "step", "", "", {}};
   for (const auto& [title, file] : curves) {
@@ -379,15 +379,17 @@ int run_demo_report(int argc, char** argv) {
   const std::string png = (root / "report.png").string();
   const bool have_png = plot::draw((data / "report.gp").string(),
                                    plot::script(png, 1, 3, 1500, 450, {groups, contrastive, regulariser}), png);
-  md << "\n" << (have_png ? "![per-group accuracy and training curves](report.png)\n"
-                          : "(report.png not drawn: gnuplot failed or is not installed)\n");
+  md << "\n"
+     << (have_png ? "![per-group accuracy and training curves](report.png)\n"
+                  : "(report.png not drawn: gnuplot failed or is not installed)\n");
   const std::string text = md.str();
   write_file_atomically((root / "report.md").string(), text);
   std::printf("%s", text.c_str());
   return 0;
 }
 
-Registration reg("demo-report", "gather the built-in benchmark's results into report.md and report.png", run_demo_report);
+Registration reg("demo-report", "gather the built-in benchmark's results into report.md and report.png",
+                 run_demo_report);
 
 }  // namespace
 }  // namespace starft::cli

@@ -16,14 +16,14 @@ namespace {
 
 int run(int argc, char** argv) {
   po::options_description options("dist-selftest options");
-  options.add_options()
-      ("steps", po::value<int>()->default_value(5), "training-like steps to run (each: backward, gradient "
-       "all-reduce, optimizer step, stop check)")
-      ("fail-rank", po::value<int>()->default_value(-1), "drill: this rank throws an error at step 1")
-      ("skip-rank", po::value<int>()->default_value(-1),
-       "drill: this rank skips the all-reduce of step 1 and sleeps, so the others time out")
-      ("signal-rank", po::value<int>()->default_value(-1), "drill: this rank sends itself SIGUSR1 at --signal-step")
-      ("signal-step", po::value<int>()->default_value(1), "step at which --signal-rank raises SIGUSR1");
+  options.add_options()("steps", po::value<int>()->default_value(5),
+                        "training-like steps to run (each: backward, gradient "
+                        "all-reduce, optimizer step, stop check)")("fail-rank", po::value<int>()->default_value(-1),
+                                                                   "drill: this rank throws an error at step 1")(
+      "skip-rank", po::value<int>()->default_value(-1),
+      "drill: this rank skips the all-reduce of step 1 and sleeps, so the others time out")(
+      "signal-rank", po::value<int>()->default_value(-1), "drill: this rank sends itself SIGUSR1 at --signal-step")(
+      "signal-step", po::value<int>()->default_value(1), "step at which --signal-rank raises SIGUSR1");
   distributed::add_runtime_options(options);
   auto vm = parse(argc, argv, options,
                   "usage: mpirun -np N starft dist-selftest [options]\n"
@@ -93,8 +93,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-const Registration registration("dist-selftest",
-                                "check the distributed runtime across all ranks (with failure drills)", run);
+const Registration registration("dist-selftest", "check the distributed runtime across all ranks (with failure drills)",
+                                run);
 
 }  // namespace
 }  // namespace starft::cli

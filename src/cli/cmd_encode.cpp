@@ -33,20 +33,21 @@ void print_table(const torch::Tensor& logits, const std::vector<std::string>& la
 
 int run_encode(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()
-      ("weights", po::value<std::string>()->required(),
-       "CLIP weights: .safetensors (OpenAI/open_clip or Hugging Face naming), a model folder or a "
-       "model.safetensors.index.json")
-      ("model", po::value<std::string>()->default_value(""), kModelHelp)
-      ("inputs", po::value<std::string>()->required(), "input .safetensors with `images` [N,3,H,W] f32 and/or `tokens` [M,L] i64")
-      ("out", po::value<std::string>()->required(), "output .safetensors: image_features, text_features, logits_per_image")
-      ("device", po::value<std::string>()->default_value("cpu"), "device to run on: cpu, cuda (the current GPU) or cuda:N")
-      ("precision", po::value<std::string>()->default_value("fp32"),
-       "fp32, amp_bf16 (bfloat16 autocast; the features written are float32) or auto")
-      ("batch-size", po::value<int64_t>()->default_value(256), "samples per forward pass")
-      ("no-truncate", po::bool_switch(), "run the text tower on all context positions (default: causal truncation)")
-      ("print", po::bool_switch(), "also print logits_per_image as a table (rows: images, columns: texts)")
-      ("vocab", po::value<std::string>(), "BPE vocabulary; with --print, label the columns with the decoded texts");
+  opts.add_options()("weights", po::value<std::string>()->required(),
+                     "CLIP weights: .safetensors (OpenAI/open_clip or Hugging Face naming), a model folder or a "
+                     "model.safetensors.index.json")("model", po::value<std::string>()->default_value(""), kModelHelp)(
+      "inputs", po::value<std::string>()->required(),
+      "input .safetensors with `images` [N,3,H,W] f32 and/or `tokens` [M,L] i64")(
+      "out", po::value<std::string>()->required(),
+      "output .safetensors: image_features, text_features, logits_per_image")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "device to run on: cpu, cuda (the current GPU) or cuda:N")(
+      "precision", po::value<std::string>()->default_value("fp32"),
+      "fp32, amp_bf16 (bfloat16 autocast; the features written are float32) or auto")(
+      "batch-size", po::value<int64_t>()->default_value(256), "samples per forward pass")(
+      "no-truncate", po::bool_switch(), "run the text tower on all context positions (default: causal truncation)")(
+      "print", po::bool_switch(), "also print logits_per_image as a table (rows: images, columns: texts)")(
+      "vocab", po::value<std::string>(), "BPE vocabulary; with --print, label the columns with the decoded texts");
   auto vm = parse(argc, argv, opts,
                   "usage: starft encode --weights W.safetensors --inputs IN.safetensors --out OUT.safetensors\n"
                   "Writes the encoder outputs (before L2 normalisation) and, when both images and tokens are\n"
@@ -70,21 +71,25 @@ int run_encode(int argc, char** argv) {
   torch::NoGradGuard no_grad;
   auto batched = [&](const torch::Tensor& x, auto&& fn) {
     std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < x.size(0); i += batch) parts.push_back(fn(x.narrow(0, i, std::min(batch, x.size(0) - i))).cpu());
+    for (int64_t i = 0; i < x.size(0); i += batch)
+      parts.push_back(fn(x.narrow(0, i, std::min(batch, x.size(0) - i))).cpu());
     return parts.empty() ? torch::empty({0, model->config().embed_dim}) : torch::cat(parts);
   };
   safetensors::TensorMap out;
   if (images != inputs.end()) {
     check(images->second.dim() == 4, inputs_path, ": `images` must be [N,3,H,W], got ", images->second.sizes());
-    out["image_features"] = batched(images->second.to(torch::kFloat), [&](const torch::Tensor& x) { return model->encode_image(x); });
+    out["image_features"] =
+        batched(images->second.to(torch::kFloat), [&](const torch::Tensor& x) { return model->encode_image(x); });
   }
   if (tokens != inputs.end()) {
     check(tokens->second.dim() == 2, inputs_path, ": `tokens` must be [M,L], got ", tokens->second.sizes());
     const bool truncate = !(*vm)["no-truncate"].as<bool>();
-    out["text_features"] = batched(tokens->second, [&](const torch::Tensor& x) { return model->encode_text(x, truncate); });
+    out["text_features"] =
+        batched(tokens->second, [&](const torch::Tensor& x) { return model->encode_text(x, truncate); });
   }
   if (out.count("image_features") && out.count("text_features")) {
-    out["logits_per_image"] = model->logits_per_image(out["image_features"].to(device), out["text_features"].to(device)).cpu();
+    out["logits_per_image"] =
+        model->logits_per_image(out["image_features"].to(device), out["text_features"].to(device)).cpu();
   }
   safetensors::save((*vm)["out"].as<std::string>(), out);
   if ((*vm)["print"].as<bool>() && out.count("logits_per_image")) {

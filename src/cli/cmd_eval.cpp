@@ -39,50 +39,51 @@ std::string row_label(const std::string& weights_arg) {
 
 int run_eval(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()
-      ("weights", po::value<std::string>()->required(),
-       "CLIP weights to evaluate: .safetensors (OpenAI/open_clip or Hugging Face naming), a model folder, a "
-       "model.safetensors.index.json or a training checkpoint directory")
-      ("model", po::value<std::string>()->default_value(""),
-       (std::string(kModelHelp) + "; the same for --zeroshot-weights").c_str())
-      ("store", po::value<std::vector<std::string>>()->required()->composing(),
-       "evaluation stores, comma-separated or repeated: DIR[:key=value]... with keys name (table label), templates, "
-       "class-names (a class list file, or `store` for the store's own classes), class-map, train-store")
-      ("vocab", po::value<std::string>()->required(),
-       "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json")
-      ("templates", po::value<std::string>()->default_value("imagenet"),
-       "zero-shot template set of the heads: a built-in name (imagenet, simple, waterbirds, fashion) or a file")
-      ("class-names", po::value<std::string>(),
-       "class list the heads are built from (one class per line: `name`, `id<TAB>name` or `wnid name, alias` as in "
-       "LOC_synset_mapping.txt); default: each store's own classes from its manifest")
-      ("class-map", po::value<std::string>(),
-       "class map for stores scored against --class-names (one line per store class: "
-       "`store_class<TAB>head_class[<TAB>...]`; logit = max over the head classes)")
-      ("train-store", po::value<std::string>(),
-       "training store whose group proportions weight avg_acc_train_weighted of group stores (Waterbirds convention)")
-      ("wise-alphas", po::value<std::string>(),
-       "WiSE-FT: evaluate (1-alpha)*zero-shot + alpha*fine-tuned for each alpha, e.g. 0,0.5,1 (needs --zeroshot-weights)")
-      ("zeroshot-weights", po::value<std::string>(),
-       "WiSE-FT: the zero-shot weights the fine-tuned --weights started from")
-      ("batch-size", po::value<int64_t>()->default_value(64),
-       "global batch: images per step over all ranks, as in train (each rank scores ceil(B / ranks) per forward "
-       "pass); results do not depend on it")
-      ("text-batch-size", po::value<int64_t>()->default_value(256), "texts per forward pass when building the heads")
-      ("workers", po::value<int>()->default_value(1), "image preprocessing threads per rank (plus one reader thread)")
-      ("device", po::value<std::string>()->default_value("cpu"),
-       "device to run on: cpu, cuda (each rank its local GPU) or cuda:N")
-      ("precision", po::value<std::string>()->default_value("fp32"),
-       "fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto "
-       "(amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16)")
-      ("out", po::value<std::string>()->default_value("eval"), "directory for results.json and results.md (rank 0)");
+  opts.add_options()(
+      "weights", po::value<std::string>()->required(),
+      "CLIP weights to evaluate: .safetensors (OpenAI/open_clip or Hugging Face naming), a model folder, a "
+      "model.safetensors.index.json or a training checkpoint directory")(
+      "model", po::value<std::string>()->default_value(""),
+      (std::string(kModelHelp) + "; the same for --zeroshot-weights").c_str())(
+      "store", po::value<std::vector<std::string>>()->required()->composing(),
+      "evaluation stores, comma-separated or repeated: DIR[:key=value]... with keys name (table label), templates, "
+      "class-names (a class list file, or `store` for the store's own classes), class-map, train-store")(
+      "vocab", po::value<std::string>()->required(),
+      "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json")(
+      "templates", po::value<std::string>()->default_value("imagenet"),
+      "zero-shot template set of the heads: a built-in name (imagenet, simple, waterbirds, fashion) or a file")(
+      "class-names", po::value<std::string>(),
+      "class list the heads are built from (one class per line: `name`, `id<TAB>name` or `wnid name, alias` as in "
+      "LOC_synset_mapping.txt); default: each store's own classes from its manifest")(
+      "class-map", po::value<std::string>(),
+      "class map for stores scored against --class-names (one line per store class: "
+      "`store_class<TAB>head_class[<TAB>...]`; logit = max over the head classes)")(
+      "train-store", po::value<std::string>(),
+      "training store whose group proportions weight avg_acc_train_weighted of group stores (Waterbirds convention)")(
+      "wise-alphas", po::value<std::string>(),
+      "WiSE-FT: evaluate (1-alpha)*zero-shot + alpha*fine-tuned for each alpha, e.g. 0,0.5,1 (needs --zeroshot-weights)")(
+      "zeroshot-weights", po::value<std::string>(),
+      "WiSE-FT: the zero-shot weights the fine-tuned --weights started from")(
+      "batch-size", po::value<int64_t>()->default_value(64),
+      "global batch: images per step over all ranks, as in train (each rank scores ceil(B / ranks) per forward "
+      "pass); results do not depend on it")("text-batch-size", po::value<int64_t>()->default_value(256),
+                                            "texts per forward pass when building the heads")(
+      "workers", po::value<int>()->default_value(1), "image preprocessing threads per rank (plus one reader thread)")(
+      "device", po::value<std::string>()->default_value("cpu"),
+      "device to run on: cpu, cuda (each rank its local GPU) or cuda:N")(
+      "precision", po::value<std::string>()->default_value("fp32"),
+      "fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto "
+      "(amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16)")(
+      "out", po::value<std::string>()->default_value("eval"), "directory for results.json and results.md (rank 0)");
   po::options_description runtime("distributed runtime");
   distributed::add_runtime_options(runtime);
   opts.add(runtime);
-  auto vm = parse(argc, argv, opts,
-                  "usage: starft eval --weights W --store S1,S2,... --vocab BPE [options]   (alone, or under mpirun/srun)\n"
-                  "Zero-shot evaluation: a head per store from the model's text tower, every rank scores its slice of\n"
-                  "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.",
-                  nullptr, {{"classnames", "class-names", "", true}});
+  auto vm =
+      parse(argc, argv, opts,
+            "usage: starft eval --weights W --store S1,S2,... --vocab BPE [options]   (alone, or under mpirun/srun)\n"
+            "Zero-shot evaluation: a head per store from the model's text tower, every rank scores its slice of\n"
+            "each store, counts are summed on all ranks, rank 0 writes --out/results.{json,md} and prints the table.",
+            nullptr, {{"classnames", "class-names", "", true}});
   if (!vm) return 0;
 
   // Everything about the request is checked before any model runs.
@@ -122,8 +123,11 @@ int run_eval(int argc, char** argv) {
   load.model = (*vm)["model"].as<std::string>();
   auto model = clip::load_weights(weights, load);
 
-  nlohmann::json run{{"weights", weights}, {"vocab", vocab}, {"templates", options.templates},
-                     {"ranks", comm.size()}, {"batch_size", options.batch_size},
+  nlohmann::json run{{"weights", weights},
+                     {"vocab", vocab},
+                     {"templates", options.templates},
+                     {"ranks", comm.size()},
+                     {"batch_size", options.batch_size},
                      {"precision", precision_name(load.precision)}};
   std::vector<eval::ReportRow> rows;
   if (!wise) {

@@ -13,25 +13,23 @@ namespace {
 
 int run_export(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()
-      ("checkpoint", po::value<std::string>()->default_value("latest"),
-       "checkpoint directory, or `latest` (the newest in --run-dir)")
-      ("run-dir", po::value<std::string>(), "run directory of `starft train`, to resolve `latest`")
-      ("weights", po::value<std::string>(),
-       "instead of a checkpoint: any CLIP weights starft reads (a .safetensors file, a model folder, an index), "
-       "to convert them")
-      ("model", po::value<std::string>()->default_value(""), kModelHelp)
-      ("format", po::value<std::string>()->default_value("starft"),
-       "starft: one .safetensors file (OpenAI naming, float32, starft's config in the metadata); hf: a Hugging Face "
-       "model folder (model.safetensors, config.json, preprocessor_config.json) for "
-       "transformers.CLIPModel.from_pretrained; open_clip: an open_clip model folder (open_clip_model.safetensors, "
-       "open_clip_config.json)")
-      ("out", po::value<std::string>()->required(),
-       "output: the .safetensors file (--format starft) or the folder (hf, open_clip)");
-  auto vm = parse(argc, argv, opts,
-                  "usage: starft export --run-dir RUN [--checkpoint latest|DIR] [--format starft|hf|open_clip] --out OUT\n"
-                  "       starft export --weights W [--model M] --format hf|open_clip|starft --out OUT\n"
-                  "Writes a model's weights alone (no optimizer state), float32, with its architecture recorded.");
+  opts.add_options()("checkpoint", po::value<std::string>()->default_value("latest"),
+                     "checkpoint directory, or `latest` (the newest in --run-dir)")(
+      "run-dir", po::value<std::string>(), "run directory of `starft train`, to resolve `latest`")(
+      "weights", po::value<std::string>(),
+      "instead of a checkpoint: any CLIP weights starft reads (a .safetensors file, a model folder, an index), "
+      "to convert them")("model", po::value<std::string>()->default_value(""), kModelHelp)(
+      "format", po::value<std::string>()->default_value("starft"),
+      "starft: one .safetensors file (OpenAI naming, float32, starft's config in the metadata); hf: a Hugging Face "
+      "model folder (model.safetensors, config.json, preprocessor_config.json) for "
+      "transformers.CLIPModel.from_pretrained; open_clip: an open_clip model folder (open_clip_model.safetensors, "
+      "open_clip_config.json)")("out", po::value<std::string>()->required(),
+                                "output: the .safetensors file (--format starft) or the folder (hf, open_clip)");
+  auto vm =
+      parse(argc, argv, opts,
+            "usage: starft export --run-dir RUN [--checkpoint latest|DIR] [--format starft|hf|open_clip] --out OUT\n"
+            "       starft export --weights W [--model M] --format hf|open_clip|starft --out OUT\n"
+            "Writes a model's weights alone (no optimizer state), float32, with its architecture recorded.");
   if (!vm) return 0;
   const auto format = (*vm)["format"].as<std::string>();
   check(format == "starft" || format == "hf" || format == "open_clip", "--format ", format,

@@ -32,7 +32,8 @@ double gemm_error(int64_t& worst_k) {
     auto c = torch::mm(a, b).to(torch::kDouble);
     auto ref = torch::mm(a.to(torch::kDouble), b.to(torch::kDouble));
     auto scale = torch::mm(a.abs().to(torch::kDouble), b.abs().to(torch::kDouble)).clamp_min(1e-30);
-    const double err = ((c - ref).abs() / scale).max().item<double>() / (static_cast<double>(s.k) * std::ldexp(1.0, -24));
+    const double err =
+        ((c - ref).abs() / scale).max().item<double>() / (static_cast<double>(s.k) * std::ldexp(1.0, -24));
     if (err > worst) {
       worst = err;
       worst_k = s.k;
@@ -43,11 +44,10 @@ double gemm_error(int64_t& worst_k) {
 
 int run_hardware(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()
-      ("openblas-coretype", po::bool_switch(),
-       "print only the OPENBLAS_CORETYPE to set (empty when OpenBLAS already runs fitting kernels)")
-      ("check-gemm", po::bool_switch(),
-       "check float32 matrix products of the BLAS in use against float64; exit 1 when one is off");
+  opts.add_options()("openblas-coretype", po::bool_switch(),
+                     "print only the OPENBLAS_CORETYPE to set (empty when OpenBLAS already runs fitting kernels)")(
+      "check-gemm", po::bool_switch(),
+      "check float32 matrix products of the BLAS in use against float64; exit 1 when one is off");
   auto vm = parse(argc, argv, opts,
                   "usage: starft hardware [--openblas-coretype] [--check-gemm]\n"
                   "The processor's matrix features, the BLAS library and kernels LibTorch uses, and what to set.");
@@ -67,7 +67,8 @@ int run_hardware(int argc, char** argv) {
             << (cpu.native_bf16_matmul() ? "native (AMX-BF16 / AVX512-BF16): --precision amp_bf16 is fast here"
                                          : "no native instructions: --precision amp_bf16 runs slower than fp32 here")
             << "\n"
-            << "precision auto:     " << (cpu.native_bf16_matmul() ? "amp_bf16" : "fp32") << " on the CPU, amp_bf16 on CUDA\n"
+            << "precision auto:     " << (cpu.native_bf16_matmul() ? "amp_bf16" : "fp32")
+            << " on the CPU, amp_bf16 on CUDA\n"
             << "BLAS library:       " << (blas.library.empty() ? "linked statically" : blas.library)
             << (blas.reference ? " (the reference BLAS: install libopenblas0-openmp)" : "") << "\n";
   if (!blas.openblas_core.empty()) {
@@ -75,7 +76,8 @@ int run_hardware(int argc, char** argv) {
               << (forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string()) << "\n"
               << "OpenBLAS build:     " << blas.openblas_config << "\n"
               << "OPENBLAS_CORETYPE:  "
-              << (coretype.empty() ? std::string("nothing to set") : "set " + coretype + " (the kernels run now are generic)")
+              << (coretype.empty() ? std::string("nothing to set")
+                                   : "set " + coretype + " (the kernels run now are generic)")
               << "\n";
   }
   if ((*vm)["check-gemm"].as<bool>()) {

@@ -16,11 +16,12 @@ int run_report(int argc, char** argv) {
   std::string run_dir, out;
   std::vector<std::string> scaling;
   po::options_description opts("options");
-  opts.add_options()
-      ("run-dir", po::value(&run_dir), "a run directory of `starft train` (metrics.jsonl, eval.jsonl, config.ini)")
-      ("scaling", po::value(&scaling)->multitoken(),
-       "run directories of one training at several rank counts, or directories of such runs (launch/scaling.sh's --out)")
-      ("out", po::value(&out), "where to write the report (default: the run directory; with --scaling: the first directory)");
+  opts.add_options()("run-dir", po::value(&run_dir),
+                     "a run directory of `starft train` (metrics.jsonl, eval.jsonl, config.ini)")(
+      "scaling", po::value(&scaling)->multitoken(),
+      "run directories of one training at several rank counts, or directories of such runs (launch/scaling.sh's --out)")(
+      "out", po::value(&out),
+      "where to write the report (default: the run directory; with --scaling: the first directory)");
   auto vm = parse(argc, argv, opts,
                   "usage: starft report --run-dir DIR [--out OUT]\n"
                   "       starft report --scaling DIR [DIR...] [--out OUT]\n"

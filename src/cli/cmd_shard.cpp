@@ -24,41 +24,40 @@ namespace fs = std::filesystem;
 // Published scripts (and ../shared/cases) still pass `shard --threads N`: it is read as --workers
 // with a warning rather than refused.
 static const std::vector<RenamedOption> kRenamed{
-    {"threads", "workers", "decode threads per rank; --threads is the LibTorch threads of train, eval and cache-teacher",
-     true}};
+    {"threads", "workers",
+     "decode threads per rank; --threads is the LibTorch threads of train, eval and cache-teacher", true}};
 
 static int run_shard(int argc, char** argv) {
   po::options_description options("options");
   std::string kind, input, out, class_names, image_root, dataset, split;
   int image_size = 256, compression = 0, workers = 0;
   int64_t shard_size = 1024;
-  options.add_options()
-    ("from", po::value(&kind)->required(),
-     "source kind: folder, csv, waterbirds, fashion-mnist or spurious-fashion (the generator of "
-     "datasets/spurious_fashion.md)")
-    ("input", po::value(&input),
-     "folder: directory with one sub-folder per class; csv: the tab-separated file; waterbirds: the folder "
-     "holding metadata.csv; fashion-mnist, spurious-fashion: the folder of IDX files (default "
-     "/usr/share/datasets/fashion-mnist)")
-    ("out", po::value(&out)->required(),
-     "store directory; waterbirds, fashion-mnist and spurious-fashion write one store per split into OUT/<split>")
-    ("class-names", po::value(&class_names),
-     "class list, one class per line: `wnid name, alias` (ImageNet's LOC_synset_mapping.txt), `id<TAB>name` or "
-     "`name` (datasets/classnames/README.md); --from folder needs the ids (the folders' names)")
-    ("image-root", po::value(&image_root), "csv: directory that relative file paths start from (default: the csv's)")
-    ("dataset", po::value(&dataset), "dataset name recorded in the manifest (default: from the source)")
-    ("split", po::value(&split),
-     "folder, csv: the split name recorded (default: the input folder's name, or 'train'); waterbirds, "
-     "fashion-mnist, spurious-fashion: write only this split")
-    ("image-size", po::value(&image_size)->default_value(256),
-     "stored image side S: shorter side resized to S (antialiased), centre crop S x S (spurious-fashion: "
-     "the side images are drawn at, default 32)")
-    ("shard-size", po::value(&shard_size)->default_value(1024), "input images per shard file")
-    ("compression", po::value(&compression)->default_value(0),
-     "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")
-    ("workers", po::value(&workers)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")
-    ("strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")
-    ("overwrite", po::bool_switch(), "replace the store in a non-empty --out");
+  options.add_options()("from", po::value(&kind)->required(),
+                        "source kind: folder, csv, waterbirds, fashion-mnist or spurious-fashion (the generator of "
+                        "datasets/spurious_fashion.md)")(
+      "input", po::value(&input),
+      "folder: directory with one sub-folder per class; csv: the tab-separated file; waterbirds: the folder "
+      "holding metadata.csv; fashion-mnist, spurious-fashion: the folder of IDX files (default "
+      "/usr/share/datasets/fashion-mnist)")(
+      "out", po::value(&out)->required(),
+      "store directory; waterbirds, fashion-mnist and spurious-fashion write one store per split into OUT/<split>")(
+      "class-names", po::value(&class_names),
+      "class list, one class per line: `wnid name, alias` (ImageNet's LOC_synset_mapping.txt), `id<TAB>name` or "
+      "`name` (datasets/classnames/README.md); --from folder needs the ids (the folders' names)")(
+      "image-root", po::value(&image_root), "csv: directory that relative file paths start from (default: the csv's)")(
+      "dataset", po::value(&dataset), "dataset name recorded in the manifest (default: from the source)")(
+      "split", po::value(&split),
+      "folder, csv: the split name recorded (default: the input folder's name, or 'train'); waterbirds, "
+      "fashion-mnist, spurious-fashion: write only this split")(
+      "image-size", po::value(&image_size)->default_value(256),
+      "stored image side S: shorter side resized to S (antialiased), centre crop S x S (spurious-fashion: "
+      "the side images are drawn at, default 32)")("shard-size", po::value(&shard_size)->default_value(1024),
+                                                   "input images per shard file")(
+      "compression", po::value(&compression)->default_value(0),
+      "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")(
+      "workers", po::value(&workers)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")(
+      "strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")(
+      "overwrite", po::bool_switch(), "replace the store in a non-empty --out");
   sharding::SpuriousFashionConfig generator;
   const auto generator_options = sharding::spurious_fashion_options(generator);
   options.add(generator_options);
@@ -141,19 +140,22 @@ static int run_shard(int argc, char** argv) {
     opt.strict = vm->at("strict").as<bool>();
     opt.workers = workers;
     if (source.items.empty()) {
-      if (comm->rank() == 0) spdlog::warn("shard: split '{}' of {} has no images; no store written", source.layout.split, input);
+      if (comm->rank() == 0)
+        spdlog::warn("shard: split '{}' of {} has no images; no store written", source.layout.split, input);
       continue;
     }
     auto summary = sharding::convert(source.items, opt, *comm);
     if (comm->rank() == 0 && summary.skipped > 0) {
-      spdlog::warn("shard: {} image(s) could not be read and were skipped (listed under \"skipped\" in {}/manifest.json)",
-                   summary.skipped, opt.out);
+      spdlog::warn(
+          "shard: {} image(s) could not be read and were skipped (listed under \"skipped\" in {}/manifest.json)",
+          summary.skipped, opt.out);
     }
   }
   return 0;
 }
 
-static Registration shard_command("shard", "convert images (folders, csv, Waterbirds, Fashion-MNIST) into an HDF5 store",
+static Registration shard_command("shard",
+                                  "convert images (folders, csv, Waterbirds, Fashion-MNIST) into an HDF5 store",
                                   run_shard);
 
 }  // namespace starft::cli

@@ -13,12 +13,11 @@ namespace {
 
 int run_tokenize(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()
-      ("vocab", po::value<std::string>()->required(),
-       "BPE vocabulary: bpe_simple_vocab_16e6.txt.gz (gzip or plain), or a Hugging Face "
-       "tokenizer directory / vocab.json with merges.txt beside it")
-      ("context", po::value<int>()->default_value(clip::kContextLength),
-       "context length: longer texts are cut to this many ids with the end token kept last (>= 2)");
+  opts.add_options()("vocab", po::value<std::string>()->required(),
+                     "BPE vocabulary: bpe_simple_vocab_16e6.txt.gz (gzip or plain), or a Hugging Face "
+                     "tokenizer directory / vocab.json with merges.txt beside it")(
+      "context", po::value<int>()->default_value(clip::kContextLength),
+      "context length: longer texts are cut to this many ids with the end token kept last (>= 2)");
   auto vm = parse(argc, argv, opts,
                   "usage: starft tokenize --vocab FILE [--context 77] < texts.txt\n"
                   "Prints one JSON array of token ids per input line (start and end tokens included,\n"

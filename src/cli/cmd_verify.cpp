@@ -35,22 +35,24 @@ int run_verify(int argc, char** argv) {
   }
   for (const auto& note : report.notes) spdlog::warn("verify {}: {}", dir, note);
   if (!report.per_image_checksums)
-    spdlog::warn("verify {}: some shards predate per-image checksums: damage there is found per shard, not per "
-                 "sample (re-run `starft shard` to add them)", dir);
+    spdlog::warn(
+        "verify {}: some shards predate per-image checksums: damage there is found per shard, not per "
+        "sample (re-run `starft shard` to add them)",
+        dir);
   if (report.sound()) {
     std::printf("%s: sound: %lld samples in %lld shards, every checksum matches\n", dir.c_str(),
                 static_cast<long long>(report.samples), static_cast<long long>(report.shards));
     return 0;
   }
-  std::printf("%s: DAMAGED: %zu problem(s) in %lld shards of %lld samples (%lld samples read and checksummed); "
-              "copy the named shards again or re-run `starft shard`\n",
-              dir.c_str(), report.problems.size(), static_cast<long long>(report.shards),
-              static_cast<long long>(report.samples), static_cast<long long>(report.samples_checked));
+  std::printf(
+      "%s: DAMAGED: %zu problem(s) in %lld shards of %lld samples (%lld samples read and checksummed); "
+      "copy the named shards again or re-run `starft shard`\n",
+      dir.c_str(), report.problems.size(), static_cast<long long>(report.shards),
+      static_cast<long long>(report.samples), static_cast<long long>(report.samples_checked));
   return 1;
 }
 
-const Registration registration("verify", "check a store's manifest, shards and every sample's checksum",
-                                run_verify);
+const Registration registration("verify", "check a store's manifest, shards and every sample's checksum", run_verify);
 
 }  // namespace
 }  // namespace starft::cli

@@ -23,8 +23,7 @@ struct Command {
 std::map<std::string, Command>& registry();
 
 struct Registration {
-  Registration(const std::string& name, const std::string& summary,
-               std::function<int(int, char**)> run) {
+  Registration(const std::string& name, const std::string& summary, std::function<int(int, char**)> run) {
     registry()[name] = Command{summary, std::move(run)};
   }
 };
@@ -32,8 +31,7 @@ struct Registration {
 // Parses argv against `options` (a --help option is added). Prints usage and returns nullopt
 // for --help; throws starft::Error naming the bad option otherwise. `usage` is the first line.
 // An option of `renamed` (former names, not shown in --help) is refused naming its new name.
-std::optional<po::variables_map> parse(int argc, char** argv, po::options_description options,
-                                       const std::string& usage,
+std::optional<po::variables_map> parse(int argc, char** argv, po::options_description options, const std::string& usage,
                                        const po::positional_options_description* positional = nullptr,
                                        const std::vector<RenamedOption>& renamed = {});
 

@@ -19,8 +19,7 @@ std::map<std::string, Command>& registry() {
   return commands;
 }
 
-std::optional<po::variables_map> parse(int argc, char** argv, po::options_description options,
-                                       const std::string& usage,
+std::optional<po::variables_map> parse(int argc, char** argv, po::options_description options, const std::string& usage,
                                        const po::positional_options_description* positional,
                                        const std::vector<RenamedOption>& renamed) {
   options.add_options()("help,h", "show this help and exit");
@@ -50,8 +49,7 @@ static void print_usage() {
                "usage: starft <command> [options]   (starft <command> --help for its options)\n\n"
                "commands:\n";
   for (const auto& [name, cmd] : registry()) {
-    std::cout << "  " << name << std::string(name.size() < 16 ? 16 - name.size() : 1, ' ')
-              << cmd.summary << "\n";
+    std::cout << "  " << name << std::string(name.size() < 16 ? 16 - name.size() : 1, ' ') << cmd.summary << "\n";
   }
 }
 
@@ -61,8 +59,7 @@ int main(int argc, char** argv) {
   using namespace starft;
   keep_freed_memory_for_reuse();  // before any thread or large allocation
   init_logging(rank_from_environment());
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
-      !std::strcmp(argv[1], "help")) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     cli::print_usage();
     return argc < 2 ? 2 : 0;
   }
@@ -88,7 +85,8 @@ int main(int argc, char** argv) {
         !std::getenv("OMPI_COMM_WORLD_SIZE"))
       fail("srun started ", step_tasks, " tasks (SLURM_STEP_NUM_TASKS=", step_tasks, ") of `starft ", name,
            "`, which runs as one process: every task would write the same output. Run it as one task "
-           "(`srun -n 1 starft ", name, " ...`) or outside srun.");
+           "(`srun -n 1 starft ",
+           name, " ...`) or outside srun.");
     // The commands that compute with the model describe the hardware; the others only warn.
     if (name != "hardware")
       log_hardware(name == "train" || name == "cache-teacher" || name == "eval" || name == "encode");

@@ -14,7 +14,8 @@ std::string quote(const std::string& s) {
   return out + "'";
 }
 
-std::string script(const std::string& png, int rows, int cols, int width, int height, const std::vector<Panel>& panels) {
+std::string script(const std::string& png, int rows, int cols, int width, int height,
+                   const std::vector<Panel>& panels) {
   std::ostringstream gp;
   gp << "set terminal pngcairo size " << width << "," << height << " font ',10'\n"
      << "set output " << quote(png) << "\n"
@@ -30,7 +31,8 @@ std::string script(const std::string& png, int rows, int cols, int width, int he
     if (!p.ylabel.empty()) gp << "set ylabel " << quote(p.ylabel) << "\n";
     bool y2 = false;
     for (const auto& s : p.series) y2 |= s.y2;
-    if (y2) gp << "set y2tics\nset ytics nomirror\n" << (p.y2label.empty() ? "" : "set y2label " + quote(p.y2label) + "\n");
+    if (y2)
+      gp << "set y2tics\nset ytics nomirror\n" << (p.y2label.empty() ? "" : "set y2label " + quote(p.y2label) + "\n");
     if (p.log_y) gp << "set logscale y\n";
     gp << p.settings << (p.settings.empty() || p.settings.back() == '\n' ? "" : "\n");
     if (p.series.empty()) {

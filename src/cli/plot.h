@@ -11,10 +11,10 @@ namespace starft::cli::plot {
 // One curve of a panel: `using` columns of a data file, drawn `with` a gnuplot style.
 struct Series {
   std::string file;
-  std::string columns;                // gnuplot's `using`, e.g. "1:2"
+  std::string columns;  // gnuplot's `using`, e.g. "1:2"
   std::string title;
-  std::string with = "lines lw 2";    // gnuplot's `with`
-  bool y2 = false;                    // on the right-hand axis
+  std::string with = "lines lw 2";  // gnuplot's `with`
+  bool y2 = false;                  // on the right-hand axis
 };
 
 // One panel of a multiplot. `raw`, when set, is written instead (a complete gnuplot fragment that

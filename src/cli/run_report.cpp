@@ -25,8 +25,9 @@ struct Part {
   const char* key;
   const char* title;
 };
-constexpr Part kParts[] = {{"data_s", "data"},         {"forward_s", "forward"},     {"backward_s", "backward"},
-                           {"comm_exposed_s", "comm exposed"}, {"optimizer_s", "optimizer"}, {"other_s", "other"}};
+constexpr Part kParts[] = {{"data_s", "data"},           {"forward_s", "forward"},
+                           {"backward_s", "backward"},   {"comm_exposed_s", "comm exposed"},
+                           {"optimizer_s", "optimizer"}, {"other_s", "other"}};
 
 std::vector<json> read_lines(const fs::path& path) {
   std::vector<json> out;
@@ -120,7 +121,9 @@ std::vector<json> read_metrics(const fs::path& run_dir) {
 // One evaluation metric of eval.jsonl: a store's top-1, worst-group or average accuracy.
 struct EvalColumn {
   std::string store, metric;
-  std::string title() const { return store + " " + (metric == "top1" ? "top-1" : metric == "worst_group_acc" ? "worst group" : "avg"); }
+  std::string title() const {
+    return store + " " + (metric == "top1" ? "top-1" : metric == "worst_group_acc" ? "worst group" : "avg");
+  }
 };
 
 // The stores of one eval.jsonl line (empty for a line without results).
@@ -176,7 +179,7 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
     }
     const double n = static_cast<double>(steps.size());
     const double ips = sum.batch > 0 && std::isfinite(step_s) && step_s > 0 ? sum.batch * n / step_s
-                                                                           : num(*steps.back(), "images_per_s");
+                                                                            : num(*steps.back(), "images_per_s");
     md << "| " << epoch + 1 << " | " << steps.size() << " | " << fmt("%.4f", loss / n) << " | " << fmt("%.4f", lc / n)
        << " | " << fmt("%.5f", r / n) << " | " << fmt("%.3g", lambda / n) << " | "
        << fmt("%.3e", num(*steps.back(), "lr")) << " | " << fmt("%.1f", ips) << " |\n";
@@ -198,7 +201,8 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
     md << "| not covered | " << fmt("%.3f", 1e3 * (sum.step - covered)) << " | "
        << fmt("%.2f%%", 100 * (sum.step - covered) / sum.step) << " |\n"
        << "| **step** | **" << fmt("%.2f", 1e3 * sum.step) << "** | 100% |\n";
-    if (sum.images_per_s > 0) md << "\nThroughput: " << fmt("%.1f", sum.images_per_s) << " images/s (global batch / mean step time).\n";
+    if (sum.images_per_s > 0)
+      md << "\nThroughput: " << fmt("%.1f", sum.images_per_s) << " images/s (global batch / mean step time).\n";
     std::map<int, int64_t> slowest;
     for (size_t i = first_steady(lines.size()); i < lines.size(); ++i) {
       if (lines[i].contains("slowest_rank")) ++slowest[lines[i]["slowest_rank"].get<int>()];
@@ -206,7 +210,8 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
     if (!slowest.empty() && sum.ranks > 1) {
       md << "\nThe slowest rank (the largest step time not spent waiting for communication), share of steady steps:";
       for (const auto& [rank, count] : slowest) {
-        md << " rank " << rank << " " << fmt("%.0f%%", 100.0 * count / sum.steady_steps) << (rank == slowest.rbegin()->first ? "." : ",");
+        md << " rank " << rank << " " << fmt("%.0f%%", 100.0 * count / sum.steady_steps)
+           << (rank == slowest.rbegin()->first ? "." : ",");
       }
       md << "\n";
     }
@@ -237,7 +242,8 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
       for (const auto& c : columns) {
         double v = std::nan("");
         for (const auto& s : stores_of(e)) {
-          if (s.value("name", "") == c.store && s.contains(c.metric) && s[c.metric].is_number()) v = 100 * s[c.metric].get<double>();
+          if (s.value("name", "") == c.store && s.contains(c.metric) && s[c.metric].is_number())
+            v = 100 * s[c.metric].get<double>();
         }
         md << " " << fmt("%.1f", v) << " |";
         out << "\t" << (std::isfinite(v) ? std::to_string(v) : "NaN");
@@ -256,7 +262,8 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
       const double step_s = num(j, "step_s");
       const double step_ips = sum.batch > 0 && step_s > 0 ? sum.batch / step_s : std::nan("");
       out << j.value("step", int64_t{0}) << "\t" << j.value("epoch", int64_t{0}) + 1;
-      for (const char* k : {"loss", "contrastive", "regulariser", "lambda", "lr", "images_per_s"}) out << "\t" << num(j, k);
+      for (const char* k : {"loss", "contrastive", "regulariser", "lambda", "lr", "images_per_s"})
+        out << "\t" << num(j, k);
       out << "\t" << step_ips;
       double cumulative = 0;
       for (const auto& p : kParts) {
@@ -270,9 +277,17 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
   using plot::Panel;
   using plot::Series;
   Panel loss{"loss and its parts", "step", "", "", {{steps, "1:3", "loss"}, {steps, "1:4", "contrastive L_c"}}};
-  Panel lr{"learning rate and lambda", "step", "lr", "lambda", {{steps, "1:7", "lr"}, {steps, "1:6", "lambda", "lines lw 2", true}}};
+  Panel lr{"learning rate and lambda",
+           "step",
+           "lr",
+           "lambda",
+           {{steps, "1:7", "lr"}, {steps, "1:6", "lambda", "lines lw 2", true}}};
   Panel reg{"regulariser R", "step", "", "", {{steps, "1:5", "R"}}};
-  Panel throughput{"throughput (images/s)", "step", "", "", {{steps, "1:9", "per step", "lines lw 1"}, {steps, "1:8", "run average"}}};
+  Panel throughput{"throughput (images/s)",
+                   "step",
+                   "",
+                   "",
+                   {{steps, "1:9", "per step", "lines lw 1"}, {steps, "1:8", "run average"}}};
   Panel breakdown{"step-time breakdown (ms, stacked)", "step", "", "", {}};
   if (sum.has_breakdown) {
     for (int i = 5; i >= 0; --i) {  // the top of the stack first, each part drawn over the ones above it
@@ -285,9 +300,11 @@ std::string write_run_report(const fs::path& run_dir, const fs::path& out_dir) {
     evaluation.series.push_back({eval, "1:" + std::to_string(3 + i), columns[i].title(), "linespoints lw 2"});
   }
   const std::string png = (out_dir / "report.png").string();
-  const bool drawn = plot::draw((data / "report.gp").string(),
-                                plot::script(png, 2, 3, 1500, 850, {loss, lr, reg, throughput, breakdown, evaluation}), png);
-  md << "\n" << (drawn ? "![training curves](report.png)\n" : "(report.png not drawn: gnuplot failed or is not installed)\n");
+  const bool drawn =
+      plot::draw((data / "report.gp").string(),
+                 plot::script(png, 2, 3, 1500, 850, {loss, lr, reg, throughput, breakdown, evaluation}), png);
+  md << "\n"
+     << (drawn ? "![training curves](report.png)\n" : "(report.png not drawn: gnuplot failed or is not installed)\n");
   const std::string text = md.str();
   write_file_atomically((out_dir / "report.md").string(), text);
   return text;
@@ -305,7 +322,8 @@ std::string write_scaling_report(const std::vector<fs::path>& dirs, const fs::pa
     for (const auto& e : fs::directory_iterator(d)) {
       if (fs::exists(e.path() / "metrics.jsonl")) inner.push_back(e.path());
     }
-    check(!inner.empty(), "report --scaling: ", d.string(), " holds no run (no metrics.jsonl in it or its subdirectories)");
+    check(!inner.empty(), "report --scaling: ", d.string(),
+          " holds no run (no metrics.jsonl in it or its subdirectories)");
     std::sort(inner.begin(), inner.end());
     runs.insert(runs.end(), inner.begin(), inner.end());
   }
@@ -364,9 +382,11 @@ std::string write_scaling_report(const std::vector<fs::path>& dirs, const fs::pa
       f.open(out_dir / "scaling-data" / (r.mode + ".dat"));
       f << "# ranks images_per_s ideal efficiency\n";
     }
-    f << r.s.ranks << "\t" << r.s.images_per_s << "\t" << base_ips * r.s.ranks / base_ranks << "\t" << efficiency << "\n";
+    f << r.s.ranks << "\t" << r.s.images_per_s << "\t" << base_ips * r.s.ranks / base_ranks << "\t" << efficiency
+      << "\n";
     parts << "\"" << r.mode << " " << r.s.ranks << "\"";
-    for (double v : {r.s.data, r.s.forward, r.s.backward, r.s.comm_exposed, r.s.optimizer, r.s.other}) parts << "\t" << 1e3 * v;
+    for (double v : {r.s.data, r.s.forward, r.s.backward, r.s.comm_exposed, r.s.optimizer, r.s.other})
+      parts << "\t" << 1e3 * v;
     parts << "\n";
   }
   for (auto& [mode, f] : files) f.close();
@@ -381,11 +401,12 @@ std::string write_scaling_report(const std::vector<fs::path>& dirs, const fs::pa
     eff.series.push_back({file, "1:4", mode, "linespoints lw 2"});
   }
   Panel breakdown;
-  breakdown.raw = "reset\nset title 'step-time breakdown per rank count (ms)'\nset style data histograms\n"
-                  "set style histogram rowstacked\nset style fill solid 0.8 border -1\nset boxwidth 0.7\n"
-                  "set key outside right\nset xtics rotate by -25\n"
-                  "plot for [c=2:7] " + plot::quote((out_dir / "scaling-data" / "breakdown.dat").string()) +
-                  " using c:xtic(1) title columnhead\n";
+  breakdown.raw =
+      "reset\nset title 'step-time breakdown per rank count (ms)'\nset style data histograms\n"
+      "set style histogram rowstacked\nset style fill solid 0.8 border -1\nset boxwidth 0.7\n"
+      "set key outside right\nset xtics rotate by -25\n"
+      "plot for [c=2:7] " +
+      plot::quote((out_dir / "scaling-data" / "breakdown.dat").string()) + " using c:xtic(1) title columnhead\n";
   const std::string png = (out_dir / "scaling.png").string();
   const bool drawn = plot::draw((out_dir / "scaling-data" / "scaling.gp").string(),
                                 plot::script(png, 1, 3, 1600, 480, {ips, eff, breakdown}), png);

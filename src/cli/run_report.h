@@ -19,8 +19,8 @@ namespace starft::cli {
 // warm-up and left out; all steps when there are fewer than 4). Medians, in seconds.
 struct StepSummary {
   int64_t steps = 0, steady_steps = 0;
-  int ranks = 0;           // from metrics.jsonl; 0 when the run predates the key
-  int64_t batch = 0;       // global batch (config.ini); 0 when unknown
+  int ranks = 0;      // from metrics.jsonl; 0 when the run predates the key
+  int64_t batch = 0;  // global batch (config.ini); 0 when unknown
   double step = 0, data = 0, forward = 0, backward = 0, comm_exposed = 0, optimizer = 0, other = 0;
   double images_per_s = 0;  // batch / median step time (0 without a batch size)
   bool has_breakdown = false;

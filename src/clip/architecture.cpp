@@ -22,22 +22,26 @@ using json = nlohmann::json;
 // No `quick_gelu` key means the exact GELU; vision heads = width / head_width (default 64).
 const std::vector<std::pair<std::string, const char*>>& open_clip_table() {
   static const std::vector<std::pair<std::string, const char*>> table = {
-      {"ViT-B-32", R"({"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+      {"ViT-B-32",
+       R"({"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}})"},
       {"ViT-B-32-quickgelu", R"({"embed_dim": 512, "quick_gelu": true,
           "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}})"},
-      {"ViT-B-16", R"({"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
+      {"ViT-B-16",
+       R"({"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}})"},
       {"ViT-B-16-quickgelu", R"({"embed_dim": 512, "quick_gelu": true,
           "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 16},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}})"},
-      {"ViT-L-14", R"({"embed_dim": 768, "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14},
+      {"ViT-L-14",
+       R"({"embed_dim": 768, "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12}})"},
       {"ViT-L-14-quickgelu", R"({"embed_dim": 768, "quick_gelu": true,
           "vision_cfg": {"image_size": 224, "layers": 24, "width": 1024, "patch_size": 14},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12}})"},
-      {"ViT-L-14-336", R"({"embed_dim": 768, "vision_cfg": {"image_size": 336, "layers": 24, "width": 1024, "patch_size": 14},
+      {"ViT-L-14-336",
+       R"({"embed_dim": 768, "vision_cfg": {"image_size": 336, "layers": 24, "width": 1024, "patch_size": 14},
           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 768, "heads": 12, "layers": 12}})"},
       {"ViT-L-14-336-quickgelu", R"({"embed_dim": 768, "quick_gelu": true,
           "vision_cfg": {"image_size": 336, "layers": 24, "width": 1024, "patch_size": 14},
@@ -77,12 +81,11 @@ std::string join(const std::vector<std::string>& items, const char* sep = ", ") 
 
 // The sizes that the tensors fix, as JSON for comparison and messages.
 json sizes_of(const CLIPConfig& c) {
-  return {{"embed_dim", c.embed_dim},           {"image_size", c.image_size},
-          {"patch_size", c.patch_size},         {"vision_width", c.vision_width},
-          {"vision_layers", c.vision_layers},   {"vision_mlp_width", c.vision_mlp()},
-          {"context_length", c.context_length}, {"vocab_size", c.vocab_size},
-          {"text_width", c.text_width},         {"text_layers", c.text_layers},
-          {"text_mlp_width", c.text_mlp()}};
+  return {
+      {"embed_dim", c.embed_dim},           {"image_size", c.image_size},       {"patch_size", c.patch_size},
+      {"vision_width", c.vision_width},     {"vision_layers", c.vision_layers}, {"vision_mlp_width", c.vision_mlp()},
+      {"context_length", c.context_length}, {"vocab_size", c.vocab_size},       {"text_width", c.text_width},
+      {"text_layers", c.text_layers},       {"text_mlp_width", c.text_mlp()}};
 }
 
 // Every setting that changes outputs (not how a fresh model is initialised).
@@ -96,7 +99,8 @@ json settings_of(const CLIPConfig& c) {
 std::vector<std::string> differences(const json& a, const json& b) {
   std::vector<std::string> out;
   for (const auto& [key, value] : a.items()) {
-    if (!b.contains(key) || b.at(key) != value) out.push_back(key + " " + value.dump() + " vs " + (b.contains(key) ? b.at(key).dump() : "(none)"));
+    if (!b.contains(key) || b.at(key) != value)
+      out.push_back(key + " " + value.dump() + " vs " + (b.contains(key) ? b.at(key).dump() : "(none)"));
   }
   return out;
 }
@@ -108,7 +112,8 @@ T get_or(const json& obj, const std::string& key, T def, const std::string& wher
   try {
     return obj.at(key).get<T>();
   } catch (const json::exception&) {
-    fail(where, ": key '", key, "' holds ", obj.at(key).dump(), ", which is not a ", typeid(T) == typeid(bool) ? "boolean" : "number of the expected kind");
+    fail(where, ": key '", key, "' holds ", obj.at(key).dump(), ", which is not a ",
+         typeid(T) == typeid(bool) ? "boolean" : "number of the expected kind");
   }
 }
 
@@ -142,7 +147,8 @@ int64_t square_size(const json& v, const std::string& where, const char* key) {
     return v["height"].get<int64_t>();
   if (v.is_object() && v.contains("shortest_edge") && v["shortest_edge"].is_number_integer())
     return v["shortest_edge"].get<int64_t>();
-  fail(where, ": '", key, "' holds ", v.dump(), "; starft runs square images only (one number, or equal height and width)");
+  fail(where, ": '", key, "' holds ", v.dump(),
+       "; starft runs square images only (one number, or equal height and width)");
 }
 
 // Refuses every key of `obj` that is not listed in `known`: a setting starft does not know may
@@ -150,7 +156,8 @@ int64_t square_size(const json& v, const std::string& where, const char* key) {
 void refuse_unknown_keys(const json& obj, const std::vector<std::string>& known, const std::string& where) {
   for (const auto& [key, value] : obj.items()) {
     if (std::find(known.begin(), known.end(), key) == known.end())
-      fail(where, ": unknown key '", key, "' (", value.dump(), "); starft cannot tell whether it changes the "
+      fail(where, ": unknown key '", key, "' (", value.dump(),
+           "); starft cannot tell whether it changes the "
            "model's outputs, so it does not load this configuration. Remove the key if it does not (known keys: ",
            join(known), ")");
   }
@@ -207,7 +214,8 @@ CLIPConfig config_by_name(const std::string& name) {
     }
   }
   for (const auto& [known, text] : open_clip_table()) {
-    if (name == known) return parse_open_clip_config(json::parse(text), "open_clip model " + name + " (built-in table)");
+    if (name == known)
+      return parse_open_clip_config(json::parse(text), "open_clip model " + name + " (built-in table)");
   }
   if (name == "tiny") {
     CLIPConfig c;
@@ -229,8 +237,9 @@ CLIPConfig config_by_name(const std::string& name) {
 
 CLIPConfig parse_open_clip_config(const json& cfg, const std::string& source, const json& preprocess) {
   check(cfg.is_object(), source, ": an open_clip model config must be a JSON object, got ", cfg.type_name());
-  refuse_unknown_keys(cfg, {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "cast_dtype", "output_dict",
-                            "init_logit_scale", "init_logit_bias", "custom_text", "multimodal_cfg"},
+  refuse_unknown_keys(cfg,
+                      {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "cast_dtype", "output_dict",
+                       "init_logit_scale", "init_logit_bias", "custom_text", "multimodal_cfg"},
                       source);
   check(present(cfg, "embed_dim"), source, ": no 'embed_dim' (every open_clip model config has one)");
   require_value(cfg, "init_logit_bias", nullptr, source, "a logit bias is SigLIP's sigmoid loss, not CLIP's");
@@ -241,23 +250,46 @@ CLIPConfig parse_open_clip_config(const json& cfg, const std::string& source, co
   const json text = cfg.value("text_cfg", json::object());
   const std::string vw = source + ": vision_cfg", tw = source + ": text_cfg";
   check(vision.is_object() && text.is_object(), source, ": vision_cfg and text_cfg must be JSON objects");
-  refuse_unknown_keys(vision, {"image_size", "patch_size", "width", "layers", "head_width", "mlp_ratio",
-                               "ls_init_value", "patch_dropout", "attentional_pool", "attn_pooler_queries",
-                               "attn_pooler_heads", "no_ln_pre", "ln_pre", "pos_embed_type", "final_ln_after_pool",
-                               "pool_type", "global_average_pool", "output_tokens", "timm_model_name",
-                               "timm_model_pretrained", "timm_pool", "timm_proj", "timm_proj_bias", "timm_drop",
-                               "timm_drop_path", "act_kwargs", "norm_kwargs", "image_mean", "image_std",
-                               "interpolation", "resize_mode", "input_patchnorm"},
-                      vw);
-  refuse_unknown_keys(text, {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio", "ls_init_value",
-                             "hf_model_name", "hf_tokenizer_name", "hf_model_pretrained", "hf_proj_type",
-                             "hf_pooler_type", "proj", "proj_type", "proj_bias", "pad_id", "embed_cls",
-                             "no_causal_mask", "pool_type", "final_ln_after_pool", "output_tokens", "norm_kwargs",
-                             "act_kwargs", "tokenizer_kwargs", "attn_pooler_heads"},
-                    tw);
+  refuse_unknown_keys(
+      vision,
+      {"image_size",        "patch_size",          "width",          "layers",           "head_width",
+       "mlp_ratio",         "ls_init_value",       "patch_dropout",  "attentional_pool", "attn_pooler_queries",
+       "attn_pooler_heads", "no_ln_pre",           "ln_pre",         "pos_embed_type",   "final_ln_after_pool",
+       "pool_type",         "global_average_pool", "output_tokens",  "timm_model_name",  "timm_model_pretrained",
+       "timm_pool",         "timm_proj",           "timm_proj_bias", "timm_drop",        "timm_drop_path",
+       "act_kwargs",        "norm_kwargs",         "image_mean",     "image_std",        "interpolation",
+       "resize_mode",       "input_patchnorm"},
+      vw);
+  refuse_unknown_keys(text,
+                      {"context_length",
+                       "vocab_size",
+                       "width",
+                       "heads",
+                       "layers",
+                       "mlp_ratio",
+                       "ls_init_value",
+                       "hf_model_name",
+                       "hf_tokenizer_name",
+                       "hf_model_pretrained",
+                       "hf_proj_type",
+                       "hf_pooler_type",
+                       "proj",
+                       "proj_type",
+                       "proj_bias",
+                       "pad_id",
+                       "embed_cls",
+                       "no_causal_mask",
+                       "pool_type",
+                       "final_ln_after_pool",
+                       "output_tokens",
+                       "norm_kwargs",
+                       "act_kwargs",
+                       "tokenizer_kwargs",
+                       "attn_pooler_heads"},
+                      tw);
   // What starft's towers do not implement changes the outputs: refused, with the reason.
-  check(!vision.contains("layers") || vision["layers"].is_number_integer(), vw, ": layers = ", vision.value("layers", json()).dump(),
-        " is a ResNet tower; starft runs ViT towers only");
+  check(!vision.contains("layers") || vision["layers"].is_number_integer(), vw,
+        ": layers = ", vision.value("layers", json()).dump(), " is a ResNet tower; starft runs ViT towers only");
   require_value(vision, "timm_model_name", nullptr, vw, "timm image towers are not supported; only CLIP's ViT");
   require_value(vision, "ls_init_value", nullptr, vw, "layer scale is not implemented");
   require_value(vision, "attentional_pool", nullptr, vw, "attentional pooling is not implemented");
@@ -283,7 +315,8 @@ CLIPConfig parse_open_clip_config(const json& cfg, const std::string& source, co
   require_value(text, "proj_type", "linear", tw, "starft's text projection is a linear map (text_projection)");
   require_value(text, "act_kwargs", nullptr, tw, "only the exact GELU or QuickGELU are implemented");
   if (present(vision, "patch_dropout") && !is_off(vision["patch_dropout"]))
-    spdlog::info("{}: patch_dropout {} is a training-time regulariser that starft does not apply", vw, vision["patch_dropout"].dump());
+    spdlog::info("{}: patch_dropout {} is a training-time regulariser that starft does not apply", vw,
+                 vision["patch_dropout"].dump());
 
   CLIPConfig c;
   c.embed_dim = get_or<int64_t>(cfg, "embed_dim", 0, source);
@@ -311,11 +344,14 @@ CLIPConfig parse_open_clip_config(const json& cfg, const std::string& source, co
 
   c.sources["sizes"] = source;
   c.sources["vision_heads"] = source + (present(vision, "head_width") ? ": vision_cfg.head_width " : ": head_width ") +
-                              std::to_string(head_width) + (present(vision, "head_width") ? "" : " (open_clip's default)");
+                              std::to_string(head_width) +
+                              (present(vision, "head_width") ? "" : " (open_clip's default)");
   c.sources["text_heads"] = source + (present(text, "heads") ? ": text_cfg.heads" : ": heads 8 (open_clip's default)");
-  c.sources["activation"] = source + (present(cfg, "quick_gelu") ? ": quick_gelu " + cfg["quick_gelu"].dump()
-                                                                  : ": no quick_gelu key, so the exact GELU (open_clip's default)");
-  c.sources["layer_norm_eps"] = source + (present(vision, "norm_kwargs") ? ": norm_kwargs.eps" : ": LayerNorm's default eps");
+  c.sources["activation"] =
+      source + (present(cfg, "quick_gelu") ? ": quick_gelu " + cfg["quick_gelu"].dump()
+                                           : ": no quick_gelu key, so the exact GELU (open_clip's default)");
+  c.sources["layer_norm_eps"] =
+      source + (present(vision, "norm_kwargs") ? ": norm_kwargs.eps" : ": LayerNorm's default eps");
   c.sources["text_pooling"] = source + ": the end token (pool_type argmax)";
   c.sources["image_mean_std"] = source + ": OpenAI's mean/std (open_clip's default)";
   if (present(vision, "image_mean") || present(vision, "image_std")) {
@@ -367,8 +403,8 @@ CLIPConfig parse_hf_config(const json& cfg, const std::string& source, const jso
   c.vision_heads = get_or<int64_t>(vision, "num_attention_heads", 12, vw);
   c.image_size = get_or<int64_t>(vision, "image_size", 224, vw);
   c.patch_size = get_or<int64_t>(vision, "patch_size", 32, vw);
-  check(get_or<int64_t>(vision, "num_channels", 3, vw) == 3, vw, ": num_channels ", vision.value("num_channels", json()).dump(),
-        "; starft runs RGB images (3 channels)");
+  check(get_or<int64_t>(vision, "num_channels", 3, vw) == 3, vw, ": num_channels ",
+        vision.value("num_channels", json()).dump(), "; starft runs RGB images (3 channels)");
   const std::string tact = get_or<std::string>(text, "hidden_act", "quick_gelu", tw);
   const std::string vact = get_or<std::string>(vision, "hidden_act", "quick_gelu", vw);
   for (const auto& [act, where] : {std::make_pair(tact, tw), std::make_pair(vact, vw)}) {
@@ -378,7 +414,8 @@ CLIPConfig parse_hf_config(const json& cfg, const std::string& source, const jso
   check(tact == vact, source, ": the towers' hidden_act differ (text ", tact, ", vision ", vact,
         "); starft uses one activation for both");
   c.quick_gelu = tact == "quick_gelu";
-  const double teps = get_or<double>(text, "layer_norm_eps", 1e-5, tw), veps = get_or<double>(vision, "layer_norm_eps", 1e-5, vw);
+  const double teps = get_or<double>(text, "layer_norm_eps", 1e-5, tw),
+               veps = get_or<double>(vision, "layer_norm_eps", 1e-5, vw);
   check(teps == veps, source, ": the towers' layer_norm_eps differ (text ", teps, ", vision ", veps,
         "); starft uses one eps for both");
   c.layer_norm_eps = teps;
@@ -386,19 +423,26 @@ CLIPConfig parse_hf_config(const json& cfg, const std::string& source, const jso
   // first eos_token_id; for CLIP's vocabulary the end token 49407 is the largest id, the same place.
   if (present(text, "eos_token_id")) {
     const int64_t eos = get_or<int64_t>(text, "eos_token_id", 2, tw);
-    check(eos == 2 || eos == c.vocab_size - 1, tw, ": eos_token_id ", eos, " pools the text at a token other than "
-          "CLIP's end token (the largest id, ", c.vocab_size - 1, "), which starft does not implement");
+    check(eos == 2 || eos == c.vocab_size - 1, tw, ": eos_token_id ", eos,
+          " pools the text at a token other than "
+          "CLIP's end token (the largest id, ",
+          c.vocab_size - 1, "), which starft does not implement");
   }
   auto said = [&](const json& t, const char* key, const std::string& where, const std::string& def) {
-    return present(t, key) ? where + "." + key + " " + t.at(key).dump() : where + ": no " + key + ", so transformers' default " + def;
+    return present(t, key) ? where + "." + key + " " + t.at(key).dump()
+                           : where + ": no " + key + ", so transformers' default " + def;
   };
   c.sources["sizes"] = source;
   c.sources["vision_heads"] = said(vision, "num_attention_heads", vw, "12");
   c.sources["text_heads"] = said(text, "num_attention_heads", tw, "8");
-  c.sources["activation"] = said(text, "hidden_act", tw, "quick_gelu") + "; " + said(vision, "hidden_act", vw, "quick_gelu");
+  c.sources["activation"] =
+      said(text, "hidden_act", tw, "quick_gelu") + "; " + said(vision, "hidden_act", vw, "quick_gelu");
   c.sources["layer_norm_eps"] = said(text, "layer_norm_eps", tw, "1e-5");
-  c.sources["text_pooling"] = tw + ": the end token (eos_token_id " + (present(text, "eos_token_id") ? text["eos_token_id"].dump() : std::string("absent")) + ")";
-  c.sources["image_mean_std"] = source + ": no preprocessor_config.json, so CLIPImageProcessor's defaults (OpenAI's mean/std)";
+  c.sources["text_pooling"] = tw + ": the end token (eos_token_id " +
+                              (present(text, "eos_token_id") ? text["eos_token_id"].dump() : std::string("absent")) +
+                              ")";
+  c.sources["image_mean_std"] =
+      source + ": no preprocessor_config.json, so CLIPImageProcessor's defaults (OpenAI's mean/std)";
   if (preprocessor.is_object()) {
     const std::string pw = source + ": preprocessor_config.json";
     if (present(preprocessor, "image_mean")) c.image_mean = triple(preprocessor["image_mean"], pw, "image_mean");
@@ -426,9 +470,11 @@ CLIPConfig model_config(const std::string& spec) {
   const json j = read_json_file(spec, "--model");
   check(j.is_object(), "--model ", spec, ": the JSON is a ", j.type_name(), ", expected an object");
   const std::string source = "--model " + spec;
-  if (j.contains("vision_cfg") || j.contains("text_cfg")) return parse_open_clip_config(j, source + " (open_clip model config)");
+  if (j.contains("vision_cfg") || j.contains("text_cfg"))
+    return parse_open_clip_config(j, source + " (open_clip model config)");
   if (j.contains("model_cfg"))
-    return parse_open_clip_config(j.at("model_cfg"), source + " (open_clip_config.json)", j.value("preprocess_cfg", json()));
+    return parse_open_clip_config(j.at("model_cfg"), source + " (open_clip_config.json)",
+                                  j.value("preprocess_cfg", json()));
   if (j.contains("vision_config") || j.contains("text_config") || j.contains("model_type"))
     return parse_hf_config(j, source + " (Hugging Face config)");
   if (j.contains("vision_width") || j.contains("text_width") || j.contains("vision_heads")) {
@@ -442,7 +488,8 @@ CLIPConfig model_config(const std::string& spec) {
     c.set_all_sources(source + " (starft model config)");
     return c;
   }
-  fail("--model ", spec, ": not a model config this starft reads: no vision_cfg / text_cfg (open_clip), model_cfg "
+  fail("--model ", spec,
+       ": not a model config this starft reads: no vision_cfg / text_cfg (open_clip), model_cfg "
        "(open_clip_config.json), vision_config / text_config (Hugging Face) or vision_width (starft)");
 }
 
@@ -465,8 +512,8 @@ CLIPConfig shape_config(const safetensors::TensorMap& w, const std::string& sour
   check(missing.empty(), source, ": cannot read the CLIP architecture, missing tensors: ", join(missing),
         ". Only ViT CLIP models in the OpenAI/open_clip or Hugging Face naming are supported.");
   check(conv.dim() == 4 && vpos.dim() == 2 && tproj.dim() == 2 && tpos.dim() == 2 && tok.dim() == 2, source,
-        ": unexpected tensor ranks for a CLIP ViT (visual.conv1.weight ", conv.sizes(), ", visual.positional_embedding ",
-        vpos.sizes(), ", text_projection ", tproj.sizes(), ")");
+        ": unexpected tensor ranks for a CLIP ViT (visual.conv1.weight ", conv.sizes(),
+        ", visual.positional_embedding ", vpos.sizes(), ", text_projection ", tproj.sizes(), ")");
   auto count_layers = [&](const std::string& prefix) {
     int64_t n = 0;
     while (w.count(prefix + std::to_string(n) + ".attn.in_proj_weight")) ++n;
@@ -506,22 +553,26 @@ CLIPConfig resolve_architecture(const CLIPConfig& shapes, const std::vector<Conf
                                 const std::string& source) {
   if (candidates.empty()) {
     const auto openai = openai_model_with_shapes(shapes);
-    check(openai.has_value(), source, ": no configuration came with these weights (no starft metadata, no config.json "
-          "or open_clip_config.json beside them), and their shapes (", sizes_of(shapes).dump(),
+    check(openai.has_value(), source,
+          ": no configuration came with these weights (no starft metadata, no config.json "
+          "or open_clip_config.json beside them), and their shapes (",
+          sizes_of(shapes).dump(),
           ") are not an OpenAI model's, so the attention heads and the activation (QuickGELU or the exact GELU) "
-          "would be guesses. Give --model: an open_clip model name (", join(known_model_names()),
+          "would be guesses. Give --model: an open_clip model name (",
+          join(known_model_names()),
           "), or a model-config JSON file (open_clip's model config, or the Hugging Face config.json)");
     CLIPConfig c = config_by_name(*openai);
-    const std::string why = "assumed: the shapes are exactly those of OpenAI's " + *openai +
-                            " and no configuration came with the weights";
+    const std::string why =
+        "assumed: the shapes are exactly those of OpenAI's " + *openai + " and no configuration came with the weights";
     for (auto& [key, s] : c.sources) s = why;
     std::string gelu_name;
     for (const auto& [name, open_clip] : openai_models())
       if (name == *openai) gelu_name = open_clip.substr(0, open_clip.size() - std::string("-quickgelu").size());
-    spdlog::warn("{}: no configuration came with the weights; their shapes are exactly OpenAI's {}, so OpenAI's "
-                 "settings are assumed (QuickGELU, 64-wide heads). Weights of these shapes from elsewhere (LAION's, "
-                 "DataComp's: the exact GELU) need --model {}",
-                 source, *openai, gelu_name);
+    spdlog::warn(
+        "{}: no configuration came with the weights; their shapes are exactly OpenAI's {}, so OpenAI's "
+        "settings are assumed (QuickGELU, 64-wide heads). Weights of these shapes from elsewhere (LAION's, "
+        "DataComp's: the exact GELU) need --model {}",
+        source, *openai, gelu_name);
     return c;
   }
   const ConfigCandidate& first = candidates.front();
@@ -531,8 +582,8 @@ CLIPConfig resolve_architecture(const CLIPConfig& shapes, const std::vector<Conf
           "); the weights have one architecture: drop or correct the one that is wrong");
   }
   const auto diff = differences(sizes_of(first.config), sizes_of(shapes));
-  check(diff.empty(), source, ": the weights do not fit ", first.origin, " (", first.origin, " vs the tensor shapes: ",
-        join(diff), "); give the configuration of these weights");
+  check(diff.empty(), source, ": the weights do not fit ", first.origin, " (", first.origin,
+        " vs the tensor shapes: ", join(diff), "); give the configuration of these weights");
   CLIPConfig c = first.config;
   for (size_t i = 1; i < candidates.size(); ++i) c.sources["agrees_with"] += (i > 1 ? ", " : "") + candidates[i].origin;
   c.sources["sizes"] = "the tensor shapes of " + source + " (as the configuration says)";
@@ -542,10 +593,11 @@ CLIPConfig resolve_architecture(const CLIPConfig& shapes, const std::vector<Conf
 
 std::string describe(const CLIPConfig& c) {
   std::ostringstream os;
-  os << "CLIP ViT: image " << c.image_size << " px, patch " << c.patch_size << "; vision " << c.vision_width << " wide, "
-     << c.vision_layers << " layers, " << c.vision_heads << " heads of " << c.vision_width / std::max<int64_t>(c.vision_heads, 1)
-     << ", MLP " << c.vision_mlp() << "; text " << c.text_width << " wide, " << c.text_layers << " layers, " << c.text_heads
-     << " heads of " << c.text_width / std::max<int64_t>(c.text_heads, 1) << ", MLP " << c.text_mlp() << ", context "
+  os << "CLIP ViT: image " << c.image_size << " px, patch " << c.patch_size << "; vision " << c.vision_width
+     << " wide, " << c.vision_layers << " layers, " << c.vision_heads << " heads of "
+     << c.vision_width / std::max<int64_t>(c.vision_heads, 1) << ", MLP " << c.vision_mlp() << "; text " << c.text_width
+     << " wide, " << c.text_layers << " layers, " << c.text_heads << " heads of "
+     << c.text_width / std::max<int64_t>(c.text_heads, 1) << ", MLP " << c.text_mlp() << ", context "
      << c.context_length << ", vocab " << c.vocab_size << "; embed " << c.embed_dim << "; "
      << (c.quick_gelu ? "QuickGELU" : "exact GELU") << "; LayerNorm eps " << c.layer_norm_eps << "; mean ["
      << c.image_mean[0] << ", " << c.image_mean[1] << ", " << c.image_mean[2] << "] std [" << c.image_std[0] << ", "

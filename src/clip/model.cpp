@@ -15,15 +15,12 @@ namespace F = torch::nn::functional;
 // ---- config ---------------------------------------------------------------------------------
 
 nlohmann::json CLIPConfig::to_json() const {
-  return {{"embed_dim", embed_dim},         {"image_size", image_size},
-          {"patch_size", patch_size},       {"vision_width", vision_width},
-          {"vision_layers", vision_layers}, {"vision_heads", vision_heads},
-          {"context_length", context_length}, {"vocab_size", vocab_size},
-          {"text_width", text_width},       {"text_layers", text_layers},
-          {"text_heads", text_heads},       {"quick_gelu", quick_gelu},
-          {"vision_mlp_width", vision_mlp()}, {"text_mlp_width", text_mlp()},
-          {"layer_norm_eps", layer_norm_eps}, {"image_mean", image_mean},
-          {"image_std", image_std},         {"init_logit_scale", init_logit_scale}};
+  return {{"embed_dim", embed_dim},           {"image_size", image_size},       {"patch_size", patch_size},
+          {"vision_width", vision_width},     {"vision_layers", vision_layers}, {"vision_heads", vision_heads},
+          {"context_length", context_length}, {"vocab_size", vocab_size},       {"text_width", text_width},
+          {"text_layers", text_layers},       {"text_heads", text_heads},       {"quick_gelu", quick_gelu},
+          {"vision_mlp_width", vision_mlp()}, {"text_mlp_width", text_mlp()},   {"layer_norm_eps", layer_norm_eps},
+          {"image_mean", image_mean},         {"image_std", image_std},         {"init_logit_scale", init_logit_scale}};
 }
 
 CLIPConfig CLIPConfig::from_json(const nlohmann::json& j) {
@@ -53,9 +50,7 @@ CLIPConfig CLIPConfig::from_json(const nlohmann::json& j) {
 }
 
 void CLIPConfig::validate() const {
-  auto positive = [](int64_t v, const char* key) {
-    check(v > 0, "model config: ", key, " must be positive, got ", v);
-  };
+  auto positive = [](int64_t v, const char* key) { check(v > 0, "model config: ", key, " must be positive, got ", v); };
   positive(embed_dim, "embed_dim");
   positive(image_size, "image_size");
   positive(patch_size, "patch_size");
@@ -67,12 +62,12 @@ void CLIPConfig::validate() const {
   positive(text_width, "text_width");
   positive(text_layers, "text_layers");
   positive(text_heads, "text_heads");
-  check(image_size % patch_size == 0, "model config: image_size ", image_size,
-        " is not a multiple of patch_size ", patch_size);
+  check(image_size % patch_size == 0, "model config: image_size ", image_size, " is not a multiple of patch_size ",
+        patch_size);
   check(vision_width % vision_heads == 0, "model config: vision_width ", vision_width,
         " is not divisible by vision_heads ", vision_heads);
-  check(text_width % text_heads == 0, "model config: text_width ", text_width,
-        " is not divisible by text_heads ", text_heads);
+  check(text_width % text_heads == 0, "model config: text_width ", text_width, " is not divisible by text_heads ",
+        text_heads);
   check(vision_mlp_width >= 0 && text_mlp_width >= 0, "model config: the MLP widths must be positive (0: 4 x width)");
   check(layer_norm_eps > 0 && std::isfinite(layer_norm_eps), "model config: layer_norm_eps must be positive, got ",
         layer_norm_eps);
@@ -93,8 +88,8 @@ torch::nn::LayerNorm layer_norm(int64_t width, double eps) {
 }
 }  // namespace
 
-ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu,
-                                                       int64_t mlp_width, double eps)
+ResidualAttentionBlockImpl::ResidualAttentionBlockImpl(int64_t width, int64_t heads, bool quick_gelu, int64_t mlp_width,
+                                                       double eps)
     : width_(width), heads_(heads), quick_gelu_(quick_gelu) {
   attn_ = register_module("attn", std::make_shared<Container>());
   in_proj_weight_ = attn_->register_parameter("in_proj_weight", torch::empty({3 * width, width}));
@@ -143,9 +138,8 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, const torch::Tensor& mas
 
 VisionTransformerImpl::VisionTransformerImpl(const CLIPConfig& cfg) {
   const int64_t W = cfg.vision_width;
-  conv1_ = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, W, cfg.patch_size)
-                                                          .stride(cfg.patch_size)
-                                                          .bias(false)));
+  conv1_ = register_module(
+      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, W, cfg.patch_size).stride(cfg.patch_size).bias(false)));
   const double scale = 1.0 / std::sqrt(static_cast<double>(W));
   class_embedding_ = register_parameter("class_embedding", scale * torch::randn({W}));
   positional_embedding_ =
@@ -158,16 +152,14 @@ VisionTransformerImpl::VisionTransformerImpl(const CLIPConfig& cfg) {
 }
 
 torch::Tensor VisionTransformerImpl::forward(const torch::Tensor& images) {
-  check(images.dim() == 4 && images.size(1) == 3, "image tower: expected images [N,3,H,W], got ",
-        images.sizes());
+  check(images.dim() == 4 && images.size(1) == 3, "image tower: expected images [N,3,H,W], got ", images.sizes());
   const int64_t expected = (positional_embedding_.size(0) - 1);
   // The residual stream stays float32 under amp_bf16 (the patch embedding's bfloat16 output is
   // widened); only the products inside each block run in bfloat16.
-  auto x = conv1_(images).to(torch::kFloat);       // [N, W, g, g]
-  x = x.flatten(2).transpose(1, 2);                // [N, g*g, W]
-  check(x.size(1) == expected, "image tower: images of ", images.size(2), "x", images.size(3),
-        " px give ", x.size(1), " patches but the model has ", expected,
-        " positions; resize images to the model's image_size");
+  auto x = conv1_(images).to(torch::kFloat);  // [N, W, g, g]
+  x = x.flatten(2).transpose(1, 2);           // [N, g*g, W]
+  check(x.size(1) == expected, "image tower: images of ", images.size(2), "x", images.size(3), " px give ", x.size(1),
+        " patches but the model has ", expected, " positions; resize images to the model's image_size");
   auto cls = class_embedding_.to(x.dtype()).view({1, 1, -1}).expand({x.size(0), 1, x.size(2)});
   x = torch::cat({cls, x}, 1) + positional_embedding_.to(x.dtype());
   x = ln_pre_(x);
@@ -182,13 +174,15 @@ CLIPImpl::CLIPImpl(const CLIPConfig& cfg) : cfg_(cfg) {
   transformer = register_module("transformer", Transformer(cfg.text_width, cfg.text_layers, cfg.text_heads,
                                                            cfg.quick_gelu, cfg.text_mlp(), cfg.layer_norm_eps));
   token_embedding = register_module("token_embedding", torch::nn::Embedding(cfg.vocab_size, cfg.text_width));
-  positional_embedding = register_parameter("positional_embedding", torch::empty({cfg.context_length, cfg.text_width}).normal_(0, 0.01));
+  positional_embedding =
+      register_parameter("positional_embedding", torch::empty({cfg.context_length, cfg.text_width}).normal_(0, 0.01));
   ln_final = register_module("ln_final", layer_norm(cfg.text_width, cfg.layer_norm_eps));
-  text_projection = register_parameter("text_projection",
-                                       torch::randn({cfg.text_width, cfg.embed_dim}) / std::sqrt(static_cast<double>(cfg.text_width)));
+  text_projection = register_parameter("text_projection", torch::randn({cfg.text_width, cfg.embed_dim}) /
+                                                              std::sqrt(static_cast<double>(cfg.text_width)));
   logit_scale = register_parameter("logit_scale", torch::full({}, cfg.init_logit_scale));
   causal_mask_ = register_buffer(
-      "causal_mask", torch::full({cfg.context_length, cfg.context_length}, -std::numeric_limits<float>::infinity()).triu(1));
+      "causal_mask",
+      torch::full({cfg.context_length, cfg.context_length}, -std::numeric_limits<float>::infinity()).triu(1));
 }
 
 torch::Tensor CLIPImpl::encode_image(const torch::Tensor& images) {
@@ -240,10 +234,14 @@ void init_parameters(CLIP& model, uint64_t seed) {
       auto ends = [&](const std::string& s) {
         return n.size() >= s.size() && n.compare(n.size() - s.size(), s.size(), s) == 0;
       };
-      if (ends("attn.in_proj_weight")) normal(p.value(), attn_std);
-      else if (ends("attn.out_proj.weight")) normal(p.value(), proj_std);
-      else if (ends("mlp.c_fc.weight")) normal(p.value(), fc_std);
-      else if (ends("mlp.c_proj.weight")) normal(p.value(), proj_std);
+      if (ends("attn.in_proj_weight"))
+        normal(p.value(), attn_std);
+      else if (ends("attn.out_proj.weight"))
+        normal(p.value(), proj_std);
+      else if (ends("mlp.c_fc.weight"))
+        normal(p.value(), fc_std);
+      else if (ends("mlp.c_proj.weight"))
+        normal(p.value(), proj_std);
       else if (ends("attn.in_proj_bias") || ends("attn.out_proj.bias") || ends("mlp.c_fc.bias") ||
                ends("mlp.c_proj.bias"))
         p.value().zero_();
@@ -264,8 +262,10 @@ void init_parameters(CLIP& model, uint64_t seed) {
   for (auto& p : model->named_parameters()) {
     const std::string& n = p.key();
     if (n.find("ln_") != std::string::npos) {
-      if (n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0) p.value().fill_(1.0);
-      else p.value().zero_();
+      if (n.size() > 7 && n.compare(n.size() - 7, 7, ".weight") == 0)
+        p.value().fill_(1.0);
+      else
+        p.value().zero_();
     }
   }
 }

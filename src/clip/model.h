@@ -45,7 +45,7 @@ struct CLIPConfig {
   // to_json(): two configs with equal settings are equal wherever they came from.
   std::map<std::string, std::string> sources;
   // The keys of `sources`: every setting whose origin the log and the metadata report.
-  static constexpr const char* source_keys[] = {"sizes",          "vision_heads", "text_heads",  "activation",
+  static constexpr const char* source_keys[] = {"sizes",          "vision_heads",   "text_heads",  "activation",
                                                 "layer_norm_eps", "image_mean_std", "text_pooling"};
   // Records one origin for every key of source_keys (a configuration that gives them all).
   void set_all_sources(const std::string& origin) {
@@ -117,10 +117,10 @@ class CLIPImpl : public torch::nn::Module {
 
   // Image features before L2 normalisation: [N, embed_dim], float32 in every precision.
   torch::Tensor encode_image(const torch::Tensor& images);
-  // Text features before L2 normalisation: [M, embed_dim], float32 in every precision. tokens: [M, L<=context] int64, the end
-  // token has the largest id in each row. With `truncate` the tower runs only on the first
-  // (largest end-token position + 1) positions, which gives identical features because attention
-  // is causal and pooling happens at the end token.
+  // Text features before L2 normalisation: [M, embed_dim], float32 in every precision. tokens: [M, L<=context] int64,
+  // the end token has the largest id in each row. With `truncate` the tower runs only on the first (largest end-token
+  // position + 1) positions, which gives identical features because attention is causal and pooling happens at the end
+  // token.
   torch::Tensor encode_text(const torch::Tensor& tokens, bool truncate = true);
   // exp(logit_scale) * norm(image) @ norm(text)^T: [N, M].
   torch::Tensor logits_per_image(const torch::Tensor& image_features, const torch::Tensor& text_features);

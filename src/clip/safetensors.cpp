@@ -33,9 +33,9 @@ struct DtypeInfo {
 };
 
 constexpr DtypeInfo kDtypes[] = {
-    {"F64", torch::kFloat64, 8}, {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
-    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8}, {"I32", torch::kInt32, 4},
-    {"I16", torch::kInt16, 2},   {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
+    {"F64", torch::kFloat64, 8},   {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2},
+    {"BF16", torch::kBFloat16, 2}, {"I64", torch::kInt64, 8},   {"I32", torch::kInt32, 4},
+    {"I16", torch::kInt16, 2},     {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
     {"BOOL", torch::kBool, 1},
 };
 
@@ -76,8 +76,8 @@ std::string where(const std::string& file, const std::string& tensor) {
 }
 
 // Reads a JSON number that must be a non-negative integer.
-uint64_t non_negative_integer(const nlohmann::json& v, const std::string& file,
-                              const std::string& tensor, const char* field) {
+uint64_t non_negative_integer(const nlohmann::json& v, const std::string& file, const std::string& tensor,
+                              const char* field) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
   if (v.is_number_integer())
     fail(where(file, tensor), ": ", field, " holds the negative value ", v.dump(),
@@ -100,8 +100,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& file) {
       const std::string key = parsed.get<std::string>();
       if (open_objects.size() == 1) top_key = key;
       if (!open_objects.back().insert(key).second) {
-        if (open_objects.size() == 1)
-          fail(where(file, key), " appears twice in the header; names must be unique");
+        if (open_objects.size() == 1) fail(where(file, key), " appears twice in the header; names must be unique");
         fail(where(file, top_key), ": key '", key, "' appears twice in its header entry");
       }
     }
@@ -110,8 +109,7 @@ nlohmann::json parse_json(std::string_view text, const std::string& file) {
   try {
     return nlohmann::json::parse(text.begin(), text.end(), on_event);
   } catch (const nlohmann::json::parse_error& e) {
-    fail(where(file), ": the header is not valid JSON (", e.what(),
-         "); the file is damaged or not a safetensors file");
+    fail(where(file), ": the header is not valid JSON (", e.what(), "); the file is damaged or not a safetensors file");
   }
 }
 
@@ -128,8 +126,7 @@ Entry parse_entry(const std::string& name, const nlohmann::json& v, const std::s
   if (!dtype.is_string()) fail(where(file, name), ": dtype is ", dtype.dump(), ", expected a string");
   e.dtype = dtype_by_name(dtype.get<std::string>());
   if (!e.dtype)
-    fail(where(file, name), ": unknown dtype '", dtype.get<std::string>(), "' (supported: ",
-         supported_dtypes(), ")");
+    fail(where(file, name), ": unknown dtype '", dtype.get<std::string>(), "' (supported: ", supported_dtypes(), ")");
 
   const auto& shape = v["shape"];
   if (!shape.is_array()) fail(where(file, name), ": shape is ", shape.dump(), ", expected an array");
@@ -150,11 +147,10 @@ Entry parse_entry(const std::string& name, const nlohmann::json& v, const std::s
     fail(where(file, name), ": data_offsets is ", offsets.dump(), ", expected [begin, end]");
   e.begin = non_negative_integer(offsets[0], file, name, "data_offsets");
   e.end = non_negative_integer(offsets[1], file, name, "data_offsets");
-  if (e.begin > e.end)
-    fail(where(file, name), ": data_offsets [", e.begin, ", ", e.end, "] begin after end");
+  if (e.begin > e.end) fail(where(file, name), ": data_offsets [", e.begin, ", ", e.end, "] begin after end");
   if (e.end - e.begin != nbytes)
-    fail(where(file, name), ": data_offsets [", e.begin, ", ", e.end, "] span ", e.end - e.begin,
-         " bytes but shape ", shape.dump(), " of ", e.dtype->name, " needs ", nbytes);
+    fail(where(file, name), ": data_offsets [", e.begin, ", ", e.end, "] span ", e.end - e.begin, " bytes but shape ",
+         shape.dump(), " of ", e.dtype->name, " needs ", nbytes);
   return e;
 }
 
@@ -166,8 +162,7 @@ Header parse_header(std::string_view text, uint64_t data_size, const std::string
   Header h;
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == kMetadataKey) {
-      if (!it->is_object())
-        fail(where(file), ": __metadata__ is ", it->type_name(), ", expected an object of strings");
+      if (!it->is_object()) fail(where(file), ": __metadata__ is ", it->type_name(), ", expected an object of strings");
       for (auto m = it->begin(); m != it->end(); ++m) {
         if (!m->is_string())
           fail(where(file), ": __metadata__ key '", m.key(), "' holds ", m->dump(),
@@ -179,20 +174,19 @@ Header parse_header(std::string_view text, uint64_t data_size, const std::string
     h.entries.push_back(parse_entry(it.key(), *it, file));
     const Entry& e = h.entries.back();
     if (e.end > data_size)
-      fail(where(file, e.name), ": data_offsets [", e.begin, ", ", e.end,
-           "] reach past the data area of ", data_size, " bytes; the file is truncated");
+      fail(where(file, e.name), ": data_offsets [", e.begin, ", ", e.end, "] reach past the data area of ", data_size,
+           " bytes; the file is truncated");
   }
 
   // The tensors must tile the data area exactly: no overlap, no holes, nothing left over.
-  std::sort(h.entries.begin(), h.entries.end(), [](const Entry& a, const Entry& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(h.entries.begin(), h.entries.end(),
+            [](const Entry& a, const Entry& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   uint64_t covered = 0;
   const Entry* previous = nullptr;
   for (const Entry& e : h.entries) {
     if (e.begin < covered)
-      fail(where(file, e.name), ": data_offsets [", e.begin, ", ", e.end, "] overlap tensor '",
-           previous->name, "' [", previous->begin, ", ", previous->end, "]");
+      fail(where(file, e.name), ": data_offsets [", e.begin, ", ", e.end, "] overlap tensor '", previous->name, "' [",
+           previous->begin, ", ", previous->end, "]");
     if (e.begin > covered)
       fail(where(file, e.name), ": bytes [", covered, ", ", e.begin,
            ") before its data_offsets belong to no tensor; the format allows no holes");
@@ -214,14 +208,11 @@ uint64_t header_length(const unsigned char* prefix, uint64_t file_size, const st
   if (n > file_size - 8)
     fail(where(file), ": the header length ", n, " reaches past the end of the file (", file_size,
          " bytes); the file is truncated or not safetensors");
-  if (n > kMaxHeaderBytes)
-    fail(where(file), ": the header length ", n, " exceeds ", kMaxHeaderBytes, " bytes");
+  if (n > kMaxHeaderBytes) fail(where(file), ": the header length ", n, " exceeds ", kMaxHeaderBytes, " bytes");
   return n;
 }
 
-torch::Tensor empty_for(const Entry& e) {
-  return torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
-}
+torch::Tensor empty_for(const Entry& e) { return torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type)); }
 
 // A BOOL byte other than 0 or 1 is not a valid bool for LibTorch.
 void check_bools(const torch::Tensor& t, const Entry& e, const std::string& file) {
@@ -229,8 +220,7 @@ void check_bools(const torch::Tensor& t, const Entry& e, const std::string& file
   const auto* bytes = reinterpret_cast<const unsigned char*>(t.data_ptr());
   for (int64_t i = 0; i < t.numel(); ++i)
     if (bytes[i] > 1)
-      fail(where(file, e.name), ": BOOL element ", i, " has the byte value ", int(bytes[i]),
-           " (must be 0 or 1)");
+      fail(where(file, e.name), ": BOOL element ", i, " has the byte value ", int(bytes[i]), " (must be 0 or 1)");
 }
 
 // Closes a descriptor on every path out; removes a temporary file unless released.
@@ -243,8 +233,7 @@ struct FileGuard {
   }
 };
 
-void read_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::string& file,
-                const std::string& what) {
+void read_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::string& file, const std::string& what) {
   auto* p = static_cast<char*>(dst);
   while (n > 0) {
     ssize_t got = ::pread(fd, p, std::min<uint64_t>(n, 1ull << 30), static_cast<off_t>(offset));
@@ -276,9 +265,11 @@ void refuse_lfs_pointer(const std::string& head, const std::string& file) {
   if (o != std::string::npos) oid = head.substr(o + 4, head.find('\n', o) - o - 4);
   const auto s = head.find("size ");
   if (s != std::string::npos) size = head.substr(s + 5, head.find('\n', s) - s - 5);
-  fail(where(file), ": a Git LFS pointer (", oid, ", ", size, " bytes), not the weights: the repository was "
+  fail(where(file), ": a Git LFS pointer (", oid, ", ", size,
+       " bytes), not the weights: the repository was "
        "cloned without Git LFS, so only this small text file arrived. Fetch the file: `git lfs pull --include \"",
-       std::filesystem::path(file).filename().string(), "\"` in the repository's folder (after `git lfs install`), "
+       std::filesystem::path(file).filename().string(),
+       "\"` in the repository's folder (after `git lfs install`), "
        "or download the file itself");
 }
 
@@ -289,7 +280,8 @@ void refuse_pickle(const std::string& head, const std::string& file) {
   // A safetensors file whose header length happens to start with these bytes has its JSON at byte 8.
   const bool json_header = head.size() > 8 && head[8] == '{';
   if ((!zip && !pickle) || json_header) return;
-  fail(where(file), ": ", zip ? "a zip archive (PyTorch's torch.save format)" : "a Python pickle (PyTorch's torch.save)",
+  fail(where(file), ": ",
+       zip ? "a zip archive (PyTorch's torch.save format)" : "a Python pickle (PyTorch's torch.save)",
        ", not safetensors; starft does not unpickle (it runs code from the file). ", conversion_hint(file));
 }
 
@@ -302,15 +294,19 @@ std::string conversion_hint(const std::string& path) {
   if (name == "open_clip_pytorch_model") name = "open_clip_model";
   const std::string out = (p.parent_path() / (name + ".safetensors")).string();
   return "Convert it once with PyTorch: python3 -c \"import torch, safetensors.torch as st; "
-         "m = torch.load('" + path + "', map_location='cpu', weights_only=True); m = m.get('state_dict', m); "
-         "st.save_file({k: v.contiguous() for k, v in m.items()}, '" + out + "')\" (for OpenAI's TorchScript .pt "
-         "files: m = torch.jit.load('" + path + "', map_location='cpu').state_dict()), then give " + out +
+         "m = torch.load('" +
+         path +
+         "', map_location='cpu', weights_only=True); m = m.get('state_dict', m); "
+         "st.save_file({k: v.contiguous() for k, v in m.items()}, '" +
+         out +
+         "')\" (for OpenAI's TorchScript .pt "
+         "files: m = torch.jit.load('" +
+         path + "', map_location='cpu').state_dict()), then give " + out +
          " (with --model, or config.json beside it, for the architecture)";
 }
 
 Contents parse(const std::string& bytes, const std::string& name) {
-  const uint64_t n = header_length(reinterpret_cast<const unsigned char*>(bytes.data()),
-                                   bytes.size(), name);
+  const uint64_t n = header_length(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), name);
   const uint64_t data_start = 8 + n;
   Header h = parse_header(std::string_view(bytes).substr(8, n), bytes.size() - data_start, name);
   Contents c;
@@ -352,8 +348,7 @@ Contents load(const std::string& path) {
   c.metadata = std::move(h.metadata);
   for (const Entry& e : h.entries) {
     torch::Tensor t = empty_for(e);
-    read_exact(f.fd, t.data_ptr(), e.end - e.begin, data_start + e.begin, path,
-               "tensor '" + e.name + "'");
+    read_exact(f.fd, t.data_ptr(), e.end - e.begin, data_start + e.begin, path, "tensor '" + e.name + "'");
     check_bools(t, e, path);
     c.tensors.emplace(e.name, std::move(t));
   }

@@ -152,26 +152,25 @@ bool is_ascii(std::u32string_view s) {
 
 // Windows-1252 for the bytes 0x80..0x9F; the five undefined ones map to themselves (as ftfy's
 // "sloppy-windows-1252" and Python's html.unescape both do).
-constexpr char32_t kCp1252High[32] = {
-    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160,
-    0x2039, 0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022,
-    0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
+constexpr char32_t kCp1252High[32] = {0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                      0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+                                      0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                      0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178};
 
 struct Ligature {
   char32_t c;
   const char32_t* spelled;
 };
 constexpr Ligature kLigatures[] = {
-    {0x0132, U"IJ"}, {0x0133, U"ij"},      {0x0149, U"\u02BCn"}, {0x01C4, U"D\u017D"},
-    {0x01C5, U"D\u017E"}, {0x01C6, U"d\u017E"}, {0x01C7, U"LJ"}, {0x01C8, U"Lj"},
-    {0x01C9, U"lj"}, {0x01CA, U"NJ"},      {0x01CB, U"Nj"},      {0x01CC, U"nj"},
-    {0x01F1, U"DZ"}, {0x01F2, U"Dz"},      {0x01F3, U"dz"},      {0xFB00, U"ff"},
-    {0xFB01, U"fi"}, {0xFB02, U"fl"},      {0xFB03, U"ffi"},     {0xFB04, U"ffl"},
+    {0x0132, U"IJ"},      {0x0133, U"ij"}, {0x0149, U"\u02BCn"}, {0x01C4, U"D\u017D"}, {0x01C5, U"D\u017E"},
+    {0x01C6, U"d\u017E"}, {0x01C7, U"LJ"}, {0x01C8, U"Lj"},      {0x01C9, U"lj"},      {0x01CA, U"NJ"},
+    {0x01CB, U"Nj"},      {0x01CC, U"nj"}, {0x01F1, U"DZ"},      {0x01F2, U"Dz"},      {0x01F3, U"dz"},
+    {0xFB00, U"ff"},      {0xFB01, U"fi"}, {0xFB02, U"fl"},      {0xFB03, U"ffi"},     {0xFB04, U"ffl"},
     {0xFB05, U"\u017Ft"}, {0xFB06, U"st"}};
 
 bool is_removed_control(char32_t c) {
-  return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F ||
-         (c >= 0x206A && c <= 0x206F) || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
+  return c <= 0x08 || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || (c >= 0x206A && c <= 0x206F) ||
+         c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFC);
 }
 
 // Appends the NFKC form of one full-width or half-width character.
@@ -191,9 +190,8 @@ std::u32string nfc(const std::u32string& s) {
   const std::string utf8 = to_utf8(s);
   utf8proc_uint8_t* mapped = nullptr;
   const utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
-                   static_cast<utf8proc_ssize_t>(utf8.size()), &mapped,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()), static_cast<utf8proc_ssize_t>(utf8.size()),
+                   &mapped, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (n < 0) fail("tokenizer: NFC normalisation failed: ", utf8proc_errmsg(n));
   std::u32string out = from_utf8(std::string_view(reinterpret_cast<const char*>(mapped), n));
   std::free(mapped);
@@ -255,80 +253,71 @@ struct Entity {
   bool legacy;
 };
 constexpr Entity kEntities[] = {
-    {"QUOT", 0x22, true}, {"quot", 0x22, true}, {"AMP", 0x26, true}, {"amp", 0x26, true},
-    {"apos", 0x27, false}, {"LT", 0x3C, true}, {"lt", 0x3C, true}, {"GT", 0x3E, true},
-    {"gt", 0x3E, true}, {"nbsp", 0xA0, true}, {"iexcl", 0xA1, true}, {"cent", 0xA2, true},
-    {"pound", 0xA3, true}, {"curren", 0xA4, true}, {"yen", 0xA5, true}, {"brvbar", 0xA6, true},
-    {"sect", 0xA7, true}, {"uml", 0xA8, true}, {"COPY", 0xA9, true}, {"copy", 0xA9, true},
-    {"ordf", 0xAA, true}, {"laquo", 0xAB, true}, {"not", 0xAC, true}, {"shy", 0xAD, true},
-    {"REG", 0xAE, true}, {"reg", 0xAE, true}, {"macr", 0xAF, true}, {"deg", 0xB0, true},
-    {"plusmn", 0xB1, true}, {"sup2", 0xB2, true}, {"sup3", 0xB3, true}, {"acute", 0xB4, true},
-    {"micro", 0xB5, true}, {"para", 0xB6, true}, {"middot", 0xB7, true}, {"cedil", 0xB8, true},
-    {"sup1", 0xB9, true}, {"ordm", 0xBA, true}, {"raquo", 0xBB, true}, {"frac14", 0xBC, true},
-    {"frac12", 0xBD, true}, {"frac34", 0xBE, true}, {"iquest", 0xBF, true}, {"Agrave", 0xC0, true},
-    {"Aacute", 0xC1, true}, {"Acirc", 0xC2, true}, {"Atilde", 0xC3, true}, {"Auml", 0xC4, true},
-    {"Aring", 0xC5, true}, {"AElig", 0xC6, true}, {"Ccedil", 0xC7, true}, {"Egrave", 0xC8, true},
-    {"Eacute", 0xC9, true}, {"Ecirc", 0xCA, true}, {"Euml", 0xCB, true}, {"Igrave", 0xCC, true},
-    {"Iacute", 0xCD, true}, {"Icirc", 0xCE, true}, {"Iuml", 0xCF, true}, {"ETH", 0xD0, true},
-    {"Ntilde", 0xD1, true}, {"Ograve", 0xD2, true}, {"Oacute", 0xD3, true}, {"Ocirc", 0xD4, true},
-    {"Otilde", 0xD5, true}, {"Ouml", 0xD6, true}, {"times", 0xD7, true}, {"Oslash", 0xD8, true},
-    {"Ugrave", 0xD9, true}, {"Uacute", 0xDA, true}, {"Ucirc", 0xDB, true}, {"Uuml", 0xDC, true},
-    {"Yacute", 0xDD, true}, {"THORN", 0xDE, true}, {"szlig", 0xDF, true}, {"agrave", 0xE0, true},
-    {"aacute", 0xE1, true}, {"acirc", 0xE2, true}, {"atilde", 0xE3, true}, {"auml", 0xE4, true},
-    {"aring", 0xE5, true}, {"aelig", 0xE6, true}, {"ccedil", 0xE7, true}, {"egrave", 0xE8, true},
-    {"eacute", 0xE9, true}, {"ecirc", 0xEA, true}, {"euml", 0xEB, true}, {"igrave", 0xEC, true},
-    {"iacute", 0xED, true}, {"icirc", 0xEE, true}, {"iuml", 0xEF, true}, {"eth", 0xF0, true},
-    {"ntilde", 0xF1, true}, {"ograve", 0xF2, true}, {"oacute", 0xF3, true}, {"ocirc", 0xF4, true},
-    {"otilde", 0xF5, true}, {"ouml", 0xF6, true}, {"divide", 0xF7, true}, {"oslash", 0xF8, true},
-    {"ugrave", 0xF9, true}, {"uacute", 0xFA, true}, {"ucirc", 0xFB, true}, {"uuml", 0xFC, true},
-    {"yacute", 0xFD, true}, {"thorn", 0xFE, true}, {"yuml", 0xFF, true}, {"OElig", 0x152, false},
-    {"oelig", 0x153, false}, {"Scaron", 0x160, false}, {"scaron", 0x161, false},
-    {"Yuml", 0x178, false}, {"fnof", 0x192, false}, {"circ", 0x2C6, false}, {"tilde", 0x2DC, false},
-    {"Alpha", 0x391, false}, {"Beta", 0x392, false}, {"Gamma", 0x393, false},
-    {"Delta", 0x394, false}, {"Epsilon", 0x395, false}, {"Zeta", 0x396, false},
-    {"Eta", 0x397, false}, {"Theta", 0x398, false}, {"Iota", 0x399, false}, {"Kappa", 0x39A, false},
-    {"Lambda", 0x39B, false}, {"Mu", 0x39C, false}, {"Nu", 0x39D, false}, {"Xi", 0x39E, false},
-    {"Omicron", 0x39F, false}, {"Pi", 0x3A0, false}, {"Rho", 0x3A1, false}, {"Sigma", 0x3A3, false},
-    {"Tau", 0x3A4, false}, {"Upsilon", 0x3A5, false}, {"Phi", 0x3A6, false}, {"Chi", 0x3A7, false},
-    {"Psi", 0x3A8, false}, {"Omega", 0x3A9, false}, {"alpha", 0x3B1, false}, {"beta", 0x3B2, false},
-    {"gamma", 0x3B3, false}, {"delta", 0x3B4, false}, {"epsilon", 0x3B5, false},
-    {"zeta", 0x3B6, false}, {"eta", 0x3B7, false}, {"theta", 0x3B8, false}, {"iota", 0x3B9, false},
-    {"kappa", 0x3BA, false}, {"lambda", 0x3BB, false}, {"mu", 0x3BC, false}, {"nu", 0x3BD, false},
-    {"xi", 0x3BE, false}, {"omicron", 0x3BF, false}, {"pi", 0x3C0, false}, {"rho", 0x3C1, false},
-    {"sigmaf", 0x3C2, false}, {"sigma", 0x3C3, false}, {"tau", 0x3C4, false},
-    {"upsilon", 0x3C5, false}, {"phi", 0x3C6, false}, {"chi", 0x3C7, false}, {"psi", 0x3C8, false},
-    {"omega", 0x3C9, false}, {"thetasym", 0x3D1, false}, {"upsih", 0x3D2, false},
-    {"piv", 0x3D6, false}, {"ensp", 0x2002, false}, {"emsp", 0x2003, false},
-    {"thinsp", 0x2009, false}, {"zwnj", 0x200C, false}, {"zwj", 0x200D, false},
-    {"lrm", 0x200E, false}, {"rlm", 0x200F, false}, {"ndash", 0x2013, false},
-    {"mdash", 0x2014, false}, {"lsquo", 0x2018, false}, {"rsquo", 0x2019, false},
-    {"sbquo", 0x201A, false}, {"ldquo", 0x201C, false}, {"rdquo", 0x201D, false},
-    {"bdquo", 0x201E, false}, {"dagger", 0x2020, false}, {"Dagger", 0x2021, false},
-    {"bull", 0x2022, false}, {"hellip", 0x2026, false}, {"permil", 0x2030, false},
-    {"prime", 0x2032, false}, {"Prime", 0x2033, false}, {"lsaquo", 0x2039, false},
-    {"rsaquo", 0x203A, false}, {"oline", 0x203E, false}, {"frasl", 0x2044, false},
-    {"euro", 0x20AC, false}, {"image", 0x2111, false}, {"weierp", 0x2118, false},
-    {"real", 0x211C, false}, {"trade", 0x2122, false}, {"alefsym", 0x2135, false},
-    {"larr", 0x2190, false}, {"uarr", 0x2191, false}, {"rarr", 0x2192, false},
-    {"darr", 0x2193, false}, {"harr", 0x2194, false}, {"crarr", 0x21B5, false},
-    {"lArr", 0x21D0, false}, {"uArr", 0x21D1, false}, {"rArr", 0x21D2, false},
-    {"dArr", 0x21D3, false}, {"hArr", 0x21D4, false}, {"forall", 0x2200, false},
-    {"part", 0x2202, false}, {"exist", 0x2203, false}, {"empty", 0x2205, false},
-    {"nabla", 0x2207, false}, {"isin", 0x2208, false}, {"notin", 0x2209, false},
-    {"ni", 0x220B, false}, {"prod", 0x220F, false}, {"sum", 0x2211, false},
-    {"minus", 0x2212, false}, {"lowast", 0x2217, false}, {"radic", 0x221A, false},
-    {"prop", 0x221D, false}, {"infin", 0x221E, false}, {"ang", 0x2220, false},
-    {"and", 0x2227, false}, {"or", 0x2228, false}, {"cap", 0x2229, false}, {"cup", 0x222A, false},
-    {"int", 0x222B, false}, {"there4", 0x2234, false}, {"sim", 0x223C, false},
-    {"cong", 0x2245, false}, {"asymp", 0x2248, false}, {"ne", 0x2260, false},
-    {"equiv", 0x2261, false}, {"le", 0x2264, false}, {"ge", 0x2265, false}, {"sub", 0x2282, false},
-    {"sup", 0x2283, false}, {"nsub", 0x2284, false}, {"sube", 0x2286, false},
-    {"supe", 0x2287, false}, {"oplus", 0x2295, false}, {"otimes", 0x2297, false},
-    {"perp", 0x22A5, false}, {"sdot", 0x22C5, false}, {"lceil", 0x2308, false},
-    {"rceil", 0x2309, false}, {"lfloor", 0x230A, false}, {"rfloor", 0x230B, false},
-    {"loz", 0x25CA, false}, {"spades", 0x2660, false}, {"clubs", 0x2663, false},
-    {"hearts", 0x2665, false}, {"diams", 0x2666, false}, {"lang", 0x27E8, false},
-    {"rang", 0x27E9, false},
+    {"QUOT", 0x22, true},       {"quot", 0x22, true},      {"AMP", 0x26, true},        {"amp", 0x26, true},
+    {"apos", 0x27, false},      {"LT", 0x3C, true},        {"lt", 0x3C, true},         {"GT", 0x3E, true},
+    {"gt", 0x3E, true},         {"nbsp", 0xA0, true},      {"iexcl", 0xA1, true},      {"cent", 0xA2, true},
+    {"pound", 0xA3, true},      {"curren", 0xA4, true},    {"yen", 0xA5, true},        {"brvbar", 0xA6, true},
+    {"sect", 0xA7, true},       {"uml", 0xA8, true},       {"COPY", 0xA9, true},       {"copy", 0xA9, true},
+    {"ordf", 0xAA, true},       {"laquo", 0xAB, true},     {"not", 0xAC, true},        {"shy", 0xAD, true},
+    {"REG", 0xAE, true},        {"reg", 0xAE, true},       {"macr", 0xAF, true},       {"deg", 0xB0, true},
+    {"plusmn", 0xB1, true},     {"sup2", 0xB2, true},      {"sup3", 0xB3, true},       {"acute", 0xB4, true},
+    {"micro", 0xB5, true},      {"para", 0xB6, true},      {"middot", 0xB7, true},     {"cedil", 0xB8, true},
+    {"sup1", 0xB9, true},       {"ordm", 0xBA, true},      {"raquo", 0xBB, true},      {"frac14", 0xBC, true},
+    {"frac12", 0xBD, true},     {"frac34", 0xBE, true},    {"iquest", 0xBF, true},     {"Agrave", 0xC0, true},
+    {"Aacute", 0xC1, true},     {"Acirc", 0xC2, true},     {"Atilde", 0xC3, true},     {"Auml", 0xC4, true},
+    {"Aring", 0xC5, true},      {"AElig", 0xC6, true},     {"Ccedil", 0xC7, true},     {"Egrave", 0xC8, true},
+    {"Eacute", 0xC9, true},     {"Ecirc", 0xCA, true},     {"Euml", 0xCB, true},       {"Igrave", 0xCC, true},
+    {"Iacute", 0xCD, true},     {"Icirc", 0xCE, true},     {"Iuml", 0xCF, true},       {"ETH", 0xD0, true},
+    {"Ntilde", 0xD1, true},     {"Ograve", 0xD2, true},    {"Oacute", 0xD3, true},     {"Ocirc", 0xD4, true},
+    {"Otilde", 0xD5, true},     {"Ouml", 0xD6, true},      {"times", 0xD7, true},      {"Oslash", 0xD8, true},
+    {"Ugrave", 0xD9, true},     {"Uacute", 0xDA, true},    {"Ucirc", 0xDB, true},      {"Uuml", 0xDC, true},
+    {"Yacute", 0xDD, true},     {"THORN", 0xDE, true},     {"szlig", 0xDF, true},      {"agrave", 0xE0, true},
+    {"aacute", 0xE1, true},     {"acirc", 0xE2, true},     {"atilde", 0xE3, true},     {"auml", 0xE4, true},
+    {"aring", 0xE5, true},      {"aelig", 0xE6, true},     {"ccedil", 0xE7, true},     {"egrave", 0xE8, true},
+    {"eacute", 0xE9, true},     {"ecirc", 0xEA, true},     {"euml", 0xEB, true},       {"igrave", 0xEC, true},
+    {"iacute", 0xED, true},     {"icirc", 0xEE, true},     {"iuml", 0xEF, true},       {"eth", 0xF0, true},
+    {"ntilde", 0xF1, true},     {"ograve", 0xF2, true},    {"oacute", 0xF3, true},     {"ocirc", 0xF4, true},
+    {"otilde", 0xF5, true},     {"ouml", 0xF6, true},      {"divide", 0xF7, true},     {"oslash", 0xF8, true},
+    {"ugrave", 0xF9, true},     {"uacute", 0xFA, true},    {"ucirc", 0xFB, true},      {"uuml", 0xFC, true},
+    {"yacute", 0xFD, true},     {"thorn", 0xFE, true},     {"yuml", 0xFF, true},       {"OElig", 0x152, false},
+    {"oelig", 0x153, false},    {"Scaron", 0x160, false},  {"scaron", 0x161, false},   {"Yuml", 0x178, false},
+    {"fnof", 0x192, false},     {"circ", 0x2C6, false},    {"tilde", 0x2DC, false},    {"Alpha", 0x391, false},
+    {"Beta", 0x392, false},     {"Gamma", 0x393, false},   {"Delta", 0x394, false},    {"Epsilon", 0x395, false},
+    {"Zeta", 0x396, false},     {"Eta", 0x397, false},     {"Theta", 0x398, false},    {"Iota", 0x399, false},
+    {"Kappa", 0x39A, false},    {"Lambda", 0x39B, false},  {"Mu", 0x39C, false},       {"Nu", 0x39D, false},
+    {"Xi", 0x39E, false},       {"Omicron", 0x39F, false}, {"Pi", 0x3A0, false},       {"Rho", 0x3A1, false},
+    {"Sigma", 0x3A3, false},    {"Tau", 0x3A4, false},     {"Upsilon", 0x3A5, false},  {"Phi", 0x3A6, false},
+    {"Chi", 0x3A7, false},      {"Psi", 0x3A8, false},     {"Omega", 0x3A9, false},    {"alpha", 0x3B1, false},
+    {"beta", 0x3B2, false},     {"gamma", 0x3B3, false},   {"delta", 0x3B4, false},    {"epsilon", 0x3B5, false},
+    {"zeta", 0x3B6, false},     {"eta", 0x3B7, false},     {"theta", 0x3B8, false},    {"iota", 0x3B9, false},
+    {"kappa", 0x3BA, false},    {"lambda", 0x3BB, false},  {"mu", 0x3BC, false},       {"nu", 0x3BD, false},
+    {"xi", 0x3BE, false},       {"omicron", 0x3BF, false}, {"pi", 0x3C0, false},       {"rho", 0x3C1, false},
+    {"sigmaf", 0x3C2, false},   {"sigma", 0x3C3, false},   {"tau", 0x3C4, false},      {"upsilon", 0x3C5, false},
+    {"phi", 0x3C6, false},      {"chi", 0x3C7, false},     {"psi", 0x3C8, false},      {"omega", 0x3C9, false},
+    {"thetasym", 0x3D1, false}, {"upsih", 0x3D2, false},   {"piv", 0x3D6, false},      {"ensp", 0x2002, false},
+    {"emsp", 0x2003, false},    {"thinsp", 0x2009, false}, {"zwnj", 0x200C, false},    {"zwj", 0x200D, false},
+    {"lrm", 0x200E, false},     {"rlm", 0x200F, false},    {"ndash", 0x2013, false},   {"mdash", 0x2014, false},
+    {"lsquo", 0x2018, false},   {"rsquo", 0x2019, false},  {"sbquo", 0x201A, false},   {"ldquo", 0x201C, false},
+    {"rdquo", 0x201D, false},   {"bdquo", 0x201E, false},  {"dagger", 0x2020, false},  {"Dagger", 0x2021, false},
+    {"bull", 0x2022, false},    {"hellip", 0x2026, false}, {"permil", 0x2030, false},  {"prime", 0x2032, false},
+    {"Prime", 0x2033, false},   {"lsaquo", 0x2039, false}, {"rsaquo", 0x203A, false},  {"oline", 0x203E, false},
+    {"frasl", 0x2044, false},   {"euro", 0x20AC, false},   {"image", 0x2111, false},   {"weierp", 0x2118, false},
+    {"real", 0x211C, false},    {"trade", 0x2122, false},  {"alefsym", 0x2135, false}, {"larr", 0x2190, false},
+    {"uarr", 0x2191, false},    {"rarr", 0x2192, false},   {"darr", 0x2193, false},    {"harr", 0x2194, false},
+    {"crarr", 0x21B5, false},   {"lArr", 0x21D0, false},   {"uArr", 0x21D1, false},    {"rArr", 0x21D2, false},
+    {"dArr", 0x21D3, false},    {"hArr", 0x21D4, false},   {"forall", 0x2200, false},  {"part", 0x2202, false},
+    {"exist", 0x2203, false},   {"empty", 0x2205, false},  {"nabla", 0x2207, false},   {"isin", 0x2208, false},
+    {"notin", 0x2209, false},   {"ni", 0x220B, false},     {"prod", 0x220F, false},    {"sum", 0x2211, false},
+    {"minus", 0x2212, false},   {"lowast", 0x2217, false}, {"radic", 0x221A, false},   {"prop", 0x221D, false},
+    {"infin", 0x221E, false},   {"ang", 0x2220, false},    {"and", 0x2227, false},     {"or", 0x2228, false},
+    {"cap", 0x2229, false},     {"cup", 0x222A, false},    {"int", 0x222B, false},     {"there4", 0x2234, false},
+    {"sim", 0x223C, false},     {"cong", 0x2245, false},   {"asymp", 0x2248, false},   {"ne", 0x2260, false},
+    {"equiv", 0x2261, false},   {"le", 0x2264, false},     {"ge", 0x2265, false},      {"sub", 0x2282, false},
+    {"sup", 0x2283, false},     {"nsub", 0x2284, false},   {"sube", 0x2286, false},    {"supe", 0x2287, false},
+    {"oplus", 0x2295, false},   {"otimes", 0x2297, false}, {"perp", 0x22A5, false},    {"sdot", 0x22C5, false},
+    {"lceil", 0x2308, false},   {"rceil", 0x2309, false},  {"lfloor", 0x230A, false},  {"rfloor", 0x230B, false},
+    {"loz", 0x25CA, false},     {"spades", 0x2660, false}, {"clubs", 0x2663, false},   {"hearts", 0x2665, false},
+    {"diams", 0x2666, false},   {"lang", 0x27E8, false},   {"rang", 0x27E9, false},
 };
 
 const std::unordered_map<std::u32string, char32_t>& entity_table() {
@@ -404,8 +393,7 @@ std::u32string html_unescape(const std::u32string& s) {
     size_t k = j;
     while (k < n && k - j < 32) {
       const char32_t c = s[k];
-      if (c == U'\t' || c == U'\n' || c == U'\f' || c == U' ' || c == U'<' || c == U'&' ||
-          c == U'#' || c == U';')
+      if (c == U'\t' || c == U'\n' || c == U'\f' || c == U' ' || c == U'<' || c == U'&' || c == U'#' || c == U';')
         break;
       ++k;
     }
@@ -485,9 +473,23 @@ bool is_cased(char32_t c) {
 // Case_Ignorable: categories Mn, Me, Cf, Lm, Sk, and Word_Break MidLetter/MidNumLet/Single_Quote.
 bool is_case_ignorable(char32_t c) {
   switch (c) {
-    case 0x0027: case 0x002E: case 0x003A: case 0x00B7: case 0x0387: case 0x055F: case 0x05F4:
-    case 0x2018: case 0x2019: case 0x2024: case 0x2027: case 0xFE13: case 0xFE52: case 0xFE55:
-    case 0xFF07: case 0xFF0E: case 0xFF1A:
+    case 0x0027:
+    case 0x002E:
+    case 0x003A:
+    case 0x00B7:
+    case 0x0387:
+    case 0x055F:
+    case 0x05F4:
+    case 0x2018:
+    case 0x2019:
+    case 0x2024:
+    case 0x2027:
+    case 0xFE13:
+    case 0xFE52:
+    case 0xFE55:
+    case 0xFF07:
+    case 0xFF0E:
+    case 0xFF1A:
       return true;
     default:
       break;
@@ -580,16 +582,15 @@ bool is_number(char32_t c) {
 // `\s` of the `regex` module: the Unicode White_Space property.
 bool is_pattern_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 bool is_skipped(char32_t c) { return is_pattern_space(c) || c == 0x0345; }
 
 // Case-insensitive match of a code point against a lower-case ASCII letter of the pattern.
 bool same_letter(char32_t c, char a) {
-  return c == static_cast<char32_t>(a) || c == static_cast<char32_t>(a - 32) ||
-         (a == 's' && c == 0x017F) || (a == 'k' && c == 0x212A);
+  return c == static_cast<char32_t>(a) || c == static_cast<char32_t>(a - 32) || (a == 's' && c == 0x017F) ||
+         (a == 'k' && c == 0x212A);
 }
 
 template <typename Str>
@@ -741,17 +742,16 @@ std::vector<std::string_view> fields(std::string_view line) {
 using MergeText = std::pair<std::string, std::string>;
 
 // Merges from lines [first, first + count) of a merges file: two symbols per line.
-std::vector<MergeText> parse_merges(const std::vector<std::string_view>& lines, size_t first,
-                                    size_t count, const std::string& path) {
+std::vector<MergeText> parse_merges(const std::vector<std::string_view>& lines, size_t first, size_t count,
+                                    const std::string& path) {
   std::vector<MergeText> merges;
   merges.reserve(count);
   for (size_t i = first; i < lines.size() && merges.size() < count; ++i) {
     const auto f = fields(lines[i]);
     if (f.size() != 2) {
       std::string shown(lines[i].substr(0, 60));
-      fail("tokenizer merges file '", path, "', line ", i + 1,
-           ": expected two symbols separated by a space, found '", shown,
-           "' (is this a CLIP bpe_simple_vocab / merges.txt file?)");
+      fail("tokenizer merges file '", path, "', line ", i + 1, ": expected two symbols separated by a space, found '",
+           shown, "' (is this a CLIP bpe_simple_vocab / merges.txt file?)");
     }
     merges.emplace_back(std::string(f[0]), std::string(f[1]));
   }
@@ -762,7 +762,6 @@ uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
 }
 
-
 }  // namespace
 
 // ---- the tokenizer ---------------------------------------------------------------------------
@@ -772,13 +771,13 @@ struct Tokenizer::Impl {
     int32_t rank;
     int32_t merged;
   };
-  std::string source;                              // the file(s) it was loaded from
-  std::vector<std::string> tokens;                 // id -> token string
+  std::string source;                               // the file(s) it was loaded from
+  std::vector<std::string> tokens;                  // id -> token string
   std::vector<std::pair<int32_t, int32_t>> merges;  // rank -> the two ids merged
-  std::unordered_map<uint64_t, Merge> merge_of;    // (first id, second id) -> rank, merged id
-  std::array<int32_t, 256> byte_id{};              // byte -> id of its symbol
-  std::array<int32_t, 256> byte_end_id{};          // byte -> id of its symbol + `</w>`
-  std::array<int16_t, 512> symbol_byte{};          // byte symbol code point -> byte, -1 if none
+  std::unordered_map<uint64_t, Merge> merge_of;     // (first id, second id) -> rank, merged id
+  std::array<int32_t, 256> byte_id{};               // byte -> id of its symbol
+  std::array<int32_t, 256> byte_end_id{};           // byte -> id of its symbol + `</w>`
+  std::array<int16_t, 512> symbol_byte{};           // byte symbol code point -> byte, -1 if none
   int32_t sot = -1, eot = -1;
 
   mutable std::shared_mutex cache_mutex;
@@ -799,8 +798,8 @@ void Tokenizer::Impl::index(const std::vector<MergeText>& merge_text) {
   ids.reserve(tokens.size() * 2);
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (!ids.emplace(tokens[i], static_cast<int32_t>(i)).second)
-      fail("tokenizer vocabulary ", source, ": token '", tokens[i], "' appears twice (ids ",
-           ids[tokens[i]], " and ", i, ")");
+      fail("tokenizer vocabulary ", source, ": token '", tokens[i], "' appears twice (ids ", ids[tokens[i]], " and ", i,
+           ")");
   }
   auto id_of = [&](const std::string& t, const char* role) {
     auto it = ids.find(t);
@@ -867,8 +866,7 @@ std::vector<int32_t> Tokenizer::Impl::bpe(std::string_view word) const {
   return symbols;
 }
 
-const std::vector<int32_t>& Tokenizer::Impl::word_ids(const std::string& word,
-                                                      std::vector<int32_t>& scratch) const {
+const std::vector<int32_t>& Tokenizer::Impl::word_ids(const std::string& word, std::vector<int32_t>& scratch) const {
   {
     std::shared_lock lock(cache_mutex);
     auto it = cache.find(word);
@@ -880,8 +878,7 @@ const std::vector<int32_t>& Tokenizer::Impl::word_ids(const std::string& word,
   return cache.emplace(word, scratch).first->second;
 }
 
-void Tokenizer::Impl::encode_into(const std::string& text, std::vector<int64_t>& out,
-                                  size_t limit) const {
+void Tokenizer::Impl::encode_into(const std::string& text, std::vector<int64_t>& out, size_t limit) const {
   std::string word;
   std::vector<int32_t> scratch;
   auto add_word = [&]() {
@@ -932,8 +929,8 @@ Tokenizer Tokenizer::from_bpe_merges(const std::string& merges_path) {
   // line 0 is the version line; then the merges
   auto merge_text = parse_merges(lines, 1, kNumMerges, merges_path);
   if (merge_text.size() < static_cast<size_t>(kNumMerges))
-    fail("tokenizer merges file '", merges_path, "' has ", merge_text.size(), " merges, a CLIP ",
-         "vocabulary needs ", kNumMerges, " (truncated file, or not bpe_simple_vocab_16e6.txt.gz?)");
+    fail("tokenizer merges file '", merges_path, "' has ", merge_text.size(), " merges, a CLIP ", "vocabulary needs ",
+         kNumMerges, " (truncated file, or not bpe_simple_vocab_16e6.txt.gz?)");
   auto impl = std::make_unique<Impl>();
   impl->source = "'" + merges_path + "'";
   const auto& bytes = byte_symbols();
@@ -966,8 +963,8 @@ Tokenizer Tokenizer::from_hf(const std::string& vocab_json_path, const std::stri
       fail("tokenizer vocab.json '", vocab_json_path, "': the id of token '", token, "' is not an integer");
     const int64_t i = id.get<int64_t>();
     if (i < 0 || i >= static_cast<int64_t>(vocab.size()))
-      fail("tokenizer vocab.json '", vocab_json_path, "': id ", i, " of token '", token,
-           "' is outside 0..", vocab.size() - 1, " (ids must be dense)");
+      fail("tokenizer vocab.json '", vocab_json_path, "': id ", i, " of token '", token, "' is outside 0..",
+           vocab.size() - 1, " (ids must be dense)");
     if (seen[i]) fail("tokenizer vocab.json '", vocab_json_path, "': id ", i, " is given to two tokens");
     seen[i] = true;
     impl->tokens[i] = token;

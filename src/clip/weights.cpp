@@ -105,8 +105,8 @@ safetensors::TensorMap to_openai_naming(const safetensors::TensorMap& input, con
     }
     std::smatch m;
     if (std::regex_match(name, m, layer_re)) {
-      const std::string prefix = (m[1] == "vision" ? "visual.transformer.resblocks." : "transformer.resblocks.") +
-                                 m[2].str() + ".";
+      const std::string prefix =
+          (m[1] == "vision" ? "visual.transformer.resblocks." : "transformer.resblocks.") + m[2].str() + ".";
       const std::string rest = m[3];
       bool done = false;
       for (const auto& [from, to] : hf_layer_renames()) {
@@ -143,8 +143,8 @@ safetensors::TensorMap to_openai_naming(const safetensors::TensorMap& input, con
       if (pieces.size() == 3) out[prefix + "attn.in_proj_" + kind] = torch::cat(pieces, 0);
     }
   }
-  check(incomplete.empty(), source, ": Hugging Face CLIP weights lack the attention projections ",
-        join(incomplete), " (q, k and v are needed for every layer)");
+  check(incomplete.empty(), source, ": Hugging Face CLIP weights lack the attention projections ", join(incomplete),
+        " (q, k and v are needed for every layer)");
   return out;
 }
 
@@ -211,8 +211,8 @@ bool is_pickle_name(const std::string& name) {
 
 // The weights files of a layout and the configuration found beside them.
 struct Layout {
-  std::vector<std::string> files;     // one file, or the shards of an index
-  std::string source;                 // the file or index, for messages
+  std::vector<std::string> files;       // one file, or the shards of an index
+  std::string source;                   // the file or index, for messages
   std::vector<ConfigCandidate> beside;  // config.json / open_clip_config.json
 };
 
@@ -222,7 +222,8 @@ void add_hf_config(Layout& layout, const fs::path& dir) {
   const bool clip_like = cfg->is_object() && (cfg->contains("model_type") || cfg->contains("vision_config") ||
                                               cfg->contains("text_config"));
   if (!clip_like) {
-    spdlog::info("{}: not a Hugging Face model config (no model_type / vision_config); not used", (dir / "config.json").string());
+    spdlog::info("{}: not a Hugging Face model config (no model_type / vision_config); not used",
+                 (dir / "config.json").string());
     return;
   }
   const auto pre = read_json(dir / "preprocessor_config.json");
@@ -234,9 +235,11 @@ void add_open_clip_config(Layout& layout, const fs::path& dir) {
   const auto cfg = read_json(dir / "open_clip_config.json");
   if (!cfg) return;
   const std::string origin = (dir / "open_clip_config.json").string();
-  check(cfg->is_object() && cfg->contains("model_cfg"), origin, ": no model_cfg (an open_clip_config.json holds "
+  check(cfg->is_object() && cfg->contains("model_cfg"), origin,
+        ": no model_cfg (an open_clip_config.json holds "
         "{\"model_cfg\": ..., \"preprocess_cfg\": ...})");
-  layout.beside.push_back({origin, parse_open_clip_config(cfg->at("model_cfg"), origin, cfg->value("preprocess_cfg", nlohmann::json()))});
+  layout.beside.push_back(
+      {origin, parse_open_clip_config(cfg->at("model_cfg"), origin, cfg->value("preprocess_cfg", nlohmann::json()))});
 }
 
 void add_index(Layout& layout, const fs::path& index) {
@@ -255,7 +258,8 @@ void add_index(Layout& layout, const fs::path& index) {
 }
 
 Layout locate(const std::string& path) {
-  check(fs::exists(path), path, ": no such file or directory (give CLIP weights: a .safetensors file, a model folder "
+  check(fs::exists(path), path,
+        ": no such file or directory (give CLIP weights: a .safetensors file, a model folder "
         "or a model.safetensors.index.json)");
   Layout layout;
   const fs::path p(path);
@@ -275,7 +279,8 @@ Layout locate(const std::string& path) {
       for (const char* name : {"open_clip_pytorch_model.bin", "pytorch_model.bin", "pytorch_model.bin.index.json"}) {
         if (fs::exists(p / name)) refuse_pickle((p / name).string());
       }
-      fail(path, ": a folder without CLIP weights: expected open_clip_model.safetensors (open_clip), model.safetensors "
+      fail(path,
+           ": a folder without CLIP weights: expected open_clip_model.safetensors (open_clip), model.safetensors "
            "or model.safetensors.index.json (Hugging Face), or weights.safetensors (a starft checkpoint)");
     }
     if (layout.source.empty()) layout.source = layout.files.front();
@@ -289,8 +294,10 @@ Layout locate(const std::string& path) {
   }
   layout.files = {path};
   layout.source = path;
-  if (p.filename() == "open_clip_model.safetensors") add_open_clip_config(layout, p.parent_path());
-  else add_hf_config(layout, p.parent_path());
+  if (p.filename() == "open_clip_model.safetensors")
+    add_open_clip_config(layout, p.parent_path());
+  else
+    add_hf_config(layout, p.parent_path());
   return layout;
 }
 
@@ -337,9 +344,11 @@ Weights read_weights(const std::string& path, const std::string& model) {
   auto format = metadata.find("format");
   if (candidates.empty() && format != metadata.end() && format->second == "openai-clip" &&
       shapes.vision_width % 64 == 0 && shapes.text_width % 64 == 0) {
-    ConfigCandidate declared{"OpenAI's conventions (QuickGELU, 64-wide heads), declared by the metadata "
-                             "format=openai-clip of " + layout.source,
-                             shapes};
+    ConfigCandidate declared{
+        "OpenAI's conventions (QuickGELU, 64-wide heads), declared by the metadata "
+        "format=openai-clip of " +
+            layout.source,
+        shapes};
     declared.config.vision_heads = shapes.vision_width / 64;
     declared.config.text_heads = shapes.text_width / 64;
     declared.config.quick_gelu = true;
@@ -489,8 +498,11 @@ nlohmann::json open_clip_config_json(const CLIPConfig& c) {
                            {"width", c.vision_width},
                            {"head_width", c.vision_width / c.vision_heads},
                            {"patch_size", c.patch_size}};
-  nlohmann::json text = {{"context_length", c.context_length}, {"vocab_size", c.vocab_size}, {"width", c.text_width},
-                         {"heads", c.text_heads},              {"layers", c.text_layers}};
+  nlohmann::json text = {{"context_length", c.context_length},
+                         {"vocab_size", c.vocab_size},
+                         {"width", c.text_width},
+                         {"heads", c.text_heads},
+                         {"layers", c.text_layers}};
   if (c.vision_mlp() != 4 * c.vision_width) vision["mlp_ratio"] = mlp_ratio(c.vision_width, c.vision_mlp());
   if (c.text_mlp() != 4 * c.text_width) text["mlp_ratio"] = mlp_ratio(c.text_width, c.text_mlp());
   if (c.layer_norm_eps != 1e-5) {
@@ -503,7 +515,10 @@ nlohmann::json open_clip_config_json(const CLIPConfig& c) {
   model["text_cfg"] = text;
   return {{"model_cfg", model},
           {"preprocess_cfg",
-           {{"size", c.image_size}, {"mean", c.image_mean}, {"std", c.image_std}, {"interpolation", "bicubic"},
+           {{"size", c.image_size},
+            {"mean", c.image_mean},
+            {"std", c.image_std},
+            {"interpolation", "bicubic"},
             {"resize_mode", "shortest"}}}};
 }
 
@@ -512,8 +527,10 @@ void save_hf_folder(const CLIP& model, const std::string& dir, safetensors::Meta
   metadata["format"] = "pt";  // transformers refuses safetensors files without it
   metadata["starft.config"] = model->config().to_json().dump();
   metadata["starft.config_sources"] = nlohmann::json(model->config().sources).dump();
-  safetensors::save((std::filesystem::path(dir) / "model.safetensors").string(), to_hf_naming(state_dict(model)), metadata);
-  write_file_atomically((std::filesystem::path(dir) / "config.json").string(), hf_config_json(model->config()).dump(2) + "\n");
+  safetensors::save((std::filesystem::path(dir) / "model.safetensors").string(), to_hf_naming(state_dict(model)),
+                    metadata);
+  write_file_atomically((std::filesystem::path(dir) / "config.json").string(),
+                        hf_config_json(model->config()).dump(2) + "\n");
   write_file_atomically((std::filesystem::path(dir) / "preprocessor_config.json").string(),
                         hf_preprocessor_json(model->config()).dump(2) + "\n");
 }

@@ -58,10 +58,14 @@ CpuFeatures parse_cpuinfo(const std::string& cpuinfo) {
     const auto colon = line.find(':');
     if (colon == std::string::npos) continue;
     const std::string key = trim(line.substr(0, colon)), value = trim(line.substr(colon + 1));
-    if (key == "model name") f.model_name = value;
-    else if (key == "vendor_id") f.vendor = value;
-    else if (key == "cpu family") f.family = std::atoi(value.c_str());
-    else if (key == "model") f.model = std::atoi(value.c_str());
+    if (key == "model name")
+      f.model_name = value;
+    else if (key == "vendor_id")
+      f.vendor = value;
+    else if (key == "cpu family")
+      f.family = std::atoi(value.c_str());
+    else if (key == "model")
+      f.model = std::atoi(value.c_str());
     else if (key == "flags") {
       std::istringstream flags(value);
       std::set<std::string> set;
@@ -136,13 +140,14 @@ void log_hardware(bool describe) {
   const auto& cpu = cpu_features();
   const auto blas = blas_info();
   const auto level = describe ? spdlog::level::info : spdlog::level::debug;
-  spdlog::log(level, "processor: {} (family {} model {}); matrix features: {}; bfloat16 matrices: {}",
-               cpu.model_name.empty() ? "unknown" : cpu.model_name, cpu.family, cpu.model, cpu.flags_text(),
-               cpu.native_bf16_matmul() ? "native (oneDNN)" : "no native instructions (amp_bf16 runs slower than fp32 here)");
+  spdlog::log(
+      level, "processor: {} (family {} model {}); matrix features: {}; bfloat16 matrices: {}",
+      cpu.model_name.empty() ? "unknown" : cpu.model_name, cpu.family, cpu.model, cpu.flags_text(),
+      cpu.native_bf16_matmul() ? "native (oneDNN)" : "no native instructions (amp_bf16 runs slower than fp32 here)");
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
   spdlog::log(level, "BLAS: {}{}{}", blas.library.empty() ? "linked statically" : blas.library,
-               blas.openblas_core.empty() ? "" : ", OpenBLAS kernel " + blas.openblas_core,
-               forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string());
+              blas.openblas_core.empty() ? "" : ", OpenBLAS kernel " + blas.openblas_core,
+              forced ? std::string(" (OPENBLAS_CORETYPE=") + forced + ")" : std::string());
   if (blas.reference) {
     spdlog::warn(
         "LibTorch is using the reference BLAS ({}), about 10x slower than OpenBLAS. Install "

@@ -36,9 +36,9 @@ CpuFeatures parse_cpuinfo(const std::string& cpuinfo);
 const CpuFeatures& cpu_features();
 
 struct BlasInfo {
-  std::string library;  // realpath of the BLAS shared object in use ("" when linked statically)
-  bool reference = false;  // Debian's reference BLAS (netlib): about 10x slower than OpenBLAS
-  std::string openblas_core;  // OpenBLAS's kernel set (openblas_get_corename()), "" when not OpenBLAS
+  std::string library;          // realpath of the BLAS shared object in use ("" when linked statically)
+  bool reference = false;       // Debian's reference BLAS (netlib): about 10x slower than OpenBLAS
+  std::string openblas_core;    // OpenBLAS's kernel set (openblas_get_corename()), "" when not OpenBLAS
   std::string openblas_config;  // openblas_get_config()
 };
 

@@ -21,8 +21,7 @@ po::options_description renamed_options(const std::vector<RenamedOption>& rename
   return hidden;
 }
 
-void refuse_renamed(po::parsed_options& parsed, const std::vector<RenamedOption>& renamed,
-                    const std::string& where) {
+void refuse_renamed(po::parsed_options& parsed, const std::vector<RenamedOption>& renamed, const std::string& where) {
   for (auto& option : parsed.options) {
     for (const auto& r : renamed) {
       if (option.string_key != r.old_name) continue;

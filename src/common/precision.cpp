@@ -12,10 +12,12 @@ const char* precision_name(Precision p) { return p == Precision::amp_bf16 ? "amp
 void check_precision_text(const std::string& text, const std::string& option) {
   if (text == "fp32" || text == "amp_bf16" || text == "amp_bfloat16" || text == "auto") return;
   if (text == "amp" || text == "fp16" || text == "pure_fp16" || text == "bf16" || text == "pure_bf16") {
-    fail(option, " ", text, ": not supported by starft (float16 autocast and pure low-precision weights are "
+    fail(option, " ", text,
+         ": not supported by starft (float16 autocast and pure low-precision weights are "
          "not implemented); use fp32, amp_bf16 or auto");
   }
-  fail(option, " '", text, "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (amp_bf16 "
+  fail(option, " '", text,
+       "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (amp_bf16 "
        "where the device has bfloat16 matrix instructions, else fp32)");
 }
 
@@ -26,16 +28,17 @@ Precision parse_precision(const std::string& text, bool cuda, const std::string&
   if (text == "auto") {
     const Precision p = native ? Precision::amp_bf16 : Precision::fp32;
     spdlog::info("{} auto: {} ({})", option, precision_name(p),
-                 cuda ? "CUDA device"
-                      : native ? "the processor has " + cpu_features().flags_text()
-                               : "the processor has no AMX-BF16 / AVX512-BF16, so bfloat16 matrices would run slower");
+                 cuda     ? "CUDA device"
+                 : native ? "the processor has " + cpu_features().flags_text()
+                          : "the processor has no AMX-BF16 / AVX512-BF16, so bfloat16 matrices would run slower");
     return p;
   }
   if (!native) {
-    spdlog::warn("{} {}: this processor ({}) has no bfloat16 matrix instructions (AMX-BF16 / AVX512-BF16), so "
-                 "bfloat16 matrix products run in a slow fallback, 13-25x slower than fp32 on an AMD EPYC in bench/precision_bench; use --precision "
-                 "fp32 or auto here",
-                 option, text, cpu_features().model_name);
+    spdlog::warn(
+        "{} {}: this processor ({}) has no bfloat16 matrix instructions (AMX-BF16 / AVX512-BF16), so "
+        "bfloat16 matrix products run in a slow fallback, 13-25x slower than fp32 on an AMD EPYC in bench/precision_bench; use --precision "
+        "fp32 or auto here",
+        option, text, cpu_features().model_name);
   }
   return Precision::amp_bf16;
 }

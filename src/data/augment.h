@@ -20,8 +20,8 @@ struct AugmentOptions {
   Transform transform = Transform::train;
   int output_size = 224;
   uint64_t seed = 0;
-  double scale_min = 0.9, scale_max = 1.0;          // fraction of the image area
-  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;  // width / height
+  double scale_min = 0.9, scale_max = 1.0;                          // fraction of the image area
+  double ratio_min = 3.0 / 4.0, ratio_max = 4.0 / 3.0;              // width / height
   std::array<float, 3> mean{0.48145466f, 0.4578275f, 0.40821073f};  // CLIP
   std::array<float, 3> std{0.26862954f, 0.26130258f, 0.27577711f};
 };

@@ -37,8 +37,8 @@ ClassList parse_class_list(const std::string& text_in, const std::string& source
       std::stringstream split(line);
       std::string field;
       while (std::getline(split, field, '\t')) fields.push_back(boost::algorithm::trim_copy(field));
-      check(fields.size() == 2, source, ":", number, ": ", fields.size(),
-            " tab-separated fields; a class line is ", kForms);
+      check(fields.size() == 2, source, ":", number, ": ", fields.size(), " tab-separated fields; a class line is ",
+            kForms);
       id = fields[0];
       name = fields[1];
       check(!id.empty() && !name.empty(), source, ":", number, ": empty field (fields are separated by a single tab)");

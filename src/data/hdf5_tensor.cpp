@@ -35,10 +35,11 @@ void write_tensor(hid_t file, const std::string& name, const torch::Tensor& t, b
   auto guard = lock();
   Handle type = t.scalar_type() == torch::kLong ? Handle(H5Tcopy(H5T_STD_I64LE)) : file_type(float16);
   auto ds = create_dataset(file, name, dims, type.get());
-  auto data = t.scalar_type() == torch::kLong ? t.contiguous() : t.to(float16 ? torch::kHalf : torch::kFloat).contiguous();
+  auto data =
+      t.scalar_type() == torch::kLong ? t.contiguous() : t.to(float16 ? torch::kHalf : torch::kFloat).contiguous();
   if (data.numel() > 0) {
     check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data_ptr()),
-              "HDF5 dataset '" + name + "'");
+          "HDF5 dataset '" + name + "'");
   }
 }
 
@@ -51,7 +52,7 @@ torch::Tensor read_tensor(hid_t file, const std::string& name, const std::string
     auto out = torch::empty(sizes, torch::kLong);
     if (out.numel() > 0) {
       check(H5Dread(ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()),
-                "HDF5 file " + path + ": dataset '" + name + "'");
+            "HDF5 file " + path + ": dataset '" + name + "'");
     }
     return out;
   }
@@ -61,7 +62,7 @@ torch::Tensor read_tensor(hid_t file, const std::string& name, const std::string
   Handle mem = half ? half_type() : Handle(H5Tcopy(H5T_NATIVE_FLOAT));
   if (out.numel() > 0) {
     check(H5Dread(ds.get(), mem.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()),
-              "HDF5 file " + path + ": dataset '" + name + "'");
+          "HDF5 file " + path + ": dataset '" + name + "'");
   }
   return out.to(torch::kFloat);
 }
@@ -79,7 +80,7 @@ double read_double(hid_t file, const std::string& name, const std::string& path)
   auto ds = open_dataset(file, name, path);
   double v = 0;
   check(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v),
-            "HDF5 file " + path + ": dataset '" + name + "'");
+        "HDF5 file " + path + ": dataset '" + name + "'");
   return v;
 }
 

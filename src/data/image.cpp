@@ -70,9 +70,12 @@ int exif_orientation(const uint8_t* app1, size_t size) {
   const uint8_t* tiff = app1 + 6;
   const size_t n = size - 6;
   bool big;
-  if (tiff[0] == 'I' && tiff[1] == 'I') big = false;
-  else if (tiff[0] == 'M' && tiff[1] == 'M') big = true;
-  else return 0;
+  if (tiff[0] == 'I' && tiff[1] == 'I')
+    big = false;
+  else if (tiff[0] == 'M' && tiff[1] == 'M')
+    big = true;
+  else
+    return 0;
   if (read_u16(tiff + 2, big) != 42) return 0;
   const uint32_t ifd = read_u32(tiff + 4, big);
   if (ifd > n || n - ifd < 2) return 0;
@@ -101,14 +104,32 @@ void cmyk_row_to_rgb(const uint8_t* cmyk, uint8_t* rgb, size_t width) {
 // OpenCV's ApplyExifOrientation (imgcodecs/loadsave.cpp), for the same pixels as cv::imread.
 void apply_orientation(cv::Mat& image, int orientation) {
   switch (orientation) {
-    case 2: cv::flip(image, image, 1); break;
-    case 3: cv::flip(image, image, -1); break;
-    case 4: cv::flip(image, image, 0); break;
-    case 5: cv::transpose(image, image); break;
-    case 6: cv::transpose(image, image); cv::flip(image, image, 1); break;
-    case 7: cv::transpose(image, image); cv::flip(image, image, -1); break;
-    case 8: cv::transpose(image, image); cv::flip(image, image, 0); break;
-    default: break;
+    case 2:
+      cv::flip(image, image, 1);
+      break;
+    case 3:
+      cv::flip(image, image, -1);
+      break;
+    case 4:
+      cv::flip(image, image, 0);
+      break;
+    case 5:
+      cv::transpose(image, image);
+      break;
+    case 6:
+      cv::transpose(image, image);
+      cv::flip(image, image, 1);
+      break;
+    case 7:
+      cv::transpose(image, image);
+      cv::flip(image, image, -1);
+      break;
+    case 8:
+      cv::transpose(image, image);
+      cv::flip(image, image, 0);
+      break;
+    default:
+      break;
   }
 }
 
@@ -119,8 +140,7 @@ constexpr uint64_t kMaxPixels = uint64_t{1} << 30;
 // Decodes the JPEG in [data, data + size) into *rgb (CV_8UC3, RGB, before EXIF rotation) and
 // its EXIF orientation into *orientation; on failure returns false with libjpeg's message.
 // Nothing with a destructor lives in this frame across setjmp (the Mats are the caller's).
-bool decode_jpeg(const uint8_t* data, size_t size, cv::Mat* rgb, cv::Mat* cmyk_row, int* orientation,
-                 char* message) {
+bool decode_jpeg(const uint8_t* data, size_t size, cv::Mat* rgb, cv::Mat* cmyk_row, int* orientation, char* message) {
   jpeg_decompress_struct cinfo;
   JpegErrors errors;
   cinfo.err = jpeg_std_error(&errors.mgr);
@@ -172,8 +192,9 @@ std::string png_problem(const uint8_t* data, size_t size) {
   size_t at = 8;  // after the signature
   std::string last = "the signature";
   while (true) {
-    if (size - at < 12) return "cut short: the file ends inside " + last + " at byte " + std::to_string(size) +
-                               ", with no IEND chunk (an interrupted download or copy?)";
+    if (size - at < 12)
+      return "cut short: the file ends inside " + last + " at byte " + std::to_string(size) +
+             ", with no IEND chunk (an interrupted download or copy?)";
     const uint32_t length = read_u32(data + at, true);
     const std::string type(reinterpret_cast<const char*>(data + at + 4), 4);
     if (length > size - at - 12)
@@ -236,10 +257,17 @@ cv::Mat to_rgb(const cv::Mat& image) {
   check(image.depth() == CV_8U, "image is not 8-bit (OpenCV depth ", image.depth(), ")");
   cv::Mat rgb;
   switch (image.channels()) {
-    case 1: cv::cvtColor(image, rgb, cv::COLOR_GRAY2RGB); break;
-    case 3: rgb = image; break;
-    case 4: cv::cvtColor(image, rgb, cv::COLOR_RGBA2RGB); break;
-    default: fail("image has ", image.channels(), " channels (expected 1, 3 or 4)");
+    case 1:
+      cv::cvtColor(image, rgb, cv::COLOR_GRAY2RGB);
+      break;
+    case 3:
+      rgb = image;
+      break;
+    case 4:
+      cv::cvtColor(image, rgb, cv::COLOR_RGBA2RGB);
+      break;
+    default:
+      fail("image has ", image.channels(), " channels (expected 1, 3 or 4)");
   }
   return rgb;
 }
@@ -254,7 +282,8 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& path) {
     int orientation = 0;
     char message[JMSG_LENGTH_MAX] = {0};
     if (!decode_jpeg(data, size, &rgb, &cmyk_row, &orientation, message))
-      fail("image ", path, ": damaged JPEG (libjpeg: ", message, "); not used: libjpeg would fill what is missing "
+      fail("image ", path, ": damaged JPEG (libjpeg: ", message,
+           "); not used: libjpeg would fill what is missing "
            "or corrupt with grey");
     apply_orientation(rgb, orientation);
     return rgb;

@@ -7,10 +7,9 @@ namespace starft::data {
 Loader::Loader(const Store& store, DistributedSampler sampler, LoaderOptions options)
     : store_(store), sampler_(std::move(sampler)), options_(options) {
   check(options_.workers >= 1, "loader: workers must be at least 1, got ", options_.workers);
-  check(options_.prefetch_batches >= 1, "loader: prefetch_batches must be at least 1, got ",
-        options_.prefetch_batches);
-  check(sampler_.options().num_samples == store_.size(), "loader: the sampler covers ",
-        sampler_.options().num_samples, " samples but store ", store_.dir(), " holds ", store_.size());
+  check(options_.prefetch_batches >= 1, "loader: prefetch_batches must be at least 1, got ", options_.prefetch_batches);
+  check(sampler_.options().num_samples == store_.size(), "loader: the sampler covers ", sampler_.options().num_samples,
+        " samples but store ", store_.dir(), " holds ", store_.size());
 }
 
 Loader::~Loader() { stop(); }
@@ -120,7 +119,8 @@ void Loader::read_loop() {
         indices[r] = index;
         labels[r] = store_.labels()[index];
         if (!groups.empty()) group[r] = groups[index];
-        for (size_t a = 0; a < num_attributes; ++a) attrs[r][a] = store_.attribute(store_.manifest().attribute_names[a])[index];
+        for (size_t a = 0; a < num_attributes; ++a)
+          attrs[r][a] = store_.attribute(store_.manifest().attribute_names[a])[index];
       }
       float* images = batch.images.data_ptr<float>();
       const int64_t row_floats = 3LL * s * s;
@@ -173,7 +173,8 @@ void Loader::work_loop() {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         complete = --pending_[work.step].remaining == 0;
-        if (free_images_.size() < static_cast<size_t>(options_.workers) * 4 + 4) free_images_.push_back(std::move(work.image));
+        if (free_images_.size() < static_cast<size_t>(options_.workers) * 4 + 4)
+          free_images_.push_back(std::move(work.image));
       }
       if (complete) consumer_cv_.notify_all();
     }

@@ -37,11 +37,11 @@ struct LoaderOptions {
 struct Batch {
   int64_t epoch = 0;
   int64_t step = 0;
-  torch::Tensor images;      // float32 [b, 3, S, S], normalised
-  torch::Tensor labels;      // int64 [b]
-  torch::Tensor groups;      // int64 [b]; -1 where the store has no groups
-  torch::Tensor attributes;  // int64 [b, A], A = manifest().attribute_names.size()
-  torch::Tensor indices;     // int64 [b], global sample indices in the store
+  torch::Tensor images;               // float32 [b, 3, S, S], normalised
+  torch::Tensor labels;               // int64 [b]
+  torch::Tensor groups;               // int64 [b]; -1 where the store has no groups
+  torch::Tensor attributes;           // int64 [b, A], A = manifest().attribute_names.size()
+  torch::Tensor indices;              // int64 [b], global sample indices in the store
   std::vector<std::string> captions;  // "" where the store has no captions
 };
 

@@ -114,8 +114,8 @@ Manifest Manifest::from_json(const json& j, const std::string& where) {
                      s.at("checksum").get<std::string>()};
       // Bounded so that no sum of counts can overflow (a store holds far fewer samples).
       check(info.count > 0 && info.count < (int64_t{1} << 40), where, ": shard ", info.file, " has count ", info.count);
-      check(!info.file.empty() && info.file.find('/') == std::string::npos, where, ": bad shard file name '",
-            info.file, "'");
+      check(!info.file.empty() && info.file.find('/') == std::string::npos, where, ": bad shard file name '", info.file,
+            "'");
       check(files.insert(info.file).second, where, ": shard ", info.file, " is listed twice");
       m.shards.push_back(info);
     }
@@ -138,7 +138,8 @@ Manifest Manifest::read(const std::string& dir) {
   if (!fs::is_directory(dir)) fail("store ", dir, ": no such directory");
   std::ifstream in(path);
   if (!in) {
-    fail("store ", dir, ": ", kManifestName, " is missing, so the store is incomplete (a conversion that did not "
+    fail("store ", dir, ": ", kManifestName,
+         " is missing, so the store is incomplete (a conversion that did not "
          "finish leaves no manifest); run `starft shard` again");
   }
   json j;

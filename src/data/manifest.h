@@ -27,16 +27,16 @@ struct SkippedImage {
 
 struct Manifest {
   int format_version = kStoreFormatVersion;
-  std::string dataset;                    // e.g. "imagenet", "waterbirds"
-  std::string split;                      // e.g. "train", "val", "test"
-  std::vector<std::string> class_names;   // label i is class_names[i]
-  std::vector<std::string> class_ids;     // e.g. WordNet ids; empty when unknown
-  int image_size = 256;                   // images are [image_size, image_size, 3] RGB
-  int64_t shard_size = 1024;              // samples per shard before skipped images
-  int compression = 0;                    // gzip level of the image chunks, 0 = none
-  bool has_groups = false;                // `groups` int32 dataset
-  bool has_captions = false;              // `captions` UTF-8 strings
-  std::vector<std::string> group_names;   // optional names of group values
+  std::string dataset;                                               // e.g. "imagenet", "waterbirds"
+  std::string split;                                                 // e.g. "train", "val", "test"
+  std::vector<std::string> class_names;                              // label i is class_names[i]
+  std::vector<std::string> class_ids;                                // e.g. WordNet ids; empty when unknown
+  int image_size = 256;                                              // images are [image_size, image_size, 3] RGB
+  int64_t shard_size = 1024;                                         // samples per shard before skipped images
+  int compression = 0;                                               // gzip level of the image chunks, 0 = none
+  bool has_groups = false;                                           // `groups` int32 dataset
+  bool has_captions = false;                                         // `captions` UTF-8 strings
+  std::vector<std::string> group_names;                              // optional names of group values
   std::vector<std::string> attribute_names;                          // `attributes/<name>` int32
   std::map<std::string, std::vector<std::string>> attribute_values;  // optional value names
   std::vector<ShardInfo> shards;

@@ -19,16 +19,23 @@ Tail parse_tail(const std::string& name) {
 
 std::string tail_name(Tail tail) {
   switch (tail) {
-    case Tail::pad: return "pad";
-    case Tail::drop: return "drop";
-    case Tail::uneven: return "uneven";
+    case Tail::pad:
+      return "pad";
+    case Tail::drop:
+      return "drop";
+    case Tail::uneven:
+      return "uneven";
   }
   return "?";
 }
 
 nlohmann::json SamplerState::to_json() const {
-  return {{"epoch", epoch},           {"step", step},           {"seed", seed},
-          {"world_size", world_size}, {"batch_size", batch_size}, {"num_samples", num_samples}};
+  return {{"epoch", epoch},
+          {"step", step},
+          {"seed", seed},
+          {"world_size", world_size},
+          {"batch_size", batch_size},
+          {"num_samples", num_samples}};
 }
 
 SamplerState SamplerState::from_json(const nlohmann::json& j) {
@@ -55,11 +62,11 @@ bool SamplerState::operator==(const SamplerState& o) const {
 DistributedSampler::DistributedSampler(SamplerOptions options) : options_(options) {
   check(options_.num_samples > 0, "sampler: the store is empty");
   check(options_.world_size > 0, "sampler: world size ", options_.world_size, " must be positive");
-  check(options_.rank >= 0 && options_.rank < options_.world_size, "sampler: rank ", options_.rank,
-        " is outside 0..", options_.world_size - 1);
+  check(options_.rank >= 0 && options_.rank < options_.world_size, "sampler: rank ", options_.rank, " is outside 0..",
+        options_.world_size - 1);
   check(options_.batch_size > 0, "sampler: batch size ", options_.batch_size, " must be positive");
-  check(options_.tail != Tail::drop || options_.num_samples >= options_.world_size, "sampler: ",
-        options_.num_samples, " samples cannot be split over ", options_.world_size, " ranks with tail 'drop'");
+  check(options_.tail != Tail::drop || options_.num_samples >= options_.world_size, "sampler: ", options_.num_samples,
+        " samples cannot be split over ", options_.world_size, " ranks with tail 'drop'");
 }
 
 std::vector<int64_t> DistributedSampler::permutation(int64_t n, uint64_t seed, int64_t epoch) {
@@ -73,9 +80,12 @@ std::vector<int64_t> DistributedSampler::permutation(int64_t n, uint64_t seed, i
 int64_t DistributedSampler::num_local() const {
   const int64_t n = options_.num_samples, w = options_.world_size;
   switch (options_.tail) {
-    case Tail::pad: return (n + w - 1) / w;
-    case Tail::drop: return n / w;
-    case Tail::uneven: return n / w + (options_.rank < n % w ? 1 : 0);
+    case Tail::pad:
+      return (n + w - 1) / w;
+    case Tail::drop:
+      return n / w;
+    case Tail::uneven:
+      return n / w + (options_.rank < n % w ? 1 : 0);
   }
   return 0;
 }
@@ -117,8 +127,7 @@ void DistributedSampler::check_resumable(const SamplerState& s) const {
   differs("world size", s.world_size, options_.world_size);
   differs("per-rank batch size", s.batch_size, options_.batch_size);
   differs("store sample count", s.num_samples, options_.num_samples);
-  check(s.step <= steps_per_epoch(), "cannot resume at step ", s.step, ": an epoch has ", steps_per_epoch(),
-        " steps");
+  check(s.step <= steps_per_epoch(), "cannot resume at step ", s.step, ": an epoch has ", steps_per_epoch(), " steps");
 }
 
 }  // namespace starft::data

@@ -36,8 +36,8 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& file, const 
   h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE));
   h5::check(H5Pset_chunk(dcpl.get(), 4, chunk), tmp_path_ + ": images chunking");
   if (layout_.compression > 0) h5::check(H5Pset_deflate(dcpl.get(), layout_.compression), tmp_path_ + ": gzip");
-  images_ = h5::Handle(H5Dcreate2(h5file_.get(), "images", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(),
-                                  H5P_DEFAULT));
+  images_ =
+      h5::Handle(H5Dcreate2(h5file_.get(), "images", H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   h5::check(images_.get(), tmp_path_ + ": cannot create dataset 'images'");
 }
 
@@ -62,10 +62,11 @@ void ShardWriter::grow_images(int64_t rows) {
 void ShardWriter::add(const cv::Mat& rgb, const SampleMeta& meta) {
   check(!finished_, "ShardWriter::add after finish");
   const int s = layout_.image_size;
-  check(rgb.type() == CV_8UC3 && rgb.rows == s && rgb.cols == s, tmp_path_, ": sample '", meta.source,
-        "' is not a ", s, "x", s, " RGB image (fit it with fit_square first)");
-  check(meta.label >= 0 && (layout_.class_names.empty() || meta.label < static_cast<int64_t>(layout_.class_names.size())),
-        "sample '", meta.source, "': label ", meta.label, " is outside 0..", layout_.class_names.size() - 1);
+  check(rgb.type() == CV_8UC3 && rgb.rows == s && rgb.cols == s, tmp_path_, ": sample '", meta.source, "' is not a ", s,
+        "x", s, " RGB image (fit it with fit_square first)");
+  check(
+      meta.label >= 0 && (layout_.class_names.empty() || meta.label < static_cast<int64_t>(layout_.class_names.size())),
+      "sample '", meta.source, "': label ", meta.label, " is outside 0..", layout_.class_names.size() - 1);
   check(meta.attributes.size() == layout_.attribute_names.size(), "sample '", meta.source, "' has ",
         meta.attributes.size(), " attributes, the store declares ", layout_.attribute_names.size());
   std::vector<int32_t> attrs;
@@ -171,8 +172,10 @@ void prepare_store_dir(const std::string& dir, bool overwrite) {
     std::vector<fs::path> leftovers;
     bool others = false;
     for (const auto& entry : fs::directory_iterator(root)) {
-      if (ours(entry.path().filename().string()) && entry.is_regular_file()) leftovers.push_back(entry.path());
-      else others = true;
+      if (ours(entry.path().filename().string()) && entry.is_regular_file())
+        leftovers.push_back(entry.path());
+      else
+        others = true;
     }
     if (!others) {
       spdlog::info("output {}: removing {} file(s) left by an unfinished conversion (no manifest.json, so no store)",
@@ -182,7 +185,8 @@ void prepare_store_dir(const std::string& dir, bool overwrite) {
     }
   }
   if (!overwrite) {
-    fail("output directory ", dir, " is not empty; choose another --out or pass --overwrite to replace the store "
+    fail("output directory ", dir,
+         " is not empty; choose another --out or pass --overwrite to replace the store "
          "there");
   }
   // The manifest goes first: from then on the directory no longer looks like a whole store.

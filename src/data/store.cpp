@@ -23,9 +23,7 @@ struct Store::Shard {
   std::list<size_t>::iterator lru_pos;
 };
 
-std::string Store::shard_path(size_t shard) const {
-  return (fs::path(dir_) / manifest_.shards[shard].file).string();
-}
+std::string Store::shard_path(size_t shard) const { return (fs::path(dir_) / manifest_.shards[shard].file).string(); }
 
 Store::Store(const std::string& dir) : dir_(dir), manifest_(Manifest::read(dir)) {
   attributes_.resize(manifest_.attribute_names.size());
@@ -131,8 +129,8 @@ Store::Shard& Store::open_shard(size_t shard) const {
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     hsize_t chunk[4] = {0, 0, 0, 0};
     const hsize_t s = manifest_.image_size;
-    bool one_image = H5Pget_chunk(dcpl.get(), 4, chunk) == 4 && chunk[0] == 1 && chunk[1] == s && chunk[2] == s &&
-                     chunk[3] == 3;
+    bool one_image =
+        H5Pget_chunk(dcpl.get(), 4, chunk) == 4 && chunk[0] == 1 && chunk[1] == s && chunk[2] == s && chunk[3] == 3;
     int nfilters = H5Pget_nfilters(dcpl.get());
     bool plain = nfilters == 0;
     if (nfilters == 1) {

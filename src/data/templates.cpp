@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSubfolders[] = {"pools", "templates"};
 
-
 size_t count_slots(const std::string& tpl) {
   size_t n = 0;
   for (size_t at = tpl.find("{}"); at != std::string::npos; at = tpl.find("{}", at + 2)) ++n;
@@ -37,8 +36,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 }
 
 bool is_path(const std::string& entry) {
-  return entry.find('/') != std::string::npos ||
-         (entry.size() >= 4 && entry.compare(entry.size() - 4, 4, ".txt") == 0);
+  return entry.find('/') != std::string::npos || (entry.size() >= 4 && entry.compare(entry.size() - 4, 4, ".txt") == 0);
 }
 
 std::string list(const std::vector<std::string>& names) {
@@ -57,8 +55,8 @@ std::string resolve(const std::string& name) {
     fail("template set '", name, "' is ambiguous: both ", found[0], " and ", found[1],
          " exist; pass a path or rename one");
   if (found.empty())
-    fail("unknown template set '", name, "' (built-in: ", list(builtin_template_sets()),
-         " under ", datasets_dir(), "; or pass a path to a .txt file)");
+    fail("unknown template set '", name, "' (built-in: ", list(builtin_template_sets()), " under ", datasets_dir(),
+         "; or pass a path to a .txt file)");
   return found[0];
 }
 

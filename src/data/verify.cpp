@@ -39,8 +39,9 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
   };
   std::error_code ec;
   if (!fs::exists(path, ec)) {
-    problem(-1, "", "missing (listed in manifest.json with " + std::to_string(info.count) +
-                        " samples); copy the whole store again or re-run `starft shard`");
+    problem(-1, "",
+            "missing (listed in manifest.json with " + std::to_string(info.count) +
+                " samples); copy the whole store again or re-run `starft shard`");
     return;
   }
   const auto size = fs::file_size(path, ec);
@@ -49,23 +50,25 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
   try {
     file = h5::open_read(path);
   } catch (const std::exception& e) {
-    problem(-1, "", "not a readable HDF5 file (" + std::to_string(size) +
-                        " bytes; cut short by an interrupted copy?): " + e.what());
+    problem(-1, "",
+            "not a readable HDF5 file (" + std::to_string(size) +
+                " bytes; cut short by an interrupted copy?): " + e.what());
     return;
   }
   const hsize_t n = static_cast<hsize_t>(info.count), s = static_cast<hsize_t>(m.image_size);
   try {
     const auto version = h5::read_int_attribute(file.get(), "format_version", path);
     if (version != m.format_version)
-      problem(-1, "", "format version " + std::to_string(version) + ", manifest.json says " +
-                          std::to_string(m.format_version));
+      problem(-1, "",
+              "format version " + std::to_string(version) + ", manifest.json says " + std::to_string(m.format_version));
     const auto count = h5::read_int_attribute(file.get(), "count", path);
     const auto checksum = h5::read_string_attribute(file.get(), "checksum", path);
     if (count != info.count || checksum != info.checksum) {
-      problem(-1, "", "holds " + std::to_string(count) + " samples with checksum " + checksum +
-                          ", manifest.json says " + std::to_string(info.count) + " with " + info.checksum +
-                          ": a shard of another conversion under this name; copy the right one or re-run "
-                          "`starft shard`");
+      problem(-1, "",
+              "holds " + std::to_string(count) + " samples with checksum " + checksum + ", manifest.json says " +
+                  std::to_string(info.count) + " with " + info.checksum +
+                  ": a shard of another conversion under this name; copy the right one or re-run "
+                  "`starft shard`");
       return;  // its rows are not the manifest's rows
     }
   } catch (const std::exception& e) {
@@ -96,8 +99,10 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
   if (m.has_groups) open("groups", {n}, other);
   for (const auto& a : m.attribute_names) open("attributes/" + a, {n}, other);
   const bool per_image = h5::exists(file.get(), kImageCrcDataset);
-  if (per_image) open(kImageCrcDataset, {n}, crc_ds);
-  else report.per_image_checksums = false;
+  if (per_image)
+    open(kImageCrcDataset, {n}, crc_ds);
+  else
+    report.per_image_checksums = false;
 
   std::vector<std::string> sources(n);
   if (have_sources) {
@@ -158,11 +163,12 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
   if (!all_read || !have_labels) return;
   shard_crc = crc32(shard_crc, reinterpret_cast<const Bytef*>(labels.data()), static_cast<uInt>(n * 8));
   if (crc_text(shard_crc) != info.checksum && bad_images == 0) {
-    problem(-1, "", "content checksum " + crc_text(shard_crc) + " differs from manifest.json's " + info.checksum +
-                        (per_image ? " (the labels changed)"
-                                   : " (this shard predates per-image checksums, so the damaged sample cannot be "
-                                     "named)") +
-                        "; copy the shard again or re-run `starft shard`");
+    problem(-1, "",
+            "content checksum " + crc_text(shard_crc) + " differs from manifest.json's " + info.checksum +
+                (per_image ? " (the labels changed)"
+                           : " (this shard predates per-image checksums, so the damaged sample cannot be "
+                             "named)") +
+                "; copy the shard again or re-run `starft shard`");
   }
 }
 

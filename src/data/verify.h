@@ -19,12 +19,12 @@ struct StoreProblem {
 
 struct StoreReport {
   std::string dir;
-  int64_t shards = 0;           // shards listed in the manifest
-  int64_t samples = 0;          // samples listed in the manifest
-  int64_t samples_checked = 0;  // samples whose pixels were read and checksummed
+  int64_t shards = 0;               // shards listed in the manifest
+  int64_t samples = 0;              // samples listed in the manifest
+  int64_t samples_checked = 0;      // samples whose pixels were read and checksummed
   bool per_image_checksums = true;  // every shard has image_crc32 (else damage is found per shard)
   std::vector<StoreProblem> problems;
-  std::vector<std::string> notes;   // not damage: leftover temporaries, shards not in the manifest
+  std::vector<std::string> notes;  // not damage: leftover temporaries, shards not in the manifest
   bool sound() const { return problems.empty(); }
 };
 

@@ -6,9 +6,12 @@ namespace starft::distributed {
 
 const char* to_string(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: return "sum";
-    case ReduceOp::Avg: return "avg";
-    case ReduceOp::Max: return "max";
+    case ReduceOp::Sum:
+      return "sum";
+    case ReduceOp::Avg:
+      return "avg";
+    case ReduceOp::Max:
+      return "max";
   }
   return "?";
 }
@@ -44,12 +47,10 @@ class CompletedWork : public Work {
 
 WorkPtr completed_work() { return std::make_shared<CompletedWork>(); }
 
-void check_collective_tensor(const Communicator& comm, const std::string& op_name,
-                             const torch::Tensor& tensor) {
+void check_collective_tensor(const Communicator& comm, const std::string& op_name, const torch::Tensor& tensor) {
   const auto where = [&] { return op_name + " (" + comm.backend() + ", rank " + std::to_string(comm.rank()) + ")"; };
   check(tensor.defined(), where(), ": the tensor is undefined");
-  check(tensor.layout() == torch::kStrided, where(), ": only dense tensors can be communicated, got ",
-        tensor.layout());
+  check(tensor.layout() == torch::kStrided, where(), ": only dense tensors can be communicated, got ", tensor.layout());
   check(tensor.is_contiguous(), where(), ": the tensor must be contiguous (call .contiguous() and ",
         "copy the result back)");
   switch (tensor.scalar_type()) {
@@ -70,27 +71,25 @@ void check_collective_tensor(const Communicator& comm, const std::string& op_nam
   }
 }
 
-void check_reduce_op(const Communicator& comm, const std::string& op_name, const torch::Tensor& tensor,
-                     ReduceOp op) {
-  check(op != ReduceOp::Avg || torch::isFloatingType(tensor.scalar_type()), op_name, " (", comm.backend(),
-        ", rank ", comm.rank(), "): average is only defined for floating-point tensors, got ",
-        tensor.scalar_type(), "; use sum");
+void check_reduce_op(const Communicator& comm, const std::string& op_name, const torch::Tensor& tensor, ReduceOp op) {
+  check(op != ReduceOp::Avg || torch::isFloatingType(tensor.scalar_type()), op_name, " (", comm.backend(), ", rank ",
+        comm.rank(), "): average is only defined for floating-point tensors, got ", tensor.scalar_type(), "; use sum");
 }
 
-void check_all_gather_shapes(const Communicator& comm, const std::string& op_name,
-                             const torch::Tensor& output, const torch::Tensor& input) {
+void check_all_gather_shapes(const Communicator& comm, const std::string& op_name, const torch::Tensor& output,
+                             const torch::Tensor& input) {
   check_collective_tensor(comm, op_name, input);
   check_collective_tensor(comm, op_name, output);
-  check(output.scalar_type() == input.scalar_type() && output.device() == input.device(), op_name, " (",
-        comm.backend(), ", rank ", comm.rank(), "): output is ", output.scalar_type(), " on ", output.device(),
-        " but input is ", input.scalar_type(), " on ", input.device());
+  check(output.scalar_type() == input.scalar_type() && output.device() == input.device(), op_name, " (", comm.backend(),
+        ", rank ", comm.rank(), "): output is ", output.scalar_type(), " on ", output.device(), " but input is ",
+        input.scalar_type(), " on ", input.device());
   check(output.numel() == input.numel() * comm.size(), op_name, " (", comm.backend(), ", rank ", comm.rank(),
         "): output has ", output.numel(), " elements, expected ", comm.size(), " blocks of ", input.numel());
 }
 
 void check_root(const Communicator& comm, const std::string& op_name, int root) {
-  check(root >= 0 && root < comm.size(), op_name, " (", comm.backend(), ", rank ", comm.rank(), "): root ",
-        root, " is not a rank of a group of ", comm.size());
+  check(root >= 0 && root < comm.size(), op_name, " (", comm.backend(), ", rank ", comm.rank(), "): root ", root,
+        " is not a rank of a group of ", comm.size());
 }
 
 }  // namespace starft::distributed

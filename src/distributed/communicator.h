@@ -45,8 +45,7 @@ class Communicator {
   virtual WorkPtr all_gather_async(const torch::Tensor& output, const torch::Tensor& input,
                                    const std::string& name = "all_gather") = 0;
   // In place: every rank ends with root's values.
-  virtual WorkPtr broadcast_async(const torch::Tensor& tensor, int root,
-                                  const std::string& name = "broadcast") = 0;
+  virtual WorkPtr broadcast_async(const torch::Tensor& tensor, int root, const std::string& name = "broadcast") = 0;
   virtual WorkPtr barrier_async(const std::string& name = "barrier") = 0;
 
   // A new communicator over the same ranks whose operations are ordered independently of this
@@ -57,8 +56,7 @@ class Communicator {
   virtual std::unique_ptr<Communicator> duplicate(const std::string& name) = 0;
 
   // Synchronous forms.
-  void all_reduce(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum,
-                  const std::string& name = "all_reduce");
+  void all_reduce(const torch::Tensor& tensor, ReduceOp op = ReduceOp::Sum, const std::string& name = "all_reduce");
   // Concatenates every rank's `input` along dim 0 (rank order): shape [size * d0, d1, ...].
   torch::Tensor all_gather(const torch::Tensor& input, const std::string& name = "all_gather");
   void broadcast(const torch::Tensor& tensor, int root = 0, const std::string& name = "broadcast");
@@ -70,12 +68,10 @@ WorkPtr completed_work();
 
 // Checks what every backend requires of its arguments; they throw naming the operation,
 // the backend and this rank.
-void check_collective_tensor(const Communicator& comm, const std::string& op_name,
-                             const torch::Tensor& tensor);
-void check_reduce_op(const Communicator& comm, const std::string& op_name,
-                     const torch::Tensor& tensor, ReduceOp op);
-void check_all_gather_shapes(const Communicator& comm, const std::string& op_name,
-                             const torch::Tensor& output, const torch::Tensor& input);
+void check_collective_tensor(const Communicator& comm, const std::string& op_name, const torch::Tensor& tensor);
+void check_reduce_op(const Communicator& comm, const std::string& op_name, const torch::Tensor& tensor, ReduceOp op);
+void check_all_gather_shapes(const Communicator& comm, const std::string& op_name, const torch::Tensor& output,
+                             const torch::Tensor& input);
 void check_root(const Communicator& comm, const std::string& op_name, int root);
 
 }  // namespace starft::distributed

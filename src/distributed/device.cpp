@@ -23,7 +23,8 @@ torch::Device run_device(const std::string& text, const Runtime* runtime) {
   if (device.is_cpu()) return device;
   if (runtime) {
     check(runtime->device().is_cuda(), "--device ", text, ": this rank has no CUDA device (LibTorch ",
-          torch::cuda::is_available() ? "sees one but the runtime chose the CPU" : "was built without CUDA or sees no GPU",
+          torch::cuda::is_available() ? "sees one but the runtime chose the CPU"
+                                      : "was built without CUDA or sees no GPU",
           "); use --device cpu");
     return device.has_index() ? device : runtime->device();
   }

@@ -10,7 +10,8 @@ namespace starft::distributed {
 torch::Device select_device(int) { return torch::Device(torch::kCPU); }
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, const torch::Device& device, Watchdog*) {
-  fail("the NCCL backend was asked for (tensors on ", device, " or --comm-backend nccl), but this build's "
+  fail("the NCCL backend was asked for (tensors on ", device,
+       " or --comm-backend nccl), but this build's "
        "LibTorch has no CUDA. Rebuild against a CUDA LibTorch (-DCMAKE_PREFIX_PATH=/path/to/libtorch) or use "
        "--comm-backend mpi.");
 }

@@ -34,8 +34,8 @@ GradSync::GradSync(const std::vector<torch::Tensor>& parameters, Communicator& c
         "gradient buckets need a positive size, got bucket_bytes ", options_.bucket_bytes, " and first_bucket_bytes ",
         options_.first_bucket_bytes);
   check(options_.check_every >= 0, "check_every must be >= 0 (0: never), got ", options_.check_every);
-  check(names_.empty() || names_.size() == params_.size(), "GradSync: ", names_.size(), " names for ",
-        params_.size(), " parameters");
+  check(names_.empty() || names_.size() == params_.size(), "GradSync: ", names_.size(), " names for ", params_.size(),
+        " parameters");
   if (names_.empty()) {
     for (size_t i = 0; i < params_.size(); ++i) names_.push_back("parameter " + std::to_string(i));
   }
@@ -70,10 +70,12 @@ GradSync::GradSync(const std::vector<torch::Tensor>& parameters, Communicator& c
   for (size_t k = 0; k < row_sparse_.size(); ++k) {
     const int i = row_sparse_[k];
     hooks_[i] = params_[i].register_hook([this, i, k](torch::Tensor grad) {
-      check(grad.layout() == torch::kStrided, "GradSync: ", names_[i], " got a sparse gradient; "
+      check(grad.layout() == torch::kStrided, "GradSync: ", names_[i],
+            " got a sparse gradient; "
             "use dense gradients (e.g. Embedding without sparse=true)");
       std::lock_guard<std::mutex> lock(mutex_);
-      check(!row_sparse_grad_[k].defined(), "GradSync: ", names_[i], " received a second gradient before "
+      check(!row_sparse_grad_[k].defined(), "GradSync: ", names_[i],
+            " received a second gradient before "
             "finish(); call finish() after every backward (accumulating several backward passes is not supported)");
       row_sparse_grad_[k] = grad;
     });
@@ -150,7 +152,7 @@ void GradSync::broadcast_parameters() {
   for (size_t b = 0; b < buckets_.size(); ++b) {
     for (int i : buckets_[b].params) slot(i).copy_(params_[i]);
     works.push_back(comm_->broadcast_async(buckets_[b].buffer.narrow(0, 0, buckets_[b].numel), 0,
-                                          "broadcast_parameters_" + std::to_string(b)));
+                                           "broadcast_parameters_" + std::to_string(b)));
   }
   for (auto& w : works) w->wait();
   for (auto& bucket : buckets_) {
@@ -171,10 +173,12 @@ void GradSync::broadcast_parameters() {
 }
 
 void GradSync::on_gradient(int param, const torch::Tensor& grad) {
-  check(grad.layout() == torch::kStrided, "GradSync: ", names_[param], " got a sparse gradient; "
+  check(grad.layout() == torch::kStrided, "GradSync: ", names_[param],
+        " got a sparse gradient; "
         "use dense gradients (e.g. Embedding without sparse=true)");
   std::lock_guard<std::mutex> lock(mutex_);
-  check(!ready_[param], "GradSync: ", names_[param], " received a second gradient before finish(); call "
+  check(!ready_[param], "GradSync: ", names_[param],
+        " received a second gradient before finish(); call "
         "finish() after every backward (accumulating several backward passes is not supported)");
   slot(param).copy_(grad);
   ready_[param] = 1;
@@ -268,9 +272,7 @@ void GradSync::reduce_row_sparse(int param, const torch::Tensor& local) {
   grad.index_copy_(0, index, reduced);
 }
 
-void GradSync::check_parameters() {
-  check_parameters_in_sync(params_, *comm_, "step " + std::to_string(steps_));
-}
+void GradSync::check_parameters() { check_parameters_in_sync(params_, *comm_, "step " + std::to_string(steps_)); }
 
 std::vector<std::vector<int>> GradSync::bucket_layout() const {
   std::vector<std::vector<int>> layout;

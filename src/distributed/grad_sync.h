@@ -107,7 +107,7 @@ class GradSync {
   std::vector<Bucket> buckets_;
   std::mutex mutex_;
   std::vector<char> ready_, used_;
-  std::vector<int> row_sparse_;                // parameter indices, in the options' order
+  std::vector<int> row_sparse_;                 // parameter indices, in the options' order
   std::vector<torch::Tensor> row_sparse_grad_;  // this backward's local gradient of each (or undefined)
   size_t next_launch_ = 0;
   int64_t steps_ = 0;

@@ -25,8 +25,10 @@ int comm_size(MPI_Comm comm) {
 MPI_Op mpi_op(ReduceOp op) {
   switch (op) {
     case ReduceOp::Sum:
-    case ReduceOp::Avg: return MPI_SUM;
-    case ReduceOp::Max: return MPI_MAX;
+    case ReduceOp::Avg:
+      return MPI_SUM;
+    case ReduceOp::Max:
+      return MPI_MAX;
   }
   return MPI_SUM;
 }
@@ -42,12 +44,18 @@ void copy_back(const torch::Tensor& t, const torch::Tensor& host) {
 
 MPI_Datatype mpi_datatype(torch::ScalarType type) {
   switch (type) {
-    case torch::kFloat: return MPI_FLOAT;
-    case torch::kDouble: return MPI_DOUBLE;
-    case torch::kInt: return MPI_INT32_T;
-    case torch::kLong: return MPI_INT64_T;
-    case torch::kByte: return MPI_UINT8_T;
-    default: fail("the MPI backend has no datatype for ", type, " (use float32, float64, int32, int64 or uint8)");
+    case torch::kFloat:
+      return MPI_FLOAT;
+    case torch::kDouble:
+      return MPI_DOUBLE;
+    case torch::kInt:
+      return MPI_INT32_T;
+    case torch::kLong:
+      return MPI_INT64_T;
+    case torch::kByte:
+      return MPI_UINT8_T;
+    default:
+      fail("the MPI backend has no datatype for ", type, " (use float32, float64, int32, int64 or uint8)");
   }
 }
 
@@ -154,15 +162,16 @@ void MpiCommunicator::run_all_reduce(const torch::Tensor& tensor, ReduceOp op) {
 void MpiCommunicator::run_all_gather(const torch::Tensor& output, const torch::Tensor& input) {
   auto in = host_view(input);
   auto out = host_view(output);
-  check(in.numel() <= INT_MAX, "an all-gather block of ", in.numel(), " elements exceeds MPI's count limit (",
-        INT_MAX, "); gather smaller blocks");
+  check(in.numel() <= INT_MAX, "an all-gather block of ", in.numel(), " elements exceeds MPI's count limit (", INT_MAX,
+        "); gather smaller blocks");
   auto type = mpi_datatype(in.scalar_type());
   int count = static_cast<int>(in.numel());
   if (progress_ == MpiProgress::PolledArrival) await_arrival();
   run(
-      "MPI_Allgather",
-      [&] { return MPI_Allgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_); },
-      [&](MPI_Request* r) { return MPI_Iallgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_, r); });
+      "MPI_Allgather", [&] { return MPI_Allgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_); },
+      [&](MPI_Request* r) {
+        return MPI_Iallgather(in.data_ptr(), count, type, out.data_ptr(), count, type, comm_, r);
+      });
   copy_back(output, out);
 }
 

@@ -18,7 +18,6 @@ torch::Device select_device(int local_rank);
 // Collective over `comm`: the NCCL unique id is made on rank 0 and broadcast over MPI. The
 // communicator runs on its own CUDA stream, ordered after the caller's current stream with an
 // event at each operation; Work::wait() orders the caller's current stream after the operation.
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, const torch::Device& device,
-                                                     Watchdog* watchdog);
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, const torch::Device& device, Watchdog* watchdog);
 
 }  // namespace starft::distributed

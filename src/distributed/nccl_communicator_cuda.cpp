@@ -32,22 +32,33 @@ namespace {
 
 nccl::DataType nccl_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat: return nccl::DataType::Float32;
-    case torch::kDouble: return nccl::DataType::Float64;
-    case torch::kHalf: return nccl::DataType::Float16;
-    case torch::kBFloat16: return nccl::DataType::BFloat16;
-    case torch::kInt: return nccl::DataType::Int32;
-    case torch::kLong: return nccl::DataType::Int64;
-    case torch::kByte: return nccl::DataType::UInt8;
-    default: fail("NCCL has no datatype for ", t.scalar_type());
+    case torch::kFloat:
+      return nccl::DataType::Float32;
+    case torch::kDouble:
+      return nccl::DataType::Float64;
+    case torch::kHalf:
+      return nccl::DataType::Float16;
+    case torch::kBFloat16:
+      return nccl::DataType::BFloat16;
+    case torch::kInt:
+      return nccl::DataType::Int32;
+    case torch::kLong:
+      return nccl::DataType::Int64;
+    case torch::kByte:
+      return nccl::DataType::UInt8;
+    default:
+      fail("NCCL has no datatype for ", t.scalar_type());
   }
 }
 
 nccl::RedOp nccl_op(ReduceOp op) {
   switch (op) {
-    case ReduceOp::Sum: return nccl::RedOp::Sum;
-    case ReduceOp::Avg: return nccl::RedOp::Avg;
-    case ReduceOp::Max: return nccl::RedOp::Max;
+    case ReduceOp::Sum:
+      return nccl::RedOp::Sum;
+    case ReduceOp::Avg:
+      return nccl::RedOp::Avg;
+    case ReduceOp::Max:
+      return nccl::RedOp::Max;
   }
   return nccl::RedOp::Sum;
 }
@@ -107,8 +118,7 @@ class NcclCommunicator : public Communicator {
       core_.all_reduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_type(tensor), nccl_op(op), s);
     });
   }
-  WorkPtr all_gather_async(const torch::Tensor& output, const torch::Tensor& input,
-                           const std::string& name) override {
+  WorkPtr all_gather_async(const torch::Tensor& output, const torch::Tensor& input, const std::string& name) override {
     check_all_gather_shapes(*this, name, output, input);
     check_device(name, input);
     return launch(name, {output, input}, false, [&](nccl::Stream s) {
@@ -180,8 +190,9 @@ std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, const torch:
 #else  // CUDA LibTorch without NCCL headers
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, const torch::Device&, Watchdog*) {
-  fail("this build has a CUDA LibTorch but no NCCL (nccl.h and libnccl were not found under STARFT_CUDA_ROOT "
-       "or NCCL_HOME); reconfigure with them, or use --comm-backend mpi");
+  fail(
+      "this build has a CUDA LibTorch but no NCCL (nccl.h and libnccl were not found under STARFT_CUDA_ROOT "
+      "or NCCL_HOME); reconfigure with them, or use --comm-backend mpi");
 }
 
 #endif

@@ -22,22 +22,32 @@ void check_nccl(ncclResult_t rc, const char* what, int rank, ncclComm_t comm = n
 
 ncclDataType_t to_nccl(DataType type) {
   switch (type) {
-    case DataType::Float32: return ncclFloat32;
-    case DataType::Float64: return ncclFloat64;
-    case DataType::Float16: return ncclFloat16;
-    case DataType::BFloat16: return ncclBfloat16;
-    case DataType::Int32: return ncclInt32;
-    case DataType::Int64: return ncclInt64;
-    case DataType::UInt8: return ncclUint8;
+    case DataType::Float32:
+      return ncclFloat32;
+    case DataType::Float64:
+      return ncclFloat64;
+    case DataType::Float16:
+      return ncclFloat16;
+    case DataType::BFloat16:
+      return ncclBfloat16;
+    case DataType::Int32:
+      return ncclInt32;
+    case DataType::Int64:
+      return ncclInt64;
+    case DataType::UInt8:
+      return ncclUint8;
   }
   return ncclFloat32;
 }
 
 ncclRedOp_t to_nccl(RedOp op) {
   switch (op) {
-    case RedOp::Sum: return ncclSum;
-    case RedOp::Avg: return ncclAvg;
-    case RedOp::Max: return ncclMax;
+    case RedOp::Sum:
+      return ncclSum;
+    case RedOp::Avg:
+      return ncclAvg;
+    case RedOp::Max:
+      return ncclMax;
   }
   return ncclSum;
 }
@@ -87,8 +97,7 @@ void Comm::all_gather(const void* send, void* recv, size_t count, DataType type,
 }
 
 void Comm::broadcast(void* buffer, size_t count, DataType type, int root, Stream stream) {
-  check_nccl(ncclBroadcast(buffer, buffer, count, to_nccl(type), root, comm_, stream), "ncclBroadcast", rank_,
-             comm_);
+  check_nccl(ncclBroadcast(buffer, buffer, count, to_nccl(type), root, comm_, stream), "ncclBroadcast", rank_, comm_);
 }
 
 void Comm::barrier(Stream stream) {

@@ -19,8 +19,7 @@ torch::Tensor parameter_checksum(const std::vector<torch::Tensor>& params) {
   return sums;
 }
 
-void check_parameters_in_sync(const std::vector<torch::Tensor>& params, Communicator& comm,
-                              const std::string& when) {
+void check_parameters_in_sync(const std::vector<torch::Tensor>& params, Communicator& comm, const std::string& when) {
   if (comm.size() == 1) return;
   auto local = parameter_checksum(params).reshape({1, 2});
   auto all = comm.all_gather(local, "parameter_checksum").to(torch::kCPU);
@@ -47,7 +46,8 @@ void check_parameters_in_sync(const std::vector<torch::Tensor>& params, Communic
     os << (i ? "; " : "") << "rank " << r << " (sum " << a[r][0] << ", sum of squares " << a[r][1] << ")";
   }
   fail("parameters diverged across ranks at ", when, ": ", os.str(), " differ from rank 0 (sum ", a[0][0],
-       ", sum of squares ", a[0][1], "). The ranks no longer train the same model: a rank skipped the "
+       ", sum of squares ", a[0][1],
+       "). The ranks no longer train the same model: a rank skipped the "
        "gradient synchronisation, updated its parameters on its own, or started from other weights.");
 }
 

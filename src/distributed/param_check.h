@@ -15,7 +15,6 @@ namespace starft::distributed {
 torch::Tensor parameter_checksum(const std::vector<torch::Tensor>& params);
 
 // Collective. `when` says where in the run the check is made (e.g. "step 200").
-void check_parameters_in_sync(const std::vector<torch::Tensor>& params, Communicator& comm,
-                              const std::string& when);
+void check_parameters_in_sync(const std::vector<torch::Tensor>& params, Communicator& comm, const std::string& when);
 
 }  // namespace starft::distributed

@@ -46,7 +46,9 @@ QueuedCommunicator::QueuedCommunicator(int rank, int size, Watchdog* watchdog, c
 
 QueuedCommunicator::~QueuedCommunicator() { shutdown(); }
 
-void QueuedCommunicator::start() { thread_ = std::thread([this] { loop(); }); }
+void QueuedCommunicator::start() {
+  thread_ = std::thread([this] { loop(); });
+}
 
 void QueuedCommunicator::shutdown() {
   {

@@ -26,8 +26,7 @@ class QueuedCommunicator : public Communicator {
   int size() const override { return size_; }
 
   WorkPtr all_reduce_async(const torch::Tensor& tensor, ReduceOp op, const std::string& name) override;
-  WorkPtr all_gather_async(const torch::Tensor& output, const torch::Tensor& input,
-                           const std::string& name) override;
+  WorkPtr all_gather_async(const torch::Tensor& output, const torch::Tensor& input, const std::string& name) override;
   WorkPtr broadcast_async(const torch::Tensor& tensor, int root, const std::string& name) override;
   WorkPtr barrier_async(const std::string& name) override;
 

@@ -31,10 +31,14 @@ Runtime*& instance() {
 
 const char* thread_level_name(int level) {
   switch (level) {
-    case MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
-    case MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
-    case MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
-    case MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+    case MPI_THREAD_SINGLE:
+      return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED:
+      return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED:
+      return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE:
+      return "MPI_THREAD_MULTIPLE";
   }
   return "unknown";
 }
@@ -65,14 +69,13 @@ void on_terminate() {
 }  // namespace
 
 void add_runtime_options(po::options_description& options) {
-  options.add_options()
-      ("comm-timeout", po::value<double>()->default_value(600),
-       "seconds a collective may take before the job is ended with the names of the ranks that never "
-       "arrived")
-      ("threads", po::value<int>()->default_value(0),
-       "intra-op threads per rank; 0: OMP_NUM_THREADS if set, else the rank's share of the node's cores")
-      ("comm-backend", po::value<std::string>()->default_value("auto"),
-       "collective backend: auto (NCCL for CUDA tensors, MPI for CPU tensors), mpi, or nccl");
+  options.add_options()("comm-timeout", po::value<double>()->default_value(600),
+                        "seconds a collective may take before the job is ended with the names of the ranks that never "
+                        "arrived")(
+      "threads", po::value<int>()->default_value(0),
+      "intra-op threads per rank; 0: OMP_NUM_THREADS if set, else the rank's share of the node's cores")(
+      "comm-backend", po::value<std::string>()->default_value("auto"),
+      "collective backend: auto (NCCL for CUDA tensors, MPI for CPU tensors), mpi, or nccl");
 }
 
 RuntimeOptions runtime_options(const po::variables_map& vm) {
@@ -95,12 +98,15 @@ void check_slurm_world_size(int world_size, bool launched_by_mpirun) {
   if (!value || launched_by_mpirun) return;  // mpirun's -np decides the world size
   const int expected = std::atoi(value);
   if (expected <= 0 || expected == world_size) return;
-  fail("Slurm started ", expected, " tasks (", step ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS", "=", value,
-       ") but MPI sees a world of ", world_size, " rank", world_size == 1 ? "" : "s",
-       ". This happens when srun starts an MPI program without PMIx (or PMI2) support: every task "
-       "initialises MPI as a singleton and they would run ", expected,
-       " unrelated copies, all writing the same output files. Launch with `srun --mpi=pmix starft ...` (`srun --mpi=list` shows what this "
-       "Slurm supports), or with `mpirun -np ", expected, " starft ...` inside the allocation.");
+  fail(
+      "Slurm started ", expected, " tasks (", step ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS", "=", value,
+      ") but MPI sees a world of ", world_size, " rank", world_size == 1 ? "" : "s",
+      ". This happens when srun starts an MPI program without PMIx (or PMI2) support: every task "
+      "initialises MPI as a singleton and they would run ",
+      expected,
+      " unrelated copies, all writing the same output files. Launch with `srun --mpi=pmix starft ...` (`srun --mpi=list` shows what this "
+      "Slurm supports), or with `mpirun -np ",
+      expected, " starft ...` inside the allocation.");
 }
 
 int default_threads(MPI_Comm node) {
@@ -169,7 +175,8 @@ void Runtime::init(const RuntimeOptions& options, int* argc, char*** argv) {
   init_logging(rank_);
   check_slurm_world_size(size_, launched_by_mpirun);
   check(thread_level_ >= MPI_THREAD_SERIALIZED, "rank ", rank_, ": MPI provides only ",
-        thread_level_name(thread_level_), "; starft runs collectives on a communication thread and needs "
+        thread_level_name(thread_level_),
+        "; starft runs collectives on a communication thread and needs "
         "MPI_THREAD_MULTIPLE (MPI_THREAD_SERIALIZED at least). Use an MPI built with thread support.");
 
   MPI_Comm node = MPI_COMM_NULL;
@@ -212,10 +219,10 @@ void Runtime::init(const RuntimeOptions& options, int* argc, char*** argv) {
   std::set_terminate(on_terminate);
   if (options.handle_signals) install_stop_handlers();
 
-  log_on_every_rank(fmt::format(
-      "rank {}/{} (local {}/{}) on {}: device {}, {} intra-op thread{}, {}, {} backend, comm timeout {} s", rank_,
-      size_, local_rank_, local_size_, host_, device_.str(), threads_, threads_ == 1 ? "" : "s",
-      thread_level_name(thread_level_), nccl_ ? "nccl" : "mpi", options.comm_timeout_s));
+  log_on_every_rank(
+      fmt::format("rank {}/{} (local {}/{}) on {}: device {}, {} intra-op thread{}, {}, {} backend, comm timeout {} s",
+                  rank_, size_, local_rank_, local_size_, host_, device_.str(), threads_, threads_ == 1 ? "" : "s",
+                  thread_level_name(thread_level_), nccl_ ? "nccl" : "mpi", options.comm_timeout_s));
 }
 
 Runtime::~Runtime() {
@@ -231,8 +238,10 @@ Communicator& Runtime::comm() { return comm_for(device_); }
 
 Communicator& Runtime::comm_for(const torch::Device& device) {
   if (options_.comm_backend == "mpi" || (options_.comm_backend == "auto" && !device.is_cuda())) return *mpi_;
-  check(nccl_ != nullptr, "rank ", rank_, ": tensors on ", device, " need the NCCL backend, which is not running "
-        "(this rank's device is ", device_, "); use --comm-backend mpi to stage them through host memory");
+  check(nccl_ != nullptr, "rank ", rank_, ": tensors on ", device,
+        " need the NCCL backend, which is not running "
+        "(this rank's device is ",
+        device_, "); use --comm-backend mpi to stage them through host memory");
   return *nccl_;
 }
 

@@ -23,10 +23,10 @@
 namespace starft::distributed {
 
 struct RuntimeOptions {
-  double comm_timeout_s = 600;         // --comm-timeout
-  int threads = 0;                     // --threads; 0: OMP_NUM_THREADS, else cores on node / ranks on node
-  std::string comm_backend = "auto";   // --comm-backend: auto (follow the tensors' device), mpi, nccl
-  bool handle_signals = true;          // SIGTERM/SIGUSR1 set the stop flag
+  double comm_timeout_s = 600;        // --comm-timeout
+  int threads = 0;                    // --threads; 0: OMP_NUM_THREADS, else cores on node / ranks on node
+  std::string comm_backend = "auto";  // --comm-backend: auto (follow the tensors' device), mpi, nccl
+  bool handle_signals = true;         // SIGTERM/SIGUSR1 set the stop flag
 };
 
 // Adds --comm-timeout, --threads and --comm-backend (with help text) to a command's options.

@@ -33,7 +33,10 @@ bool should_stop(Communicator& comm) {
   if (agreed != 0 && !g_announced) {
     g_announced = true;
     spdlog::info("stop requested (signal {} {}): all {} ranks stop at this step boundary", agreed,
-                 agreed == SIGTERM ? "SIGTERM" : agreed == SIGUSR1 ? "SIGUSR1" : "", comm.size());
+                 agreed == SIGTERM   ? "SIGTERM"
+                 : agreed == SIGUSR1 ? "SIGUSR1"
+                                     : "",
+                 comm.size());
   }
   return agreed != 0;
 }

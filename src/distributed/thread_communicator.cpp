@@ -144,20 +144,21 @@ ThreadGroup::ThreadGroup(int size, double comm_timeout_s) : shared_(std::make_sh
   if (comm_timeout_s > 0) {
     for (int r = 0; r < size; ++r) {
       auto shared = shared_;
-      watchdogs_.push_back(std::make_unique<Watchdog>(
-          r, size, comm_timeout_s, std::make_unique<ThreadPeerProgress>(shared_),
-          [this, shared](const StalledOp& stalled) {
-            {
-              std::lock_guard<std::mutex> lock(shared->mutex);
-              shared->timeouts.push_back(stalled);
-            }
-            abort(stalled.message());
-          }));
+      watchdogs_.push_back(std::make_unique<Watchdog>(r, size, comm_timeout_s,
+                                                      std::make_unique<ThreadPeerProgress>(shared_),
+                                                      [this, shared](const StalledOp& stalled) {
+                                                        {
+                                                          std::lock_guard<std::mutex> lock(shared->mutex);
+                                                          shared->timeouts.push_back(stalled);
+                                                        }
+                                                        abort(stalled.message());
+                                                      }));
       shared_->watchdogs.push_back(watchdogs_.back().get());
     }
   }
   for (int r = 0; r < size; ++r) {
-    comms_.push_back(std::make_unique<ThreadCommunicator>(r, shared_, watchdogs_.empty() ? nullptr : watchdogs_[r].get()));
+    comms_.push_back(
+        std::make_unique<ThreadCommunicator>(r, shared_, watchdogs_.empty() ? nullptr : watchdogs_[r].get()));
   }
 }
 

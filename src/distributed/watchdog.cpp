@@ -20,7 +20,9 @@ std::string StalledOp::message() const {
   std::ostringstream os;
   os << "collective '" << name << "' (operation #" << seq << " on the " << channel << " communicator) did not "
      << "complete within " << timeout_s << " s on rank " << rank << "; ranks that never arrived: "
-     << (!peers_asked ? "unknown" : missing.empty() && !silent.empty() ? "none of those that answered" : join(missing));
+     << (!peers_asked                         ? "unknown"
+         : missing.empty() && !silent.empty() ? "none of those that answered"
+                                              : join(missing));
   // A rank that does not answer the side channel is dead, cut off (its host's link) or stuck
   // outside MPI.
   if (!silent.empty()) os << "; ranks that did not answer (unreachable or dead): " << join(silent);
@@ -29,8 +31,7 @@ std::string StalledOp::message() const {
   return os.str();
 }
 
-Watchdog::Watchdog(int rank, int size, double timeout_s, std::unique_ptr<PeerProgress> peers,
-                   TimeoutAction on_timeout)
+Watchdog::Watchdog(int rank, int size, double timeout_s, std::unique_ptr<PeerProgress> peers, TimeoutAction on_timeout)
     : rank_(rank), size_(size), peers_(std::move(peers)), on_timeout_(std::move(on_timeout)), timeout_s_(timeout_s) {
   check(timeout_s > 0, "the communication timeout must be positive, got ", timeout_s, " s");
   thread_ = std::thread([this] { loop(); });
@@ -101,8 +102,7 @@ void Watchdog::loop() {
     for (size_t c = 0; c < channels_.size(); ++c) {
       auto& ops = channels_[c].in_flight;
       // Device operations end when their `done` poll says so.
-      ops.erase(std::remove_if(ops.begin(), ops.end(), [](const Op& op) { return op.done && op.done(); }),
-                ops.end());
+      ops.erase(std::remove_if(ops.begin(), ops.end(), [](const Op& op) { return op.done && op.done(); }), ops.end());
       for (auto& op : ops) {
         double waited = std::chrono::duration<double>(now - op.start).count();
         if (!op.reported && waited > timeout_s_) {

@@ -36,9 +36,9 @@ class PeerProgress {
 // An operation that did not complete in time, and what is known about the other ranks.
 struct StalledOp {
   int rank = 0;
-  std::string channel;      // the communicator, e.g. "mpi"
-  std::string name;         // the operation, e.g. "grad_bucket_3"
-  uint64_t seq = 0;         // 0-based index of the operation on its channel
+  std::string channel;  // the communicator, e.g. "mpi"
+  std::string name;     // the operation, e.g. "grad_bucket_3"
+  uint64_t seq = 0;     // 0-based index of the operation on its channel
   double waited_s = 0;
   double timeout_s = 0;
   std::vector<int> missing;  // ranks that never started this operation
@@ -53,8 +53,7 @@ class Watchdog {
 
   // `peers` may be null (then the missing ranks are unknown). `on_timeout` runs on the
   // watchdog's thread; if it returns, the operation is not reported again.
-  Watchdog(int rank, int size, double timeout_s, std::unique_ptr<PeerProgress> peers,
-           TimeoutAction on_timeout);
+  Watchdog(int rank, int size, double timeout_s, std::unique_ptr<PeerProgress> peers, TimeoutAction on_timeout);
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;

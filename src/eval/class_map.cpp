@@ -72,10 +72,14 @@ std::vector<int64_t> lookup(const ClassList& head, const std::multimap<std::stri
 
 const char* to_string(Matching matching) {
   switch (matching) {
-    case Matching::identity: return "identity";
-    case Matching::class_id: return "class id";
-    case Matching::class_name: return "class name";
-    case Matching::class_map: return "class map";
+    case Matching::identity:
+      return "identity";
+    case Matching::class_id:
+      return "class id";
+    case Matching::class_name:
+      return "class name";
+    case Matching::class_map:
+      return "class map";
   }
   return "?";
 }
@@ -124,8 +128,8 @@ ClassMapping match_classes(const ClassList& store, const ClassList& head, const 
       ambiguous.push_back(describe(store, c));
     } else {
       check(used.insert(b->second).second, store_where, ": classes ", describe(store, c),
-            " and another class of the store match the same head column ", b->second, " (",
-            describe(head, b->second), "); give a --class-map");
+            " and another class of the store match the same head column ", b->second, " (", describe(head, b->second),
+            "); give a --class-map");
       m.columns.push_back({b->second});
     }
   }

@@ -23,9 +23,7 @@ namespace {
 
 constexpr const char* kOwnClasses = "store";
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // CPU time of this process (all its threads), in seconds.
 double cpu_s() {
@@ -81,7 +79,8 @@ EvalSpec parse_eval_spec(const std::string& text) {
     } else if (key == "train-store") {
       spec.train_store = value;
     } else {
-      fail("--store '", text, "': unknown key '", key, "' (keys: name, templates, class-names, class-map, train-store)");
+      fail("--store '", text, "': unknown key '", key,
+           "' (keys: name, templates, class-names, class-map, train-store)");
     }
   }
   return spec;
@@ -120,8 +119,8 @@ nlohmann::json StoreResult::to_json() const {
 }
 
 nlohmann::json EvalResults::to_json() const {
-  nlohmann::json j{{"ranks", ranks}, {"head_seconds", head_seconds}, {"images", images()},
-                   {"scoring_seconds", scoring_seconds()}};
+  nlohmann::json j{
+      {"ranks", ranks}, {"head_seconds", head_seconds}, {"images", images()}, {"scoring_seconds", scoring_seconds()}};
   const double s = scoring_seconds();
   j["images_per_second"] = s > 0 ? nlohmann::json(static_cast<double>(images()) / s) : nlohmann::json(nullptr);
   j["cpu_seconds"] = cpu_seconds();
@@ -262,8 +261,9 @@ Evaluator::Evaluator(const std::vector<EvalSpec>& specs, const EvalOptions& opti
         train_cache[train] = group_proportions(train_store.groups(), group_count(train_store));
       }
       const auto& p = train_cache[train];
-      check(static_cast<int64_t>(p.size()) == t->groups, where, ": it has ", t->groups, " groups but the training store ",
-            train, " has ", p.size(), "; avg_acc_train_weighted needs the same groups");
+      check(static_cast<int64_t>(p.size()) == t->groups, where, ": it has ", t->groups,
+            " groups but the training store ", train, " has ", p.size(),
+            "; avg_acc_train_weighted needs the same groups");
       t->train_proportions = p;
     }
     names_.push_back(spec.name);

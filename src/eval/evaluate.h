@@ -59,12 +59,12 @@ std::vector<EvalSpec> parse_eval_specs(const std::vector<std::string>& texts);
 
 struct EvalOptions {
   std::string templates = "imagenet";  // default template set (built-in name or file)
-  std::string class_names;  // default class list file of the heads; "" = each store's own classes
-  std::string class_map;    // default class map, for stores whose head is not their own classes
-  std::string train_store;  // default training store (used by stores that have groups)
-  int64_t batch_size = 64;  // global batch: images per step over all ranks, ceil(B / ranks) per rank
+  std::string class_names;             // default class list file of the heads; "" = each store's own classes
+  std::string class_map;               // default class map, for stores whose head is not their own classes
+  std::string train_store;             // default training store (used by stores that have groups)
+  int64_t batch_size = 64;             // global batch: images per step over all ranks, ceil(B / ranks) per rank
   int64_t text_batch_size = 256;
-  int workers = 1;          // augmentation threads per rank (plus one reader thread)
+  int workers = 1;  // augmentation threads per rank (plus one reader thread)
 };
 
 // Images per forward pass on each of `ranks` ranks for a global batch: ceil(global_batch / ranks).
@@ -78,8 +78,8 @@ struct StoreResult {
   Matching matching = Matching::identity;
   std::string class_map;  // the class map file, when matching == class_map
   Metrics metrics;
-  double seconds = 0;     // scoring time on this rank: from a barrier to the reduced counts
-  double cpu_seconds = 0; // process CPU time (all threads) over the same span, summed over ranks
+  double seconds = 0;      // scoring time on this rank: from a barrier to the reduced counts
+  double cpu_seconds = 0;  // process CPU time (all threads) over the same span, summed over ranks
 
   nlohmann::json to_json() const;
 };

@@ -61,8 +61,7 @@ void Counts::add(const torch::Tensor& predictions, const torch::Tensor& labels, 
   check(pred.numel() == lab.numel(), "metrics: ", pred.numel(), " predictions for ", lab.numel(), " labels");
   if (lab.numel() == 0) return;
   const int64_t C = classes();
-  check(lab.min().item<int64_t>() >= 0 && lab.max().item<int64_t>() < C, "metrics: a label lies outside [0, ", C,
-        ")");
+  check(lab.min().item<int64_t>() >= 0 && lab.max().item<int64_t>() < C, "metrics: a label lies outside [0, ", C, ")");
   const auto hit = pred.eq(lab).to(torch::kLong);
   class_total_ += torch::bincount(lab, {}, C);
   class_correct_ += torch::bincount(lab, hit, C).to(torch::kLong);
@@ -71,8 +70,7 @@ void Counts::add(const torch::Tensor& predictions, const torch::Tensor& labels, 
   check(groups.defined() && groups.numel() == lab.numel(), "metrics: the store has ", G,
         " groups but the batch carries no group per sample");
   const auto grp = groups.to(torch::kCPU, torch::kLong).reshape({-1});
-  check(grp.min().item<int64_t>() >= 0 && grp.max().item<int64_t>() < G, "metrics: a group lies outside [0, ", G,
-        ")");
+  check(grp.min().item<int64_t>() >= 0 && grp.max().item<int64_t>() < G, "metrics: a group lies outside [0, ", G, ")");
   group_total_ += torch::bincount(grp, {}, G);
   group_correct_ += torch::bincount(grp, hit, G).to(torch::kLong);
 }
@@ -136,8 +134,9 @@ Metrics compute_metrics(const Counts& counts, const std::vector<std::string>& cl
   }
   m.worst_group_acc = worst;
   if (!train_group_proportions.empty()) {
-    check(static_cast<int64_t>(train_group_proportions.size()) == counts.groups(), "metrics: ",
-          train_group_proportions.size(), " training group proportions for a store with ", counts.groups(), " groups");
+    check(static_cast<int64_t>(train_group_proportions.size()) == counts.groups(),
+          "metrics: ", train_group_proportions.size(), " training group proportions for a store with ", counts.groups(),
+          " groups");
     double weighted = 0, weight = 0;
     for (size_t g = 0; g < m.groups.size(); ++g) {
       if (m.groups[g].total == 0) continue;

@@ -126,8 +126,7 @@ std::string write_report(const std::string& dir, const std::vector<ReportRow>& r
   std::filesystem::create_directories(dir, ec);
   check(!ec, "--out ", dir, ": cannot create the directory (", ec.message(), ")");
   const std::string md = report_markdown(rows);
-  write_file_atomically((std::filesystem::path(dir) / "results.json").string(),
-                              report_json(rows, run).dump(2) + "\n");
+  write_file_atomically((std::filesystem::path(dir) / "results.json").string(), report_json(rows, run).dump(2) + "\n");
   write_file_atomically((std::filesystem::path(dir) / "results.md").string(), md);
   return md;
 }

@@ -32,7 +32,8 @@ std::vector<double> parse_alphas(const std::string& text) {
   std::set<double> seen;
   while (std::getline(in, part, ',')) {
     const std::string p = trim(part);
-    check(!p.empty(), "--wise-alphas '", text, "': empty entry (give numbers in [0, 1] separated by commas, e.g. 0,0.5,1)");
+    check(!p.empty(), "--wise-alphas '", text,
+          "': empty entry (give numbers in [0, 1] separated by commas, e.g. 0,0.5,1)");
     size_t used = 0;
     double a = 0;
     try {
@@ -81,7 +82,8 @@ safetensors::TensorMap interpolate(const safetensors::TensorMap& zeroshot, const
                                    double alpha) {
   check(alpha >= 0 && alpha <= 1, "WiSE-FT: alpha ", alpha, " lies outside [0, 1]");
   for (const auto& [name, z] : zeroshot) {
-    check(finetuned.count(name), "WiSE-FT: tensor '", name, "' of the zero-shot weights is missing from the fine-tuned");
+    check(finetuned.count(name), "WiSE-FT: tensor '", name,
+          "' of the zero-shot weights is missing from the fine-tuned");
   }
   safetensors::TensorMap out;
   for (const auto& [name, f] : finetuned) {

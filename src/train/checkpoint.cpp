@@ -40,8 +40,8 @@ void write_json_file(const fs::path& path, const nlohmann::json& j) {
 // renamed away first, so `final_dir` never holds a mix) and makes the rename durable.
 void install_directory(const fs::path& tmp, const fs::path& final_dir) {
   if (fs::exists(final_dir)) {
-    const fs::path old = final_dir.parent_path() /
-                         (".old-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
+    const fs::path old =
+        final_dir.parent_path() / (".old-" + final_dir.filename().string() + "-" + std::to_string(getpid()));
     fs::remove_all(old);
     fs::rename(final_dir, old);
     fs::rename(tmp, final_dir);
@@ -120,7 +120,8 @@ void restore_torch_rng(const std::string& hex, const std::string& where) {
   auto state = torch::empty({static_cast<int64_t>(hex.size() / 2)}, torch::kUInt8);
   uint8_t* p = state.data_ptr<uint8_t>();
   auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  for (size_t i = 0; i < hex.size() / 2; ++i) p[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+  for (size_t i = 0; i < hex.size() / 2; ++i)
+    p[i] = static_cast<uint8_t>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   try {
@@ -273,9 +274,10 @@ std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir
     skipped.push_back(*it + " (" + problem + ")");
     std::lock_guard<std::mutex> guard(mutex);
     if (warned.insert(*it).second)
-      spdlog::warn("checkpoint {} is damaged ({}); skipping it for the next older one. It is replaced when training "
-                   "reaches that step again",
-                   *it, problem);
+      spdlog::warn(
+          "checkpoint {} is damaged ({}); skipping it for the next older one. It is replaced when training "
+          "reaches that step again",
+          *it, problem);
   }
   if (all.empty()) return std::nullopt;
   std::string list;

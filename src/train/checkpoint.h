@@ -21,13 +21,13 @@
 namespace starft::train {
 
 struct TrainState {
-  int64_t step = 0;                 // optimizer steps done in total
-  int64_t epoch = 0;                // epoch of the sampler position
-  data::SamplerState sampler;       // position after the last batch trained on
-  std::string torch_rng;            // the CPU generator state, hex
-  int64_t images_seen = 0;          // counters of our own
+  int64_t step = 0;            // optimizer steps done in total
+  int64_t epoch = 0;           // epoch of the sampler position
+  data::SamplerState sampler;  // position after the last batch trained on
+  std::string torch_rng;       // the CPU generator state, hex
+  int64_t images_seen = 0;     // counters of our own
   double last_loss = 0;
-  std::string config_ini;           // the effective configuration (to_ini)
+  std::string config_ini;                        // the effective configuration (to_ini)
   nlohmann::json teacher_fingerprint = nullptr;  // null without a teacher cache
 
   nlohmann::json to_json() const;
@@ -43,7 +43,7 @@ std::string checkpoint_name(int64_t step);  // "step-000000042"
 
 struct CheckpointContents {
   const clip::CLIP* model = nullptr;
-  safetensors::TensorMap head;       // empty without a CE head
+  safetensors::TensorMap head;  // empty without a CE head
   safetensors::TensorMap optimizer;
   TrainState state;
 };

@@ -40,15 +40,18 @@ std::string format_double(double v) {
 template <typename Visitor>
 void visit_fields(TrainConfig& c, Visitor& v) {
   v.section("what to train");
-  v.field("mode", c.mode, "finetune: StarFT/FLYP/CE from zero-shot --weights; pretrain: contrastive "
-                          "loss on the store's captions from a random --model");
-  v.field("weights", c.weights, "zero-shot CLIP weights (.safetensors, OpenAI or Hugging Face naming): "
-                                "the student's start and the frozen teacher (finetune)");
-  v.field("model", c.model, "the architecture: finetune: of --weights (needed when no configuration came with "
-                            "them and they are not OpenAI's); pretrain: of the random model. An open_clip model name "
-                            "(ViT-B-16, ViT-B-16-quickgelu, ViT-B-32, ViT-L-14, ViT-L-14-336, ViT-H-14, ViT-g-14, "
-                            "ViT-bigG-14, ...; tiny) or a model-config JSON file (open_clip's, Hugging Face's "
-                            "config.json, or starft's CLIPConfig keys)");
+  v.field("mode", c.mode,
+          "finetune: StarFT/FLYP/CE from zero-shot --weights; pretrain: contrastive "
+          "loss on the store's captions from a random --model");
+  v.field("weights", c.weights,
+          "zero-shot CLIP weights (.safetensors, OpenAI or Hugging Face naming): "
+          "the student's start and the frozen teacher (finetune)");
+  v.field("model", c.model,
+          "the architecture: finetune: of --weights (needed when no configuration came with "
+          "them and they are not OpenAI's); pretrain: of the random model. An open_clip model name "
+          "(ViT-B-16, ViT-B-16-quickgelu, ViT-B-32, ViT-L-14, ViT-L-14-336, ViT-H-14, ViT-g-14, "
+          "ViT-bigG-14, ...; tiny) or a model-config JSON file (open_clip's, Hugging Face's "
+          "config.json, or starft's CLIPConfig keys)");
   v.field("store", c.store, "training store directory (manifest.json + shard-*.h5)");
   v.field("vocab", c.vocab, "CLIP BPE merges file (bpe_simple_vocab_16e6.txt.gz) or Hugging Face vocab.json");
   v.field("run-dir", c.run_dir, "run directory: config.ini, metrics.jsonl, checkpoints/");
@@ -60,15 +63,15 @@ void visit_fields(TrainConfig& c, Visitor& v) {
           "and FLYP's loss) or positives (UniCL's multi-positive targets; for stores with few distinct "
           "captions)");
   v.field("lambda", c.lambda, "regulariser weight lambda (>= 0)");
-  v.field("lambda-schedule", c.lambda_schedule,
-          "constant, or diminishing: lambda * (1 - (epoch + 1) / epochs)");
+  v.field("lambda-schedule", c.lambda_schedule, "constant, or diminishing: lambda * (1 - (epoch + 1) / epochs)");
   v.field("spurious-pool", c.spurious_pool,
           "spurious prompt pool(s): built-in names (backgrounds, textures, quality) or template files, "
           "several joined with ','");
   v.field("caption-template", c.caption_template, "caption of a class; {} is the class name");
   v.field("head-templates", c.head_templates, "ce: template set the zero-shot head is built from");
-  v.field("teacher", c.teacher, "cache (precomputed by `starft cache-teacher`) or online (frozen model run "
-                                "on every augmented batch, as the reference code does)");
+  v.field("teacher", c.teacher,
+          "cache (precomputed by `starft cache-teacher`) or online (frozen model run "
+          "on every augmented batch, as the reference code does)");
   v.field("teacher-cache", c.teacher_cache, "teacher cache file (default: <store>/teacher-cache.h5)");
   v.section("optimisation");
   v.field("epochs", c.epochs, "epochs over the store");
@@ -96,10 +99,12 @@ void visit_fields(TrainConfig& c, Visitor& v) {
           "fp32, amp_bf16 (bfloat16 autocast of the forward passes; weights, optimizer, gradients and losses "
           "stay float32) or auto (amp_bf16 on CUDA and on CPUs with AMX-BF16 / AVX512-BF16, else fp32)");
   v.field("workers", c.workers, "augmentation threads per rank");
-  v.field("checkpoint-every", c.checkpoint_every, "checkpoint every N steps (and at each epoch end); 0 = epoch ends only");
+  v.field("checkpoint-every", c.checkpoint_every,
+          "checkpoint every N steps (and at each epoch end); 0 = epoch ends only");
   v.field("keep-checkpoints", c.keep_checkpoints, "keep the last K checkpoints");
-  v.field("resume", c.resume, "continue from a checkpoint directory, or `latest` in the run directory "
-                              "(starts fresh when there is none)");
+  v.field("resume", c.resume,
+          "continue from a checkpoint directory, or `latest` in the run directory "
+          "(starts fresh when there is none)");
   v.field("stop-after", c.stop_after, "checkpoint and stop after this many steps in total; 0 = run to the end");
   v.field("log-every", c.log_every, "progress line every N steps");
   v.field("bucket-mib", c.bucket_mib, "gradient all-reduce bucket size in MiB");
@@ -110,8 +115,9 @@ void visit_fields(TrainConfig& c, Visitor& v) {
           "several joined with ','; results go to <run-dir>/eval.jsonl");
   v.field("eval-every", c.eval_every, "evaluate every N epochs and after the last; 0 = never");
   v.field("eval-templates", c.eval_templates, "default template set of the evaluation heads (built-in name or file)");
-  v.field("eval-class-names", c.eval_class_names, "default class list file of the evaluation heads; "
-                                                  "empty = each store's own classes");
+  v.field("eval-class-names", c.eval_class_names,
+          "default class list file of the evaluation heads; "
+          "empty = each store's own classes");
   v.field("eval-batch-size", c.eval_batch_size,
           "global batch when evaluating, as --batch-size: each rank scores ceil(B / ranks) images per forward pass");
   v.field("best-metric", c.best_metric,
@@ -268,13 +274,16 @@ void validate(const TrainConfig& c, int world_size) {
   check(fs::exists(c.vocab), "--vocab ", c.vocab, ": no such file");
 
   if (c.pretrain()) {
-    check(c.weights.empty(), "--weights is for finetune mode; pretrain starts from random initialisation "
-                             "of --model (drop one of them)");
-    check(!c.model.empty(), "--model is required in pretrain mode: an architecture name (tiny, ViT-B-16, ...) "
-                            "or a JSON config file");
+    check(c.weights.empty(),
+          "--weights is for finetune mode; pretrain starts from random initialisation "
+          "of --model (drop one of them)");
+    check(!c.model.empty(),
+          "--model is required in pretrain mode: an architecture name (tiny, ViT-B-16, ...) "
+          "or a JSON config file");
     clip::model_config(c.model);  // throws for an unknown name or a bad file
-    check(manifest.has_captions, "--store ", c.store, ": pretrain mode needs per-image captions but the store "
-                                 "has none (has_captions is false in its manifest)");
+    check(manifest.has_captions, "--store ", c.store,
+          ": pretrain mode needs per-image captions but the store "
+          "has none (has_captions is false in its manifest)");
     check(c.loss == Loss::flyp, "--loss ", enum_name(c.loss), ": pretrain mode uses the contrastive loss (flyp) only");
   } else {
     check(!c.weights.empty(), "--weights is required in finetune mode: the zero-shot CLIP weights");
@@ -288,9 +297,11 @@ void validate(const TrainConfig& c, int world_size) {
 
   check(c.epochs >= 1, "--epochs must be at least 1, got ", c.epochs);
   check(c.batch_size >= 1, "--batch-size must be at least 1, got ", c.batch_size);
-  check(world_size >= 1 && c.batch_size % world_size == 0, "--batch-size ", c.batch_size,
-        " is not divisible by the ", world_size, " ranks of this job; the global batch is split evenly, "
-        "so choose a multiple of ", world_size);
+  check(world_size >= 1 && c.batch_size % world_size == 0, "--batch-size ", c.batch_size, " is not divisible by the ",
+        world_size,
+        " ranks of this job; the global batch is split evenly, "
+        "so choose a multiple of ",
+        world_size);
   check(c.batch_size / world_size <= manifest.count(), "--batch-size ", c.batch_size, ": the per-rank batch (",
         c.batch_size / world_size, ") is larger than the store (", manifest.count(), " samples)");
   auto finite_nonneg = [](const char* key, double v) {
@@ -318,8 +329,9 @@ void validate(const TrainConfig& c, int world_size) {
   check(c.eval_every >= 0, "--eval-every must be >= 0 (0 = never), got ", c.eval_every);
   check(c.eval_batch_size >= 1, "--eval-batch-size must be at least 1, got ", c.eval_batch_size);
   if (!c.best_metric.empty()) {
-    check(c.evaluates(), "--best-metric ", c.best_metric, " needs evaluation during training: give --eval-stores "
-                         "(and --eval-every >= 1)");
+    check(c.evaluates(), "--best-metric ", c.best_metric,
+          " needs evaluation during training: give --eval-stores "
+          "(and --eval-every >= 1)");
     split_best_metric(c.best_metric);  // throws for a malformed value
   }
   distributed::parse_device(c.device);  // throws for a bad value

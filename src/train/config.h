@@ -17,33 +17,34 @@
 namespace starft::train {
 
 // The fixed sets of TrainConfig's choices (names: EnumNames below, as on the command line).
-enum class Mode { finetune, pretrain };         // --mode
-enum class Loss { flyp, ce };                   // --loss
-enum class Regulariser { starft, kl, none };    // --regulariser
+enum class Mode { finetune, pretrain };                 // --mode
+enum class Loss { flyp, ce };                           // --loss
+enum class Regulariser { starft, kl, none };            // --regulariser
 enum class DuplicateCaptions { negatives, positives };  // --duplicate-captions
 enum class LambdaSchedule { constant, diminishing };    // --lambda-schedule
-enum class TeacherSource { cache, online };     // --teacher
+enum class TeacherSource { cache, online };             // --teacher
 using starft::validate;  // Boost.Program_options reads the enums above through it (common/enum_names.h)
 
 struct TrainConfig {
   // --- what to train, on what
-  Mode mode = Mode::finetune;        // finetune (StarFT/FLYP/CE from zero-shot weights) | pretrain
-  std::string weights;               // finetune: zero-shot weights = student start and teacher
-  std::string model;                 // pretrain: architecture name (tiny, ViT-B-16, ...) or JSON file
-  std::string store;                 // training store directory
-  std::string vocab;                 // CLIP BPE merges file
-  std::string run_dir;               // checkpoints, metrics.jsonl, config.ini
+  Mode mode = Mode::finetune;  // finetune (StarFT/FLYP/CE from zero-shot weights) | pretrain
+  std::string weights;         // finetune: zero-shot weights = student start and teacher
+  std::string model;           // pretrain: architecture name (tiny, ViT-B-16, ...) or JSON file
+  std::string store;           // training store directory
+  std::string vocab;           // CLIP BPE merges file
+  std::string run_dir;         // checkpoints, metrics.jsonl, config.ini
   // --- loss
-  Loss loss = Loss::flyp;                  // flyp | ce
+  Loss loss = Loss::flyp;                         // flyp | ce
   Regulariser regulariser = Regulariser::starft;  // starft | kl | none
-  DuplicateCaptions duplicate_captions = DuplicateCaptions::negatives;  // negatives (CLIP, FLYP) | positives (UniCL's targets)
+  DuplicateCaptions duplicate_captions =
+      DuplicateCaptions::negatives;  // negatives (CLIP, FLYP) | positives (UniCL's targets)
   double lambda = 0.5;
   LambdaSchedule lambda_schedule = LambdaSchedule::diminishing;  // constant | diminishing
-  std::string spurious_pool = "backgrounds";    // pool names or files, joined with ','
+  std::string spurious_pool = "backgrounds";                     // pool names or files, joined with ','
   std::string caption_template = "a photo of a {}.";
-  std::string head_templates = "imagenet";      // ce: template set of the zero-shot head
+  std::string head_templates = "imagenet";       // ce: template set of the zero-shot head
   TeacherSource teacher = TeacherSource::cache;  // cache | online
-  std::string teacher_cache;                    // default: <store>/teacher-cache.h5
+  std::string teacher_cache;                     // default: <store>/teacher-cache.h5
   // --- optimisation
   int64_t epochs = 10;
   int64_t batch_size = 512;  // global: per-rank batch x ranks
@@ -67,17 +68,17 @@ struct TrainConfig {
   int64_t workers = 2;
   int64_t checkpoint_every = 0;  // steps; 0 = at epoch ends only
   int64_t keep_checkpoints = 3;
-  std::string resume;            // "" | latest | checkpoint directory
-  int64_t stop_after = 0;        // checkpoint and stop after this many steps in total; 0 = never
+  std::string resume;      // "" | latest | checkpoint directory
+  int64_t stop_after = 0;  // checkpoint and stop after this many steps in total; 0 = never
   int64_t log_every = 10;
   double bucket_mib = 25.0;
   // --- evaluation during training (train/epoch_eval.h)
-  std::string eval_stores;        // `starft eval --store` specs joined with ','; "" = none
-  int64_t eval_every = 1;         // epochs; also after the last epoch; 0 = never
+  std::string eval_stores;  // `starft eval --store` specs joined with ','; "" = none
+  int64_t eval_every = 1;   // epochs; also after the last epoch; 0 = never
   std::string eval_templates = "imagenet";
-  std::string eval_class_names;   // "" = each store's own classes
-  int64_t eval_batch_size = 64;   // global, as batch_size: ceil(B / ranks) images per forward pass per rank
-  std::string best_metric;        // STORE/METRIC kept in <run-dir>/best/; "" = none
+  std::string eval_class_names;  // "" = each store's own classes
+  int64_t eval_batch_size = 64;  // global, as batch_size: ceil(B / ranks) images per forward pass per rank
+  std::string best_metric;       // STORE/METRIC kept in <run-dir>/best/; "" = none
 
   // The run's teacher cache path (teacher_cache, or its default beside the store).
   std::string teacher_cache_path() const;
@@ -130,7 +131,8 @@ struct EnumNames<train::Mode> {
 template <>
 struct EnumNames<train::Loss> {
   static constexpr const char* option = "loss";
-  static constexpr std::pair<train::Loss, const char*> values[] = {{train::Loss::flyp, "flyp"}, {train::Loss::ce, "ce"}};
+  static constexpr std::pair<train::Loss, const char*> values[] = {{train::Loss::flyp, "flyp"},
+                                                                   {train::Loss::ce, "ce"}};
 };
 template <>
 struct EnumNames<train::Regulariser> {

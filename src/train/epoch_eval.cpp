@@ -51,18 +51,16 @@ EpochEval::EpochEval(const TrainConfig& config, int rank, bool resuming)
     }
     if (resuming) {
       if (auto record = read_best(run_dir_)) {
-        check(record->value("metric", "") == best_name_, best_dir(run_dir_),
-              "/best.json records the best by ", record->value("metric", "?"), ", not --best-metric ",
-              best_name_, "; resume with the run's metric or move best/ away");
+        check(record->value("metric", "") == best_name_, best_dir(run_dir_), "/best.json records the best by ",
+              record->value("metric", "?"), ", not --best-metric ", best_name_,
+              "; resume with the run's metric or move best/ away");
         if (record->contains("value") && (*record)["value"].is_number()) best_value_ = (*record)["value"].get<double>();
       }
     }
   }
 }
 
-bool EpochEval::due(int64_t epoch) const {
-  return every_ > 0 && ((epoch + 1) % every_ == 0 || epoch + 1 == epochs_);
-}
+bool EpochEval::due(int64_t epoch) const { return every_ > 0 && ((epoch + 1) % every_ == 0 || epoch + 1 == epochs_); }
 
 EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& tokenizer, distributed::Communicator& comm,
                                   int64_t step, int64_t epoch, const safetensors::TensorMap& head) {
@@ -88,10 +86,7 @@ EpochEval::Outcome EpochEval::run(clip::CLIP& model, const clip::Tokenizer& toke
     log_ << line.dump() << "\n";
     log_.flush();
     if (out.new_best) {
-      nlohmann::json record = {{"metric", best_name_},
-                               {"value", *out.value},
-                               {"step", step},
-                               {"epoch", epoch}};
+      nlohmann::json record = {{"metric", best_name_}, {"value", *out.value}, {"step", step}, {"epoch", epoch}};
       const auto dir = write_best(run_dir_, model, head, record);
       spdlog::info("eval after epoch {} (step {}): {} = {}, the best so far: weights kept in {}", epoch + 1, step,
                    best_name_, percent(out.value), dir);

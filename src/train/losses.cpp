@@ -26,15 +26,14 @@ void check_features(const char* fn, const char* name, const torch::Tensor& t) {
         t.defined() ? shape(t) : std::string("an undefined tensor"));
 }
 
-void check_same_width(const char* fn, const char* a, const torch::Tensor& ta, const char* b,
-                      const torch::Tensor& tb) {
+void check_same_width(const char* fn, const char* a, const torch::Tensor& ta, const char* b, const torch::Tensor& tb) {
   check(ta.size(1) == tb.size(1), fn, ": ", a, " ", shape(ta), " and ", b, " ", shape(tb),
         " have different feature widths");
 }
 
 void check_labels(const char* fn, const char* name, const torch::Tensor& labels, int64_t rows) {
-  check(labels.defined() && labels.dim() == 1 && labels.size(0) == rows, fn, ": ", name,
-        " must be [", rows, "] (one label per row), got ", labels.defined() ? shape(labels) : std::string("undefined"));
+  check(labels.defined() && labels.dim() == 1 && labels.size(0) == rows, fn, ": ", name, " must be [", rows,
+        "] (one label per row), got ", labels.defined() ? shape(labels) : std::string("undefined"));
   check(labels.scalar_type() == torch::kInt64, fn, ": ", name, " must be int64, got ", labels.scalar_type());
 }
 
@@ -47,17 +46,16 @@ torch::Tensor row_cross_entropy(const torch::Tensor& logits, const torch::Tensor
 
 torch::Tensor flyp_loss(const torch::Tensor& image_local, const torch::Tensor& text_local,
                         const torch::Tensor& image_global, const torch::Tensor& text_global,
-                        const torch::Tensor& logit_scale, int64_t offset,
-                        const torch::Tensor& caption_ids_global) {
+                        const torch::Tensor& logit_scale, int64_t offset, const torch::Tensor& caption_ids_global) {
   constexpr const char* fn = "flyp_loss";
   check_features(fn, "image_local", image_local);
   check_features(fn, "text_local", text_local);
   check_features(fn, "image_global", image_global);
   check_features(fn, "text_global", text_global);
-  check(image_local.sizes() == text_local.sizes(), fn, ": image_local ", shape(image_local),
-        " and text_local ", shape(text_local), " must have the same shape");
-  check(image_global.sizes() == text_global.sizes(), fn, ": image_global ", shape(image_global),
-        " and text_global ", shape(text_global), " must have the same shape");
+  check(image_local.sizes() == text_local.sizes(), fn, ": image_local ", shape(image_local), " and text_local ",
+        shape(text_local), " must have the same shape");
+  check(image_global.sizes() == text_global.sizes(), fn, ": image_global ", shape(image_global), " and text_global ",
+        shape(text_global), " must have the same shape");
   check_same_width(fn, "image_local", image_local, "image_global", image_global);
   const int64_t b = image_local.size(0), B = image_global.size(0);
   check(b > 0, fn, ": the local batch is empty");
@@ -71,15 +69,18 @@ torch::Tensor flyp_loss(const torch::Tensor& image_local, const torch::Tensor& t
       torch::arange(offset, offset + b, torch::TensorOptions().dtype(torch::kInt64).device(image_local.device()));
   const torch::Tensor per_image = s * at_least_float32(image_local).matmul(at_least_float32(text_global).t());
   const torch::Tensor per_text = s * at_least_float32(text_local).matmul(at_least_float32(image_global).t());
-  if (!caption_ids_global.defined()) return (row_cross_entropy(per_image, targets) + row_cross_entropy(per_text, targets)) / 2;
+  if (!caption_ids_global.defined())
+    return (row_cross_entropy(per_image, targets) + row_cross_entropy(per_text, targets)) / 2;
 
-  check(caption_ids_global.dim() == 1 && caption_ids_global.size(0) == B, fn, ": caption_ids_global must be [",
-        B, "] (one id per global row), got ", shape(caption_ids_global));
+  check(caption_ids_global.dim() == 1 && caption_ids_global.size(0) == B, fn, ": caption_ids_global must be [", B,
+        "] (one id per global row), got ", shape(caption_ids_global));
   const auto ids = caption_ids_global.to(image_local.device(), torch::kInt64);
   // same [b, B] targets for both directions: equality of captions is symmetric
   const auto positives = ids.narrow(0, offset, b).unsqueeze(1).eq(ids.unsqueeze(0)).to(per_image.scalar_type());
   const auto soft = positives / positives.sum(1, true);
-  const auto soft_ce = [&](const torch::Tensor& logits) { return -(soft * torch::log_softmax(logits, 1)).sum(1).mean(); };
+  const auto soft_ce = [&](const torch::Tensor& logits) {
+    return -(soft * torch::log_softmax(logits, 1)).sum(1).mean();
+  };
   return (soft_ce(per_image) + soft_ce(per_text)) / 2;
 }
 
@@ -94,9 +95,8 @@ torch::Tensor starft_regulariser(const torch::Tensor& image_local, const torch::
   check_features(fn, "teacher_prompt_global", teacher_prompt_global);
   check(image_local.size(0) == teacher_image_local.size(0), fn, ": image_local ", shape(image_local),
         " and teacher_image_local ", shape(teacher_image_local), " must have the same rows");
-  check(prompt_global.size(0) == teacher_prompt_global.size(0), fn, ": prompt_global ",
-        shape(prompt_global), " and teacher_prompt_global ", shape(teacher_prompt_global),
-        " must have the same rows");
+  check(prompt_global.size(0) == teacher_prompt_global.size(0), fn, ": prompt_global ", shape(prompt_global),
+        " and teacher_prompt_global ", shape(teacher_prompt_global), " must have the same rows");
   check_same_width(fn, "image_local", image_local, "prompt_global", prompt_global);
   check_same_width(fn, "teacher_image_local", teacher_image_local, "teacher_prompt_global", teacher_prompt_global);
   const int64_t b = image_local.size(0), B = prompt_global.size(0);
@@ -106,7 +106,8 @@ torch::Tensor starft_regulariser(const torch::Tensor& image_local, const torch::
         teacher_scale);
 
   torch::Tensor teacher_logits =
-      teacher_scale * at_least_float32(teacher_image_local.detach()).matmul(at_least_float32(teacher_prompt_global.detach()).t());
+      teacher_scale *
+      at_least_float32(teacher_image_local.detach()).matmul(at_least_float32(teacher_prompt_global.detach()).t());
   torch::Tensor student_logits =
       teacher_scale * at_least_float32(image_local).matmul(at_least_float32(prompt_global).t());
   if (masked) {
@@ -136,8 +137,8 @@ torch::Tensor ce_loss(const torch::Tensor& image_local, const torch::Tensor& hea
   const torch::Tensor range = torch::stack({labels_local.min(), labels_local.max()}).cpu();  // one sync
   const int64_t lo = range[0].item<int64_t>(), hi = range[1].item<int64_t>();
   check(lo >= 0 && hi < classes, fn, ": labels must lie in [0, ", classes, "), got values in [", lo, ", ", hi, "]");
-  const torch::Tensor logits = F::linear(at_least_float32(image_local), at_least_float32(head_weight),
-                                         at_least_float32(head_bias));
+  const torch::Tensor logits =
+      F::linear(at_least_float32(image_local), at_least_float32(head_weight), at_least_float32(head_bias));
   return row_cross_entropy(logits, labels_local);
 }
 

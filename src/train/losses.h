@@ -25,8 +25,7 @@ namespace starft::train {
 // captions apart. Throws for a size that is not [B].
 torch::Tensor flyp_loss(const torch::Tensor& image_local, const torch::Tensor& text_local,
                         const torch::Tensor& image_global, const torch::Tensor& text_global,
-                        const torch::Tensor& logit_scale, int64_t offset,
-                        const torch::Tensor& caption_ids_global = {});
+                        const torch::Tensor& logit_scale, int64_t offset, const torch::Tensor& caption_ids_global = {});
 
 // StarFT regulariser (masked = true) or its KL variant (masked = false):
 //   M  = labels_local[:, None] == labels_global[None, :]           (only when masked)

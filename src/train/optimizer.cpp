@@ -68,8 +68,9 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       float* vd = s.exp_avg_sq().data_ptr<float>();
       const float eps = static_cast<float>(o.eps());
       at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-        adamw_update(pd, gd, md, vd, b, e, decay_factor, decay, static_cast<float>(beta1), static_cast<float>(1 - beta1),
-                     static_cast<float>(beta2), static_cast<float>(1 - beta2), sqrt_bc2, eps, neg_step);
+        adamw_update(pd, gd, md, vd, b, e, decay_factor, decay, static_cast<float>(beta1),
+                     static_cast<float>(1 - beta1), static_cast<float>(beta2), static_cast<float>(1 - beta2), sqrt_bc2,
+                     eps, neg_step);
       });
     }
   }
@@ -97,10 +98,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(const NamedParams& params, const
   for (const auto& [name, p] : params) {
     (s.exclude_gains_biases && is_gain_or_bias(name, p) ? no_decay : decay).push_back(p);
   }
-  auto options = torch::optim::AdamWOptions(s.lr)
-                     .betas(std::make_tuple(s.beta1, s.beta2))
-                     .eps(s.eps)
-                     .weight_decay(s.weight_decay);
+  auto options =
+      torch::optim::AdamWOptions(s.lr).betas(std::make_tuple(s.beta1, s.beta2)).eps(s.eps).weight_decay(s.weight_decay);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options));
   if (!no_decay.empty()) {

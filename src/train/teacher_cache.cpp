@@ -74,7 +74,8 @@ CacheFingerprint CacheFingerprint::from_json(const nlohmann::json& j, const std:
 
 std::string CacheFingerprint::difference(const CacheFingerprint& now) const {
   std::vector<std::string> parts;
-  if (weights != now.weights) parts.push_back("the teacher weights differ (cache " + weights + ", now " + now.weights + ")");
+  if (weights != now.weights)
+    parts.push_back("the teacher weights differ (cache " + weights + ", now " + now.weights + ")");
   if (prompts != now.prompts)
     parts.push_back("the caption template or spurious pool differs (cache " + prompts + ", now " + now.prompts + ")");
   if (store != now.store) parts.push_back("the store manifest differs (cache " + store + ", now " + now.store + ")");
@@ -248,9 +249,10 @@ void build_teacher_cache(const std::string& path, clip::CLIP& teacher, const dat
 // ---- reading ------------------------------------------------------------------------------
 
 TeacherCache::TeacherCache(const std::string& path) : path_(path) {
-  check(fs::exists(path), "teacher cache ", path, " does not exist; build it with `starft cache-teacher` "
-                          "(same --weights, --store and --spurious-pool as the training run), or train "
-                          "with --teacher online");
+  check(fs::exists(path), "teacher cache ", path,
+        " does not exist; build it with `starft cache-teacher` "
+        "(same --weights, --store and --spurious-pool as the training run), or train "
+        "with --teacher online");
   auto guard = h5::lock();
   file_ = h5::open_read(path);
   const auto version = h5::read_int_attribute(file_.get(), "format_version", path);
@@ -276,8 +278,8 @@ TeacherCache::TeacherCache(const std::string& path) : path_(path) {
         path, ": prompt_features must be [C, T, D] with the D of image_features");
   auto tpl = h5::open_dataset(file_.get(), "templates", path);
   templates_ = h5::read_strings(tpl.get(), 0, h5::shape(tpl.get())[0]);
-  check(static_cast<int64_t>(templates_.size()) == prompt_features_.size(1), "teacher cache ", path,
-        ": ", templates_.size(), " templates but prompt_features has ", prompt_features_.size(1));
+  check(static_cast<int64_t>(templates_.size()) == prompt_features_.size(1), "teacher cache ", path, ": ",
+        templates_.size(), " templates but prompt_features has ", prompt_features_.size(1));
   teacher_scale_ = h5::read_double(file_.get(), "teacher_scale", path);
 }
 
@@ -330,8 +332,8 @@ torch::Tensor TeacherCache::image_features(const torch::Tensor& indices) const {
 torch::Tensor TeacherCache::prompt_features(const torch::Tensor& labels, const torch::Tensor& templates) const {
   auto l = labels.to(torch::kCPU, torch::kLong);
   auto t = templates.to(torch::kCPU, torch::kLong);
-  check(l.numel() == 0 || (l.min().item<int64_t>() >= 0 && l.max().item<int64_t>() < num_classes()),
-        "teacher cache ", path_, ": a label is outside its ", num_classes(), " classes");
+  check(l.numel() == 0 || (l.min().item<int64_t>() >= 0 && l.max().item<int64_t>() < num_classes()), "teacher cache ",
+        path_, ": a label is outside its ", num_classes(), " classes");
   check(t.numel() == 0 || (t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < prompt_features_.size(1)),
         "teacher cache ", path_, ": a template index is outside its ", prompt_features_.size(1), " templates");
   return prompt_features_.index({l, t});

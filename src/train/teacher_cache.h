@@ -32,10 +32,10 @@ inline constexpr int kTeacherCacheVersion = 1;
 // What a cache was computed from. Each part is a short text ("crc32:..." or a description);
 // a cache is valid for a run when every part matches.
 struct CacheFingerprint {
-  std::string weights;        // crc32 over the teacher's float32 parameters in name order
-  std::string prompts;        // crc32 over the caption template and the pool's templates
-  std::string store;          // crc32 over the store manifest (class names, shards and checksums)
-  std::string preprocessing;  // the eval view: transform, size, normalisation
+  std::string weights;             // crc32 over the teacher's float32 parameters in name order
+  std::string prompts;             // crc32 over the caption template and the pool's templates
+  std::string store;               // crc32 over the store manifest (class names, shards and checksums)
+  std::string preprocessing;       // the eval view: transform, size, normalisation
   std::string precision = "fp32";  // of the teacher's forward passes (fp32 | amp_bf16); caches
                                    // written before it was recorded were fp32
 

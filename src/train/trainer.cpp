@@ -27,9 +27,7 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 torch::Tensor normalize(const torch::Tensor& x) { return F::normalize(x, F::NormalizeFuncOptions().dim(-1)); }
 
@@ -46,7 +44,8 @@ std::string format_duration(double s) {
     std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(total / 3600),
                   static_cast<long long>(total % 3600 / 60));
   } else {
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(total / 60), static_cast<long long>(total % 60));
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(total / 60),
+                  static_cast<long long>(total % 60));
   }
   return buf;
 }
@@ -198,9 +197,8 @@ void Trainer::setup_head() {
   // W = s0 * zero-shot classifier, b = 0 (method.md); s0 is the zero-shot model's scale.
   // The same head as evaluation's (eval/zeroshot_head.h), classes split over the ranks.
   const auto templates = data::load_templates(config_.head_templates);
-  head_weight_ = eval::zeroshot_head(model_, *tokenizer_, store_->manifest().class_names, templates, {}, &comm_)
-                     .detach()
-                     .clone();
+  head_weight_ =
+      eval::zeroshot_head(model_, *tokenizer_, store_->manifest().class_names, templates, {}, &comm_).detach().clone();
   head_bias_ = torch::zeros({head_weight_.size(0)}, head_weight_.options());
   head_weight_.set_requires_grad(true);
   head_bias_.set_requires_grad(true);
@@ -234,9 +232,10 @@ void Trainer::resume_or_start() {
     load_optimizer_state(*optimizer_, params_, read_optimizer_state(*from), *from + "/optimizer.safetensors");
     restore_torch_rng(saved.torch_rng, *from + "/state.json");
     if (upgrade_ini(saved.config_ini) != state_.config_ini) {
-      spdlog::warn("resuming {} with a configuration that differs from the checkpoint's (see its state.json); "
-                   "the continuation is exact only with the same settings",
-                   *from);
+      spdlog::warn(
+          "resuming {} with a configuration that differs from the checkpoint's (see its state.json); "
+          "the continuation is exact only with the same settings",
+          *from);
     }
     const auto config_ini = state_.config_ini;
     const auto teacher_fp = state_.teacher_fingerprint;
@@ -302,7 +301,7 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
     const auto* idx = batch.indices.data_ptr<int64_t>();
     for (int64_t i = 0; i < b; ++i) {
       tpl.push_back(data::draw_template(static_cast<uint64_t>(config_.seed), epoch, step, idx[i],
-                                  static_cast<int64_t>(pool_.size())));
+                                        static_cast<int64_t>(pool_.size())));
       texts.push_back(data::apply_template(pool_[tpl.back()], caps[i]));
     }
   }
@@ -341,7 +340,8 @@ StepLoss Trainer::compute_loss(const data::Batch& batch, int64_t epoch, int64_t 
       std::vector<std::string> prompts(texts.end() - b, texts.end());
       teacher_prompt_global = gather(normalize(teacher_text_->encode(teacher_, prompts)), false, "teacher_prompts");
     }
-    out.lambda = regulariser_weight(config_.lambda, config_.lambda_schedule == LambdaSchedule::diminishing, epoch, config_.epochs);
+    out.lambda = regulariser_weight(config_.lambda, config_.lambda_schedule == LambdaSchedule::diminishing, epoch,
+                                    config_.epochs);
     auto r = starft_regulariser(image, teacher_image, prompt_global, teacher_prompt_global, labels, labels_global,
                                 teacher_scale_, config_.regulariser == Regulariser::starft);
     out.regulariser = r.detach();
@@ -503,9 +503,10 @@ Trainer::Outcome Trainer::run() {
   double mark = run_start_s_;  // where the next step's time starts
   const auto report_cost = [&] {
     if (rank_ == 0 && world_ > 1 && steps_this_run_ > 0) {
-      spdlog::info("step-time breakdown: its all-gather took {:.3f} ms per step ({:.2f}% of the run's time, "
-                   "waits for slower ranks included)",
-                   1e3 * share_cost_s_ / steps_this_run_, 100 * share_cost_s_ / std::max(now_s() - run_start_s_, 1e-9));
+      spdlog::info(
+          "step-time breakdown: its all-gather took {:.3f} ms per step ({:.2f}% of the run's time, "
+          "waits for slower ranks included)",
+          1e3 * share_cost_s_ / steps_this_run_, 100 * share_cost_s_ / std::max(now_s() - run_start_s_, 1e-9));
     }
   };
   const int64_t per_epoch = loader_->steps_per_epoch();
@@ -514,9 +515,8 @@ Trainer::Outcome Trainer::run() {
     ++epoch;
     first = 0;
   }
-  spdlog::info("training: {} ranks x {} = global batch {}, {} steps per epoch, {} epochs, {} steps in all",
-               world_, config_.batch_size / world_, config_.batch_size, per_epoch, config_.epochs,
-               schedule_.total_steps);
+  spdlog::info("training: {} ranks x {} = global batch {}, {} steps per epoch, {} epochs, {} steps in all", world_,
+               config_.batch_size / world_, config_.batch_size, per_epoch, config_.epochs, schedule_.total_steps);
   for (; epoch < config_.epochs; ++epoch, first = 0) {
     double wait_start = now_s();
     loader_->start(epoch, first);

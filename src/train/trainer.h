@@ -122,7 +122,7 @@ class Trainer {
   torch::Tensor gather(const torch::Tensor& x, bool with_grad, const std::string& name);
   void log_progress(const StepMetrics& m, int64_t epoch, int64_t step_in_epoch);
   void append_metrics(const StepMetrics& m, int64_t epoch, const SlowestRank& slowest);
-  SlowestRank share_step_times();  // collective: every rank's step and busy time
+  SlowestRank share_step_times();               // collective: every rank's step and busy time
   safetensors::TensorMap head_tensors() const;  // the CE head (empty without one), on the CPU
 
   TrainConfig config_;
@@ -151,10 +151,10 @@ class Trainer {
   std::ofstream metrics_;
   double run_start_s_ = 0;
   int64_t steps_this_run_ = 0;
-  StepTimes times_;                 // this step's breakdown, filled as it runs
-  double forward_comm_s_ = 0;       // blocking collectives inside compute_loss (all-gathers)
-  double pending_comm_s_ = 0;       // collectives between steps, counted into the next step
-  double share_cost_s_ = 0;         // time in the step-time all-gathers of this run
+  StepTimes times_;            // this step's breakdown, filled as it runs
+  double forward_comm_s_ = 0;  // blocking collectives inside compute_loss (all-gathers)
+  double pending_comm_s_ = 0;  // collectives between steps, counted into the next step
+  double share_cost_s_ = 0;    // time in the step-time all-gathers of this run
 };
 
 }  // namespace starft::train

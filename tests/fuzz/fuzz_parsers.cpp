@@ -48,7 +48,7 @@ static void run(const std::string& s) {
   namespace po = boost::program_options;
   po::options_description keys;
   keys.add_options()("lr", po::value<double>(), "")("store", po::value<std::string>(), "")(
-      "epochs", po::value<int>(), "")("eval", po::value<std::vector<std::string>>()->composing(), "");
+      "epochs", po::value<int>(), "")("eval", po::value<std::vector<std::string> >()->composing(), "");
   std::istringstream in(starft::normalize_text(s));
   try {
     po::variables_map vm;
@@ -64,8 +64,8 @@ static void run(const std::string& s) {
 static void run(const std::string& s) {
   // JPEG (libjpeg, EXIF) and PNG (chunk walk) are starft's own code; other formats go straight to
   // OpenCV and are left out.
-  const bool jpeg = s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xFF &&
-                    static_cast<unsigned char>(s[1]) == 0xD8;
+  const bool jpeg =
+      s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xFF && static_cast<unsigned char>(s[1]) == 0xD8;
   const bool png = s.size() >= 8 && s.compare(0, 4, "\x89PNG") == 0;
   if (!jpeg && !png) return;
   try {

@@ -72,8 +72,12 @@ TEST(MpiAllGatherWithGrad, ForwardAndBackwardMatchOneProcess) {
   auto& comm = Runtime::get().mpi();
   const int n = comm.size();
   const int64_t rows = 3, cols = 5;
-  auto block = [&](int r) { return torch::randn({rows, cols}, at::detail::createCPUGenerator(10 + r)).to(torch::kDouble); };
-  auto weight = [&](int r) { return torch::randn({n * rows, cols}, at::detail::createCPUGenerator(50 + r)).to(torch::kDouble); };
+  auto block = [&](int r) {
+    return torch::randn({rows, cols}, at::detail::createCPUGenerator(10 + r)).to(torch::kDouble);
+  };
+  auto weight = [&](int r) {
+    return torch::randn({n * rows, cols}, at::detail::createCPUGenerator(50 + r)).to(torch::kDouble);
+  };
   // One process: every rank's loss sum(w_s * sin(gathered) * gathered), on the concatenated blocks.
   std::vector<torch::Tensor> xs;
   for (int r = 0; r < n; ++r) xs.push_back(block(r).requires_grad_(true));

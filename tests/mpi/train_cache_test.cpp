@@ -30,7 +30,8 @@ TEST(TrainCache, AllRanksBuildTheSameCacheAsOneProcess) {
     starft::testing::make_train_store((dir / "store").string(), 23);  // not a multiple of the ranks
   }
   comm.barrier("store_written");
-  auto teacher = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"), starft::testing::tiny_options());
+  auto teacher = clip::load_weights(starft::testing::fixture("clip/tiny_clip_openai.safetensors"),
+                                    starft::testing::tiny_options());
   teacher->eval();
   data::Store store((dir / "store").string());
   auto tokenizer = clip::Tokenizer::load(starft::testing::fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
@@ -52,7 +53,8 @@ TEST(TrainCache, AllRanksBuildTheSameCacheAsOneProcess) {
     EXPECT_LT((a.norm(2, 1) - 1).abs().max().item<double>(), 1e-5);  // normalised rows
     auto labels = torch::arange(4, torch::kLong).repeat_interleave(static_cast<int64_t>(pool.size()));
     auto tpl = torch::arange(static_cast<int64_t>(pool.size()), torch::kLong).repeat(4);
-    EXPECT_LT((all.prompt_features(labels, tpl) - single.prompt_features(labels, tpl)).abs().max().item<double>(), 1e-5);
+    EXPECT_LT((all.prompt_features(labels, tpl) - single.prompt_features(labels, tpl)).abs().max().item<double>(),
+              1e-5);
     // No part files are left behind.
     for (const auto& e : fs::directory_iterator(dir)) {
       EXPECT_EQ(e.path().filename().string().find(".part-"), std::string::npos) << e.path();

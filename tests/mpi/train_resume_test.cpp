@@ -45,7 +45,7 @@ TrainConfig config_for(const SharedDir& dir, int world) {
   auto c = starft::testing::tiny_config(dir / "store", dir / "run");
   c.batch_size = 2 * world;  // 2 samples per rank
   c.epochs = 2;
-  c.teacher = TeacherSource::online;      // no cache to build: the online teacher is exact too
+  c.teacher = TeacherSource::online;  // no cache to build: the online teacher is exact too
   c.checkpoint_every = 0;
   c.lr = 2e-4;
   return c;

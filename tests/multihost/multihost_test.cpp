@@ -107,7 +107,9 @@ struct Cluster {
     return h;
   }
   // 2 hosts x 2 ranks.
-  std::string across(const std::string& args) const { return mpirun + " -np 4 --npernode 2 " + starft_binary() + " " + args; }
+  std::string across(const std::string& args) const {
+    return mpirun + " -np 4 --npernode 2 " + starft_binary() + " " + args;
+  }
   int ctl(const std::string& what) const { return run_command(control + " " + what); }
   // How many starft processes still run on host i.
   int ranks_alive(int i) const {
@@ -117,9 +119,10 @@ struct Cluster {
   }
 };
 
-#define REQUIRE_CLUSTER(c)                                                                                     \
-  if (!(c).ready()) GTEST_SKIP() << "not started by tests/multihost/cluster.sh (run it through CTest: "        \
-                                    "ctest -R MultiHost)";
+#define REQUIRE_CLUSTER(c)                                                              \
+  if (!(c).ready())                                                                     \
+    GTEST_SKIP() << "not started by tests/multihost/cluster.sh (run it through CTest: " \
+                    "ctest -R MultiHost)";
 
 std::string train_args(const std::string& store, const std::string& run_dir, int64_t epochs, int64_t checkpoint_every) {
   return "train --config " + std::string(STARFT_SOURCE_DIR) + "/configs/tiny.ini --weights " +
@@ -164,13 +167,15 @@ int64_t last_metrics_step(const std::string& run_dir) {
 // One failure drill: a 2 x 2 run, `break_host` applied to host 1 mid-step after the first
 // checkpoint; every rank must be gone within 60 s (--comm-timeout 30), the last checkpoint must
 // load, and after `heal` `--resume latest` must end with the uninterrupted run's weights.
-void failure_drill(const std::string& break_host, const std::string& heal, const std::vector<std::string>& expect_in_output) {
+void failure_drill(const std::string& break_host, const std::string& heal,
+                   const std::vector<std::string>& expect_in_output) {
   Cluster c;
   TempDir tmp;
   starft::testing::make_train_store(tmp / "store", 48);  // 6 steps per epoch
-  const int64_t epochs = 4, every = 6;  // 24 steps: the drill starts at the 8th, long before the end
+  const int64_t epochs = 4, every = 6;                   // 24 steps: the drill starts at the 8th, long before the end
   std::string out;
-  ASSERT_EQ(run_command("timeout -k 5 600 " + c.across(train_args(tmp / "store", tmp / "full", epochs, every)), &out), 0)
+  ASSERT_EQ(run_command("timeout -k 5 600 " + c.across(train_args(tmp / "store", tmp / "full", epochs, every)), &out),
+            0)
       << out;
 
   Background run(c.across(train_args(tmp / "store", tmp / "cut", epochs, every)), tmp / "cut.log");
@@ -195,9 +200,10 @@ void failure_drill(const std::string& break_host, const std::string& heal, const
   const double mpirun_s = seconds_since(broken);
   if (!mpirun_ended) run.kill_all();
   const std::string log = run.output();
-  std::printf("drill '%s': host 0's ranks gone after %.1f s, host 1's after %.1f s, mpirun ended after %.1f s "
-              "(status %d)\n",
-              break_host.c_str(), gone[0], gone[1], mpirun_s, run.status());
+  std::printf(
+      "drill '%s': host 0's ranks gone after %.1f s, host 1's after %.1f s, mpirun ended after %.1f s "
+      "(status %d)\n",
+      break_host.c_str(), gone[0], gone[1], mpirun_s, run.status());
   for (std::istringstream lines(log); std::getline(lines, out);) {
     if (out.find("did not complete") != std::string::npos || out.find("ORTE") != std::string::npos ||
         out.find("noticed") != std::string::npos || out.find("error") != std::string::npos) {
@@ -210,7 +216,8 @@ void failure_drill(const std::string& break_host, const std::string& heal, const
   EXPECT_LE(gone[1], 60) << log;
   EXPECT_TRUE(mpirun_ended) << "mpirun still ran 60 s after its ranks\n" << log;
   EXPECT_NE(run.status(), 0) << log;
-  for (const auto& e : expect_in_output) EXPECT_NE(log.find(e), std::string::npos) << "expected '" << e << "' in\n" << log;
+  for (const auto& e : expect_in_output)
+    EXPECT_NE(log.find(e), std::string::npos) << "expected '" << e << "' in\n" << log;
 
   // The last checkpoint is whole.
   const auto last = train::latest_checkpoint(tmp / "cut");
@@ -221,8 +228,8 @@ void failure_drill(const std::string& break_host, const std::string& heal, const
   EXPECT_NO_THROW(safetensors::load(train::weights_path(*last)));
 
   ASSERT_EQ(c.ctl(heal + " 1"), 0);
-  ASSERT_EQ(run_command("timeout -k 5 600 " + c.across(train_args(tmp / "store", tmp / "cut", epochs, every) +
-                                                        " --resume latest"),
+  ASSERT_EQ(run_command("timeout -k 5 600 " +
+                            c.across(train_args(tmp / "store", tmp / "cut", epochs, every) + " --resume latest"),
                         &out),
             0)
       << out;
@@ -242,7 +249,8 @@ TEST(MultiHost, TwoHostsTimesTwoRanksTrainLikeOneRank) {
   ASSERT_EQ(run_command("timeout -k 5 600 " + c.across(train_args(tmp / "store", tmp / "four", 1, 0)), &out), 0) << out;
   // the node split is real: two ranks on each host, local ranks 0 and 1
   for (int r = 0; r < 4; ++r) {
-    const std::string where = "rank " + std::to_string(r) + "/4 (local " + std::to_string(r % 2) + "/2) on " + c.host(r / 2);
+    const std::string where =
+        "rank " + std::to_string(r) + "/4 (local " + std::to_string(r % 2) + "/2) on " + c.host(r / 2);
     EXPECT_NE(out.find(where), std::string::npos) << where << "\n" << out;
   }
   ASSERT_EQ(run_command("timeout -k 5 600 env OMP_NUM_THREADS=1 " + starft_binary() + " " +
@@ -258,8 +266,9 @@ TEST(MultiHost, TwoHostsTimesTwoRanksTrainLikeOneRank) {
   const double difference = max_difference(one, four);
   const auto zero_shot = safetensors::load(fixture("clip/tiny_clip_openai.safetensors")).tensors;
   const double moved = max_difference(zero_shot, four);
-  std::printf("2 hosts x 2 ranks vs 1 rank after 3 steps: weights differ by at most %.3g; training moved them by up to %.3g\n",
-              difference, moved);
+  std::printf(
+      "2 hosts x 2 ranks vs 1 rank after 3 steps: weights differ by at most %.3g; training moved them by up to %.3g\n",
+      difference, moved);
   EXPECT_LE(difference, 3 * lr);
   EXPECT_GT(moved, lr) << "training did not move the weights";
   // the losses, which see every weight at once, agree closely at every step
@@ -279,8 +288,8 @@ TEST(MultiHost, LinkCutMidStepEndsEveryRankAndResumesExactly) {
   Cluster c;
   REQUIRE_CLUSTER(c);
   // starft's watchdog fires first (30 s) on the remaining ranks and names the ranks it lost
-  failure_drill("cut", "restore", {"did not complete within 30 s on rank ",
-                                   "ranks that did not answer (unreachable or dead): 2, 3"});
+  failure_drill("cut", "restore",
+                {"did not complete within 30 s on rank ", "ranks that did not answer (unreachable or dead): 2, 3"});
 }
 
 TEST(MultiHost, KilledHostEndsEveryRankAndResumesExactly) {
