@@ -13,6 +13,7 @@ packages=(
   libjpeg62-turbo-dev                        # data/image.cpp decodes JPEGs itself to see libjpeg's warnings
   libgtest-dev
   clang libclang-rt-14-dev                   # tests/fuzz: libFuzzer with ASan + UBSan
+  clang-format                               # tests: Style.CodeFollowsClangFormat (.clang-format)
   iproute2 util-linux                        # tests/multihost: network namespaces (ip netns, unshare)
   dataset-fashion-mnist gnuplot-nox          # built-in benchmark images, report charts
 )
