@@ -13,6 +13,7 @@
 #include "distributed/param_check.h"
 #include "distributed/thread_communicator.h"
 #include "dist_test_model.h"
+#include "test_util.h"
 
 using namespace starft;
 using namespace starft::distributed;
@@ -445,7 +446,14 @@ TEST(Watchdog, OperationsWithinTheTimeoutAreNotReported) {
     dog.begin(ch, "device_op", [&] { return done.load(); });  // ends when its poll says so
     done = true;
     dog.begin(ch, "stuck");
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    // "stuck" (timeout 0.2 s) is reported; the two that ended before it would have been reported
+    // no later than it had they still counted as running.
+    EXPECT_TRUE(starft::testing::wait_until(
+        [&] {
+          std::lock_guard<std::mutex> lock(m);
+          return !reported.empty();
+        },
+        30));
     EXPECT_EQ(dog.entered(ch), 3u);
   }
   ASSERT_EQ(reported.size(), 1u);

@@ -29,6 +29,10 @@ std::string starft_binary();
 // Runs `fn` and returns the message of the starft::Error it throws ("" when it throws none).
 std::string error_of(const std::function<void()>& fn);
 
+// Polls `done` every 20 ms until it holds or `deadline_s` seconds pass; returns whether it held.
+// Tests wait for the event they need under a deadline this way, never for a fixed time.
+bool wait_until(const std::function<bool()>& done, double deadline_s);
+
 // Runs a shell command, returns its exit status; stdout+stderr go to `output` if given.
 int run_command(const std::string& command, std::string* output = nullptr);
 

@@ -27,6 +27,7 @@ using starft::testing::fixture;
 using starft::testing::run_command;
 using starft::testing::starft_binary;
 using starft::testing::TempDir;
+using starft::testing::wait_until;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -44,17 +45,6 @@ std::string read_text(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Polls `done` every 50 ms until it holds or `deadline_s` passes; returns whether it held.
-template <typename F>
-bool wait_for(F done, double deadline_s) {
-  const auto start = Clock::now();
-  while (!done()) {
-    if (seconds_since(start) > deadline_s) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return true;
 }
 
 // A command started in the background (its own process group), output to a file.
@@ -87,7 +77,7 @@ class Background {
   std::string output() const { return read_text(log_); }
   void kill_all() {
     if (running()) kill(-pid_, SIGKILL);
-    wait_for([&] { return !running(); }, 10);
+    wait_until([&] { return !running(); }, 10);
   }
 
  private:
@@ -180,7 +170,7 @@ void failure_drill(const std::string& break_host, const std::string& heal,
 
   Background run(c.across(train_args(tmp / "store", tmp / "cut", epochs, every)), tmp / "cut.log");
   // mid-step, after the first checkpoint: a metrics line past it has been written
-  ASSERT_TRUE(wait_for([&] { return last_metrics_step(tmp / "cut") > every + 1 || !run.running(); }, 300))
+  ASSERT_TRUE(wait_until([&] { return last_metrics_step(tmp / "cut") > every + 1 || !run.running(); }, 300))
       << run.output();
   ASSERT_TRUE(run.running()) << "the run ended before the drill could start\n" << run.output();
   ASSERT_EQ(c.ranks_alive(0), 2);
@@ -188,7 +178,7 @@ void failure_drill(const std::string& break_host, const std::string& heal,
   const auto broken = Clock::now();
   ASSERT_EQ(c.ctl(break_host + " 1"), 0);
   std::vector<double> gone(2, -1);
-  wait_for(
+  wait_until(
       [&] {
         for (int h = 0; h < 2; ++h) {
           if (gone[h] < 0 && c.ranks_alive(h) == 0) gone[h] = seconds_since(broken);
@@ -196,7 +186,7 @@ void failure_drill(const std::string& break_host, const std::string& heal,
         return gone[0] >= 0 && gone[1] >= 0;
       },
       90);
-  const bool mpirun_ended = wait_for([&] { return !run.running(); }, 60);
+  const bool mpirun_ended = wait_until([&] { return !run.running(); }, 60);
   const double mpirun_s = seconds_since(broken);
   if (!mpirun_ended) run.kill_all();
   const std::string log = run.output();
