@@ -182,7 +182,9 @@ TEST(Hardware, TheChosenBlasKernelsComputeCorrectProducts) {
     ASSERT_EQ(run_command(env + bin + " hardware --check-gemm", &out), 0) << k << "\n" << out;
     EXPECT_NE(out.find("float32 GEMM check"), std::string::npos) << out;
     EXPECT_NE(out.find(": ok"), std::string::npos) << k << "\n" << out;
-    if (!k.empty()) EXPECT_NE(out.find("OPENBLAS_CORETYPE=" + k), std::string::npos) << out;
+    if (!k.empty()) {
+      EXPECT_NE(out.find("OPENBLAS_CORETYPE=" + k), std::string::npos) << out;
+    }
   }
 }
 

@@ -23,8 +23,8 @@ struct Panel {
   std::string title, xlabel, ylabel, y2label;
   std::vector<Series> series;
   bool log_y = false;
-  std::string settings;  // extra `set` commands before the plot, undone by a `reset` after it
-  std::string raw;
+  std::string settings{};  // extra `set` commands before the plot, undone by a `reset` after it
+  std::string raw{};
 };
 
 // A gnuplot string literal (single quotes; a quote inside is doubled).

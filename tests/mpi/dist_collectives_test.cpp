@@ -108,7 +108,9 @@ TEST(MpiParameterCheck, DivergenceNamesTheRank) {
     std::string msg = e.what();
     EXPECT_NE(msg.find("parameters diverged across ranks at step 7: rank " + std::to_string(last)), std::string::npos)
         << msg;
-    if (last > 1) EXPECT_EQ(msg.find("rank 1 ("), std::string::npos) << msg;
+    if (last > 1) {
+      EXPECT_EQ(msg.find("rank 1 ("), std::string::npos) << msg;
+    }
   }
 }
 
