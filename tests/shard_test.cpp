@@ -390,12 +390,29 @@ std::string jpeg(const cv::Mat& rgb, bool progressive = false, bool grey = false
   return std::string(buf.begin(), buf.end());
 }
 
-std::string png(const cv::Mat& rgb) {
+// `rgb` encoded by OpenCV as `ext` (".png", ".bmp", ".tiff", ".webp", ".ppm", ".pgm" as grey, ...).
+std::string encoded(const cv::Mat& rgb, const std::string& ext, const std::vector<int>& params = {}) {
   std::vector<uchar> buf;
   cv::Mat bgr;
-  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-  cv::imencode(".png", bgr, buf);
+  cv::cvtColor(rgb, bgr, ext == ".pgm" ? cv::COLOR_RGB2GRAY : cv::COLOR_RGB2BGR);
+  cv::imencode(ext, bgr, buf, params);
   return std::string(buf.begin(), buf.end());
+}
+
+std::string png(const cv::Mat& rgb) { return encoded(rgb, ".png"); }
+
+// What tests/fuzz found aborting the process inside OpenCV's GDCM decoder (gdcmReader.cxx:
+// "Assertion `is.good()' failed"): a damaged PNG signature, then "DICM" at byte 128.
+std::string fuzz_dicom_crash() {
+  return std::string("\x89PNG\xc3j\r\xba\x1a", 9) + std::string(118, '\xff') + "\nDICM\t\\";
+}
+
+// A good TIFF whose bytes 128..131 also read "DICM" (in its pixel data), as TIFF/DICOM
+// dual-format files have.
+std::string tiff_with_dicom_preamble(const cv::Mat& rgb) {
+  std::string t = encoded(rgb, ".tiff", {cv::IMWRITE_TIFF_COMPRESSION, 1});
+  t.replace(128, 4, "DICM");
+  return t;
 }
 
 // `jpg` with an EXIF APP1 segment holding only an orientation tag, inserted after SOI.
@@ -440,6 +457,9 @@ DamagedSet make_damaged_set(const TempDir& tmp) {
   put("fish/html_page.jpg", "<html><body>404 Not Found</body></html>\n", false);
   put("fish/cut.png", pngs.substr(0, pngs.size() * 4 / 10), false);
   put("fish/cut_in_iend.png", pngs.substr(0, pngs.size() - 6), false);
+  put("fish/dicom_crash.png", fuzz_dicom_crash(), false);
+  put("fish/dicom_preamble.tiff", tiff_with_dicom_preamble(b), false);
+  put("fish/gif_named.png", std::string("GIF89a\x01\0\x01\0\0\0\0;", 13), false);
   put("fish/z_good.jpg", base, true);
   std::sort(set.bad.begin(), set.bad.end());
   std::sort(set.good.begin(), set.good.end());
@@ -474,6 +494,9 @@ TEST(ShardTest, EveryImageThatDoesNotDecodeCompletelyIsSkippedByPath) {
   EXPECT_NE(reason["fish/html_page.jpg"].find("<html>"), std::string::npos);
   EXPECT_NE(reason["fish/cut.png"].find("damaged PNG, cut short"), std::string::npos);
   EXPECT_NE(reason["fish/cut_in_iend.png"].find("damaged PNG"), std::string::npos);
+  EXPECT_NE(reason["fish/dicom_crash.png"].find("not an image starft reads"), std::string::npos);
+  EXPECT_NE(reason["fish/dicom_preamble.tiff"].find("starts as TIFF but carries DICOM's signature"), std::string::npos);
+  EXPECT_NE(reason["fish/gif_named.png"].find("\"GIF89a"), std::string::npos);
   for (const auto& [source, why] : reason) EXPECT_NE(why.find(source), std::string::npos) << why;  // names the file
   EXPECT_NE(log.find(std::to_string(set.bad.size()) + " image(s) skipped"), std::string::npos) << log;
   // The stored good images are the decoded files' pixels.
@@ -513,7 +536,16 @@ TEST(ShardTest, DecodedPixelsEqualOpenCvForEveryOrientationAndColourKind) {
     return rgb;
   };
   std::vector<std::pair<std::string, std::string>> files = {
-      {"base.jpg", jpeg(a)}, {"prog.jpg", jpeg(a, true)}, {"grey.jpg", jpeg(a, false, true)}, {"p.JPEG", png(a)}};
+      {"base.jpg", jpeg(a)},
+      {"prog.jpg", jpeg(a, true)},
+      {"grey.jpg", jpeg(a, false, true)},
+      {"p.JPEG", png(a)},
+      {"b.bmp", encoded(a, ".bmp")},
+      {"t.tiff", encoded(a, ".tiff")},
+      {"w.webp", encoded(a, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101})},
+      {"p.ppm", encoded(a, ".ppm")},
+      {"g.pgm", encoded(a, ".pgm")},
+      {"a.ppm", encoded(a, ".ppm", {cv::IMWRITE_PXM_BINARY, 0})}};
   for (int o = 1; o <= 8; ++o)
     files.push_back({"exif" + std::to_string(o) + ".jpg", with_exif_orientation(jpeg(a), o)});
   for (const auto& [name, bytes] : files) {
@@ -523,6 +555,21 @@ TEST(ShardTest, DecodedPixelsEqualOpenCvForEveryOrientationAndColourKind) {
     EXPECT_EQ(cv::norm(got, want, cv::NORM_INF), 0) << name;
   }
   EXPECT_EQ(read_image_rgb(tmp / "exif6.jpg").size(), cv::Size(40, 70));  // rotated 90 degrees
+}
+
+TEST(ShardTest, ImageFormatIsReadFromTheFirstBytes) {
+  const cv::Mat a = photo(9, 7, 4);
+  EXPECT_EQ(image_format(jpeg(a)), ImageFormat::jpeg);
+  EXPECT_EQ(image_format(png(a)), ImageFormat::png);
+  EXPECT_EQ(image_format(encoded(a, ".bmp")), ImageFormat::bmp);
+  EXPECT_EQ(image_format(encoded(a, ".webp")), ImageFormat::webp);
+  EXPECT_EQ(image_format(encoded(a, ".tiff")), ImageFormat::tiff);
+  EXPECT_EQ(image_format(encoded(a, ".ppm")), ImageFormat::pnm);
+  EXPECT_EQ(image_format(encoded(a, ".pgm")), ImageFormat::pnm);
+  for (const std::string& other : {std::string(""), std::string("\xFF\xD8", 2), fuzz_dicom_crash(),
+                                   std::string("GIF89a"), std::string("P7\nWIDTH 1\n"), std::string("RIFF\0\0\0\0WAVE"),
+                                   std::string("\x76\x2f\x31\x01", 4), std::string(128, '\0') + "DICM"})
+    EXPECT_EQ(image_format(other), ImageFormat::unknown) << other.size() << " bytes";
 }
 
 TEST(ShardTest, ExifOrientationParserStaysInsideItsBuffer) {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -237,6 +238,13 @@ std::string read_bytes(const std::string& path) {
   return bytes;
 }
 
+// DICOM's preamble: 128 free bytes, then "DICM". OpenCV tries its GDCM decoder on any buffer
+// with these four bytes there, ahead of its PxM and TIFF decoders, and GDCM crashes on damaged
+// ones (found by tests/fuzz: a PNG-like header with "DICM" at byte 128 ended the process).
+bool has_dicom_preamble(const uint8_t* data, size_t size) {
+  return size >= 132 && std::memcmp(data + 128, "DICM", 4) == 0;
+}
+
 cv::Mat opencv_decode(const std::string& bytes, const std::string& path) {
   cv::Mat bgr;
   try {
@@ -252,6 +260,39 @@ cv::Mat opencv_decode(const std::string& bytes, const std::string& path) {
 }
 
 }  // namespace
+
+const char* image_format_name(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::jpeg:
+      return "JPEG";
+    case ImageFormat::png:
+      return "PNG";
+    case ImageFormat::bmp:
+      return "BMP";
+    case ImageFormat::webp:
+      return "WebP";
+    case ImageFormat::tiff:
+      return "TIFF";
+    case ImageFormat::pnm:
+      return "PPM/PGM";
+    case ImageFormat::unknown:
+      break;
+  }
+  return "unknown";
+}
+
+ImageFormat image_format(const std::string& bytes) {
+  const auto* d = reinterpret_cast<const uint8_t*>(bytes.data());
+  const size_t n = bytes.size();
+  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return ImageFormat::jpeg;
+  if (n >= 8 && std::memcmp(d, kPng, 8) == 0) return ImageFormat::png;
+  if (n >= 2 && d[0] == 'B' && d[1] == 'M') return ImageFormat::bmp;
+  if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0) return ImageFormat::webp;
+  if (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) return ImageFormat::tiff;
+  if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' && std::isspace(d[2])) return ImageFormat::pnm;
+  return ImageFormat::unknown;
+}
 
 cv::Mat to_rgb(const cv::Mat& image) {
   check(image.depth() == CV_8U, "image is not 8-bit (OpenCV depth ", image.depth(), ")");
@@ -277,7 +318,11 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& path) {
   const size_t size = bytes.size();
   if (size == 0) fail("image ", path, ": empty file (0 bytes)");
   if (size > static_cast<size_t>(INT32_MAX)) fail("image ", path, ": ", size, " bytes, too large for one image");
-  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+  const ImageFormat format = image_format(bytes);
+  if (format == ImageFormat::unknown)
+    fail("image ", path, ": not an image starft reads (JPEG, PNG, BMP, WebP, TIFF, PPM/PGM); ", size,
+         " bytes starting \"", printable_start(bytes), "\" (an error page saved under an image's name?)");
+  if (format == ImageFormat::jpeg) {
     cv::Mat rgb, cmyk_row;
     int orientation = 0;
     char message[JMSG_LENGTH_MAX] = {0};
@@ -288,18 +333,18 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& path) {
     apply_orientation(rgb, orientation);
     return rgb;
   }
-  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  const bool png = size >= 8 && std::memcmp(data, kPng, 8) == 0;
+  const bool png = format == ImageFormat::png;
   if (png) {
     const std::string problem = png_problem(data, size);
     if (!problem.empty()) fail("image ", path, ": damaged PNG, ", problem);
   }
+  if (!png && has_dicom_preamble(data, size))
+    fail("image ", path, ": starts as ", image_format_name(format),
+         " but carries DICOM's signature (\"DICM\" at byte 128), which OpenCV would decode as DICOM; starft does "
+         "not read DICOM: convert the file to PNG");
   cv::Mat rgb = opencv_decode(bytes, path);
-  if (rgb.empty()) {
-    if (png) fail("image ", path, ": damaged PNG (libpng could not decode it)");
-    fail("image ", path, ": not an image OpenCV can decode (", size, " bytes starting \"", printable_start(bytes),
-         "\"; an error page saved under an image's name?)");
-  }
+  if (rgb.empty())
+    fail("image ", path, ": damaged ", image_format_name(format), " (", size, " bytes; OpenCV could not decode it)");
   return rgb;
 }
 

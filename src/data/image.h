@@ -9,13 +9,21 @@
 
 namespace starft::data {
 
-// Decodes a JPEG/PNG/... file into RGB [H, W] CV_8UC3 (grey and alpha images become RGB, EXIF
-// orientation is applied, CMYK is converted). An image is used only when it decodes completely
-// and without decoder warnings: throws starft::Error naming `path` (and what is wrong) for a
-// missing, unreadable, empty (0-byte) or non-image file, a JPEG that libjpeg warns about (cut
-// short, corrupt or extraneous entropy data, baseline or progressive), and a PNG whose chunks do
-// not reach IEND or that libpng cannot decode. The format is recognised by its first bytes, not
-// by the file's extension.
+// The formats starft decodes, recognised by their first bytes (never by the file's extension):
+// JPEG (FF D8 FF), PNG (its 8-byte signature), BMP ("BM"), WebP ("RIFF" ... "WEBP"), TIFF ("II*\0"
+// or "MM\0*") and PPM/PGM/PBM ("P1".."P6" then white space). The list is explicit because
+// OpenCV's imdecode would also hand other bytes to decoders starft does not vet (DICOM through
+// GDCM, OpenEXR, JPEG 2000, GDAL): a damaged file there can crash the process.
+enum class ImageFormat { unknown, jpeg, png, bmp, webp, tiff, pnm };
+ImageFormat image_format(const std::string& bytes);
+const char* image_format_name(ImageFormat format);  // "JPEG", "PNG", ..., "unknown"
+
+// Decodes a JPEG/PNG/BMP/WebP/TIFF/PPM file (image_format) into RGB [H, W] CV_8UC3 (grey and alpha images become RGB,
+// EXIF orientation is applied, CMYK is converted). An image is used only when it decodes completely and without decoder
+// warnings: throws starft::Error naming `path` (and what is wrong) for a missing, unreadable, empty (0-byte) or
+// non-image file, a JPEG that libjpeg warns about (cut short, corrupt or extraneous entropy data, baseline or
+// progressive), and a PNG whose chunks do not reach IEND or that libpng cannot decode, any other format (named with the
+// file's first bytes), and a non-JPEG/PNG file that also carries DICOM's signature at byte 128.
 cv::Mat read_image_rgb(const std::string& path);
 
 // As read_image_rgb, for a file's bytes already in memory; `path` names it in errors.

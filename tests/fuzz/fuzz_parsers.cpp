@@ -62,12 +62,13 @@ static void run(const std::string& s) {
 #include <opencv2/core.hpp>
 #include "data/image.h"
 static void run(const std::string& s) {
-  // JPEG (libjpeg, EXIF) and PNG (chunk walk) are starft's own code; other formats go straight to
-  // OpenCV and are left out.
-  const bool jpeg =
-      s.size() >= 3 && static_cast<unsigned char>(s[0]) == 0xFF && static_cast<unsigned char>(s[1]) == 0xD8;
-  const bool png = s.size() >= 8 && s.compare(0, 4, "\x89PNG") == 0;
-  if (!jpeg && !png) return;
+  // starft's own code: the format gate (image_format: everything it does not recognise is refused
+  // before OpenCV sees it), JPEG (libjpeg, EXIF) and PNG (chunk walk). BMP, WebP, TIFF and PPM go
+  // on to OpenCV, libwebp and libtiff, which are fuzzed upstream (OSS-Fuzz), and are left out.
+  const starft::data::ImageFormat format = starft::data::image_format(s);
+  if (format != starft::data::ImageFormat::unknown && format != starft::data::ImageFormat::jpeg &&
+      format != starft::data::ImageFormat::png)
+    return;
   try {
     starft::data::decode_image_rgb(s, "fuzz");
   } catch (const cv::Exception&) {
