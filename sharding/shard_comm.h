@@ -1,10 +1,16 @@
 #pragma once
-// The few collective operations a distributed conversion needs, behind one small interface.
-// All of starft shard's MPI use is in shard_comm.cpp, so it can move onto the distributed
-// runtime (src/distributed) without touching the converters.
+// The few collective operations a distributed conversion needs, behind one small interface, so
+// the converters stay free of MPI and LibTorch. A multi-rank conversion runs them on the
+// distributed runtime's MPI communicator (src/distributed/runtime.h), as every other command
+// does: the same start-up and Slurm check, and the watchdog that ends the job naming the ranks
+// that never arrived when a collective outlives --comm-timeout.
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace starft::distributed {
+class Communicator;
+}
 
 namespace starft::sharding {
 
@@ -21,18 +27,11 @@ class ShardComm {
   virtual std::string broadcast(const std::string& text) = 0;
 };
 
-// One process, no MPI.
+// One process, no communication (tests, and code that converts without the runtime).
 std::unique_ptr<ShardComm> single_process_comm();
 
-// True when this process was started by an MPI launcher (mpirun/mpiexec, srun with PMI/PMIx).
-bool launched_by_mpi();
-
-// MPI_COMM_WORLD. Initialises MPI (MPI_Init_thread) if nobody has; the returned object then
-// finalises it when destroyed normally. When destroyed during an exception it leaves MPI up so
-// the caller can MPI_Abort the job (src/cli/main.cpp does) instead of leaving ranks waiting.
-std::unique_ptr<ShardComm> mpi_comm();
-
-// mpi_comm() when launched_by_mpi(), else single_process_comm().
-std::unique_ptr<ShardComm> default_comm();
+// Over `comm` (normally distributed::Runtime::mpi()), which must outlive the result;
+// `local_size`: the ranks on this node (Runtime::local_size()).
+std::unique_ptr<ShardComm> communicator_comm(distributed::Communicator& comm, int local_size);
 
 }  // namespace starft::sharding

@@ -3,7 +3,6 @@
 // not depend on K.
 #include <spdlog/spdlog.h>
 
-#include <cstdlib>
 #include <filesystem>
 
 #include "cli/command.h"
@@ -58,6 +57,7 @@ static int run_shard(int argc, char** argv) {
       "workers", po::value(&workers)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")(
       "strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")(
       "overwrite", po::bool_switch(), "replace the store in a non-empty --out");
+  distributed::add_comm_timeout_option(options);
   sharding::SpuriousFashionConfig generator;
   const auto generator_options = sharding::spurious_fashion_options(generator);
   options.add(generator_options);
@@ -92,13 +92,17 @@ static int run_shard(int argc, char** argv) {
   check(class_names.empty() || kind == "folder" || kind == "csv", "--class-names applies to --from folder or csv");
   check(image_root.empty() || kind == "csv", "--image-root applies to --from csv only");
 
-  // MPI first, and the world size checked against Slurm's task count before anything is read or
-  // written: under srun without PMIx every task would start as a one-rank world and all of them
-  // would write the same shard files into --out. (Read before MPI starts: a singleton start may
-  // set Open MPI's variables itself.)
-  const bool launched_by_mpirun = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
-  auto comm = sharding::default_comm();
-  distributed::check_slurm_world_size(comm->size(), launched_by_mpirun);
+  // The distributed runtime first, as in every command: it checks the world size against Slurm's
+  // task count before anything is read or written (under srun without PMIx every task would
+  // start as a one-rank world and all of them would write the same shard files into --out), and
+  // its watchdog ends the job when a rank stops answering. MPI backend only: the conversion has
+  // no tensors for NCCL. No stop handlers: SIGTERM ends a conversion at once, as before (a
+  // killed conversion leaves no manifest, and a rerun removes its leftovers).
+  distributed::RuntimeOptions runtime_options = distributed::runtime_options(*vm);
+  runtime_options.comm_backend = "mpi";
+  runtime_options.handle_signals = false;
+  distributed::ScopedRuntime runtime(runtime_options);
+  auto comm = sharding::communicator_comm(runtime->mpi(), runtime->local_size());
 
   std::vector<sharding::Source> sources;
   if (kind == "folder") {

@@ -68,10 +68,15 @@ void on_terminate() {
 
 }  // namespace
 
-void add_runtime_options(po::options_description& options) {
+void add_comm_timeout_option(po::options_description& options) {
   options.add_options()("comm-timeout", po::value<double>()->default_value(600),
                         "seconds a collective may take before the job is ended with the names of the ranks that never "
-                        "arrived")(
+                        "arrived");
+}
+
+void add_runtime_options(po::options_description& options) {
+  add_comm_timeout_option(options);
+  options.add_options()(
       "threads", po::value<int>()->default_value(0),
       "intra-op threads per rank; 0: OMP_NUM_THREADS if set, else the rank's share of the node's cores")(
       "comm-backend", po::value<std::string>()->default_value("auto"),

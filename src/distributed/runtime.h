@@ -31,7 +31,10 @@ struct RuntimeOptions {
 
 // Adds --comm-timeout, --threads and --comm-backend (with help text) to a command's options.
 void add_runtime_options(boost::program_options::options_description& options);
-// Reads and validates them; throws naming the bad option.
+// Adds only --comm-timeout (for commands such as shard that run no LibTorch work: their
+// --threads, if any, means something else, and they use the MPI backend alone).
+void add_comm_timeout_option(boost::program_options::options_description& options);
+// Reads and validates them (those present); throws naming the bad option.
 RuntimeOptions runtime_options(const boost::program_options::variables_map& vm);
 
 class Runtime {

@@ -1,6 +1,6 @@
 // The MPI backend under mpiexec: every collective with values each rank can predict, async
 // operations in flight together, the differentiable all-gather against one process, the
-// parameter checksum, and the stop flag agreed at a step boundary.
+// parameter checksum, text collectives, and the stop flag agreed at a step boundary.
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +11,7 @@
 #include "distributed/param_check.h"
 #include "distributed/runtime.h"
 #include "distributed/stop_signal.h"
+#include "distributed/text_collectives.h"
 
 using namespace starft;
 using namespace starft::distributed;
@@ -50,6 +51,22 @@ TEST(MpiCollectives, EveryOperationGivesTheExpectedValues) {
   comm.broadcast(b, n - 1, "bcast");
   EXPECT_TRUE(b.eq(200).all().item<bool>());
   comm.barrier("barrier");
+}
+
+TEST(MpiCollectives, TextOfEveryLengthIncludingEmptyAndBinary) {
+  auto& comm = Runtime::get().mpi();
+  const int r = comm.rank(), n = comm.size();
+  // Rank 0 sends nothing, the others texts of different lengths holding zero bytes.
+  auto text_of = [](int rank) {
+    return rank == 0 ? std::string() : std::string(rank * 3, '\0') + "rank" + std::to_string(rank);
+  };
+  const auto all = all_gather_text(comm, text_of(r), "test_text");
+  ASSERT_EQ(static_cast<int>(all.size()), n);
+  for (int k = 0; k < n; ++k) EXPECT_EQ(all[k], text_of(k)) << "from rank " << k;
+  EXPECT_TRUE(all_gather_text(comm, "", "test_empty") == std::vector<std::string>(n));
+  const std::string from_last = std::string("\xff\0ok", 4) + std::string(10000, 'x');
+  EXPECT_EQ(broadcast_text(comm, r == n - 1 ? from_last : "ignored", n - 1, "test_bcast"), from_last);
+  EXPECT_EQ(broadcast_text(comm, r == 0 ? "" : "ignored", 0, "test_bcast_empty"), "");
 }
 
 TEST(MpiCollectives, ManyAsyncOperationsInFlightComplete) {

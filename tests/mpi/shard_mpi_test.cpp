@@ -11,6 +11,7 @@
 #include "data/loader.h"
 #include "data/sampler.h"
 #include "data/store.h"
+#include "distributed/runtime.h"
 #include "sharding/convert.h"
 #include "sharding/shard_comm.h"
 #include "test_util.h"
@@ -58,6 +59,12 @@ sharding::ConvertOptions options(const std::string& out) {
   return o;
 }
 
+// The conversion's collectives on the runtime that tests/mpi/main.cpp started, as `starft shard` runs them.
+std::unique_ptr<sharding::ShardComm> runtime_comm() {
+  auto& runtime = distributed::Runtime::get();
+  return sharding::communicator_comm(runtime.mpi(), runtime.local_size());
+}
+
 // A scratch directory made by rank 0 and shared with the others (one node).
 class SharedDir {
  public:
@@ -77,7 +84,7 @@ class SharedDir {
 }  // namespace
 
 TEST(ShardMpiTest, ConversionByAllRanksEqualsOneProcess) {
-  auto comm = sharding::mpi_comm();
+  auto comm = runtime_comm();
   ASSERT_GE(comm->size(), 2);
   SharedDir dir(*comm);
   auto items = generated_items(29);  // 8 shards of 4 (the last holds 1), 4 corrupt items
@@ -103,7 +110,7 @@ TEST(ShardMpiTest, ConversionByAllRanksEqualsOneProcess) {
 }
 
 TEST(ShardMpiTest, SamplerSlicesPartitionTheDataAcrossRanks) {
-  auto comm = sharding::mpi_comm();
+  auto comm = runtime_comm();
   for (int64_t n : {10, 11, 97}) {
     for (Tail tail : {Tail::pad, Tail::uneven, Tail::drop}) {
       SamplerOptions o;
