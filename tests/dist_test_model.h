@@ -6,6 +6,7 @@
 
 #include "distributed/all_gather.h"
 #include "distributed/communicator.h"
+#include "tensor_close.h"
 #include "train/losses.h"
 
 namespace starft::testing {
@@ -56,12 +57,6 @@ inline torch::Tensor tiny_loss(TinyTowers& model, const torch::Tensor& images, c
   auto img_all = distributed::all_gather_with_grad(img, *comm, "image_features");
   auto txt_all = distributed::all_gather_with_grad(txt, *comm, "text_features");
   return train::flyp_loss(img, txt, img_all, txt_all, model->logit_scale.exp(), comm->rank() * images.size(0));
-}
-
-// Largest |a - b| relative to the largest |b| of the tensor.
-inline double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  double scale = std::max(b.abs().max().item<double>(), 1e-12);
-  return (a - b).abs().max().item<double>() / scale;
 }
 
 }  // namespace starft::testing

@@ -4,10 +4,12 @@
 
 #include "clip/safetensors.h"
 #include "common/error.h"
+#include "tensor_close.h"
 #include "test_util.h"
 
 using namespace starft::train;
 using starft::testing::fixture;
+using starft::testing::tensors_close;
 namespace F = torch::nn::functional;
 
 namespace {
@@ -18,17 +20,6 @@ const starft::safetensors::TensorMap& reference() {
 }
 torch::Tensor ref(const std::string& key) { return reference().at(key).clone(); }
 torch::Tensor leaf(const torch::Tensor& t) { return t.detach().clone().requires_grad_(true); }
-
-// |a - b| <= tol * max|b| over the whole tensor (the fixture README's "relative" tolerance).
-::testing::AssertionResult close(const torch::Tensor& actual, const torch::Tensor& expected, double tol = 1e-5) {
-  if (!actual.defined()) return ::testing::AssertionFailure() << "undefined (no gradient reached it)";
-  if (actual.sizes() != expected.sizes())
-    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " vs " << expected.sizes();
-  const double err = (actual.to(torch::kDouble) - expected.to(torch::kDouble)).abs().max().item<double>();
-  const double scale = expected.to(torch::kDouble).abs().max().item<double>();
-  if (err <= tol * scale + 1e-12) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "max error " << err << " > " << tol << " * " << scale;
-}
 
 double teacher_scale() { return ref("teacher_logit_scale").item<double>(); }
 
@@ -45,22 +36,22 @@ TEST(FlypLoss, MatchesTheReferenceValueAndGradients) {
   auto loss = flyp_loss(I, T, I, T, s, 0);
   EXPECT_EQ(loss.dim(), 0);
   loss.backward();
-  EXPECT_TRUE(close(loss.reshape({1}), ref("clip_loss")));
-  EXPECT_TRUE(close(I.grad(), ref("clip_grad_I")));
-  EXPECT_TRUE(close(T.grad(), ref("clip_grad_T")));
-  EXPECT_TRUE(close(s.grad(), ref("clip_grad_scale")));
+  EXPECT_TRUE(tensors_close(loss.reshape({1}), ref("clip_loss"), 1e-5));
+  EXPECT_TRUE(tensors_close(I.grad(), ref("clip_grad_I"), 1e-5));
+  EXPECT_TRUE(tensors_close(T.grad(), ref("clip_grad_T"), 1e-5));
+  EXPECT_TRUE(tensors_close(s.grad(), ref("clip_grad_scale"), 1e-5));
 }
 
 TEST(FlypLoss, AcceptsAZeroDimensionalScale) {
   auto I = ref("I"), T = ref("T");
   auto s = ref("logit_scale").reshape({});
-  EXPECT_TRUE(close(flyp_loss(I, T, I, T, s, 0).reshape({1}), ref("clip_loss")));
+  EXPECT_TRUE(tensors_close(flyp_loss(I, T, I, T, s, 0).reshape({1}), ref("clip_loss"), 1e-5));
 }
 
 TEST(FlypLoss, DistinctCaptionIdsGiveCLIPsLoss) {
   auto I = ref("I"), T = ref("T"), s = ref("logit_scale");
   auto ids = torch::arange(I.size(0), torch::kLong) * 7 + 3;
-  EXPECT_TRUE(close(flyp_loss(I, T, I, T, s, 0, ids).reshape({1}), ref("clip_loss")));
+  EXPECT_TRUE(tensors_close(flyp_loss(I, T, I, T, s, 0, ids).reshape({1}), ref("clip_loss"), 1e-5));
 }
 
 // Multi-positive targets (UniCL) against a loop in double precision over the definition:
@@ -109,9 +100,9 @@ TEST(StarftRegulariser, MatchesTheReferenceValueAndGradients) {
   auto loss = starft_regulariser(I, I0, P, P0, labels, labels, teacher_scale(), true);
   EXPECT_EQ(loss.dim(), 0);
   loss.backward();
-  EXPECT_TRUE(close(loss.reshape({1}), ref("star_loss")));
-  EXPECT_TRUE(close(I.grad(), ref("star_grad_I")));
-  EXPECT_TRUE(close(P.grad(), ref("star_grad_P_student")));
+  EXPECT_TRUE(tensors_close(loss.reshape({1}), ref("star_loss"), 1e-5));
+  EXPECT_TRUE(tensors_close(I.grad(), ref("star_grad_I"), 1e-5));
+  EXPECT_TRUE(tensors_close(P.grad(), ref("star_grad_P_student"), 1e-5));
   EXPECT_FALSE(I0.grad().defined());
   EXPECT_FALSE(P0.grad().defined());
 }
@@ -121,9 +112,9 @@ TEST(StarftRegulariser, KlVariantMatchesTheReference) {
   auto labels = ref("labels");
   auto loss = starft_regulariser(I, ref("I_teacher"), P, ref("P_teacher"), labels, labels, teacher_scale(), false);
   loss.backward();
-  EXPECT_TRUE(close(loss.reshape({1}), ref("kl_loss")));
-  EXPECT_TRUE(close(I.grad(), ref("kl_grad_I")));
-  EXPECT_TRUE(close(P.grad(), ref("kl_grad_P_student")));
+  EXPECT_TRUE(tensors_close(loss.reshape({1}), ref("kl_loss"), 1e-5));
+  EXPECT_TRUE(tensors_close(I.grad(), ref("kl_grad_I"), 1e-5));
+  EXPECT_TRUE(tensors_close(P.grad(), ref("kl_grad_P_student"), 1e-5));
 }
 
 TEST(StarftRegulariser, MaskedEntriesContributeNothing) {
@@ -214,12 +205,12 @@ TEST_P(SplitAcrossRanks, FlypEqualsTheSingleProcessLoss) {
     grad_T.slice(0, begin, end).copy_(gt / W);
   }
   EXPECT_NEAR(average, full.item<double>(), 1e-5 * full.item<double>());
-  EXPECT_TRUE(close(grad_I, I.grad()));
-  EXPECT_TRUE(close(grad_T, T.grad()));
-  EXPECT_TRUE(close(grad_s, s.grad()));
+  EXPECT_TRUE(tensors_close(grad_I, I.grad(), 1e-5));
+  EXPECT_TRUE(tensors_close(grad_T, T.grad(), 1e-5));
+  EXPECT_TRUE(tensors_close(grad_s, s.grad(), 1e-5));
   // And on all 16 rows, the single-process loss is the reference.
   if (B == 16) {
-    EXPECT_TRUE(close(full.detach().reshape({1}), ref("clip_loss")));
+    EXPECT_TRUE(tensors_close(full.detach().reshape({1}), ref("clip_loss"), 1e-5));
   }
 }
 
@@ -251,8 +242,8 @@ TEST_P(SplitAcrossRanks, RegulariserEqualsTheSingleProcessLoss) {
       grad_P += Pg.grad() / W;  // each slice of it goes back to its owner, summed over ranks
     }
     EXPECT_NEAR(average, full.item<double>(), 1e-5 * full.item<double>());
-    EXPECT_TRUE(close(grad_I, I.grad()));
-    EXPECT_TRUE(close(grad_P, P.grad()));
+    EXPECT_TRUE(tensors_close(grad_I, I.grad(), 1e-5));
+    EXPECT_TRUE(tensors_close(grad_P, P.grad(), 1e-5));
   }
 }
 
@@ -276,7 +267,7 @@ TEST(CeLoss, IsCrossEntropyOfTheLinearHead) {
   EXPECT_NEAR(loss.item<double>(), expected, 1e-5 * expected);
   // d/db_c = mean_i (softmax_ic - [y_i == c])
   auto onehot = F::one_hot(labels, 4).to(torch::kDouble);
-  EXPECT_TRUE(close(b.grad(), (torch::softmax(logits, 1) - onehot).mean(0).to(torch::kFloat32)));
+  EXPECT_TRUE(tensors_close(b.grad(), (torch::softmax(logits, 1) - onehot).mean(0).to(torch::kFloat32), 1e-5));
   EXPECT_TRUE(W.grad().defined() && I.grad().defined());
 }
 
