@@ -53,7 +53,7 @@ static int run_shard(int argc, char** argv) {
       "the side images are drawn at, default 32)")("shard-size", po::value(&shard_size)->default_value(1024),
                                                    "input images per shard file")(
       "compression", po::value(&compression)->default_value(0),
-      "gzip level 1-9 for the image chunks, 0 = none (see sharding/README.md: it does not pay for photos)")(
+      "gzip level 1-9 for the image chunks, 0 = none (see src/data/README.md: it does not pay for photos)")(
       "workers", po::value(&workers)->default_value(0), "decode threads per rank (0: cores / ranks on the node)")(
       "strict", po::bool_switch(), "stop at the first unreadable or corrupt image instead of skipping it")(
       "overwrite", po::bool_switch(), "replace the store in a non-empty --out");

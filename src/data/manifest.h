@@ -1,6 +1,6 @@
 #pragma once
 // manifest.json: the description of a store (a directory of HDF5 shards). Written last and
-// atomically, so a store whose manifest exists is complete. Format: sharding/README.md.
+// atomically, so a store whose manifest exists is complete. Format: src/data/README.md.
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
