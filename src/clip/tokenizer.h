@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "clip/text_clean.h"  // clean_text, the step before pretokenize
+
 namespace starft::clip {
 
 // The context length of every CLIP text tower.
@@ -52,11 +54,6 @@ class Tokenizer {
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// The reference text clean-up that precedes pre-tokenisation (see tokenizer.cpp for what of
-// ftfy is reproduced): fixes, HTML unescaping twice, whitespace runs collapsed to one space and
-// stripped, Unicode lower-casing. Invalid UTF-8 input bytes become U+FFFD.
-std::string clean_text(const std::string& text);
 
 // CLIP's pre-tokenisation of already cleaned text: start/end token literals, contractions
 // ('s 't 're 've 'm 'll 'd), runs of letters, single digits, runs of other symbols.
