@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/rng.h"
 
 namespace starft::sharding {
@@ -248,12 +249,6 @@ std::vector<std::string> split_list(const std::string& text) {
     const auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
     out.push_back(b == std::string::npos ? "" : item.substr(b, e - b + 1));
   }
-  return out;
-}
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
   return out;
 }
 

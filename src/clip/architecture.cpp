@@ -10,6 +10,7 @@
 #include <typeinfo>
 
 #include "common/error.h"
+#include "common/text.h"
 
 namespace starft::clip {
 
@@ -71,12 +72,6 @@ const std::vector<std::pair<std::string, std::string>>& openai_models() {
       {"ViT-L/14@336px", "ViT-L-14-336-quickgelu"},
   };
   return models;
-}
-
-std::string join(const std::vector<std::string>& items, const char* sep = ", ") {
-  std::string s;
-  for (const auto& item : items) s += (s.empty() ? "" : sep) + item;
-  return s;
 }
 
 // The sizes that the tensors fix, as JSON for comparison and messages.

@@ -13,6 +13,7 @@
 #include "clip/architecture.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/text.h"
 
 namespace starft::clip {
 
@@ -57,13 +58,6 @@ const std::map<std::string, std::string>& hf_plain_renames() {
       {"logit_scale", "logit_scale"},
   };
   return renames;
-}
-
-std::string join(const std::vector<std::string>& items, size_t limit = 20) {
-  std::ostringstream os;
-  for (size_t i = 0; i < items.size() && i < limit; ++i) os << (i ? ", " : "") << items[i];
-  if (items.size() > limit) os << ", ... (" << items.size() - limit << " more)";
-  return os.str();
 }
 
 }  // namespace
@@ -126,7 +120,7 @@ safetensors::TensorMap to_openai_naming(const safetensors::TensorMap& input, con
     }
     unknown.push_back(name);
   }
-  check(unknown.empty(), source, ": Hugging Face CLIP weights with unexpected tensors: ", join(unknown),
+  check(unknown.empty(), source, ": Hugging Face CLIP weights with unexpected tensors: ", join(unknown, 20),
         ". Is this a CLIPModel checkpoint?");
   std::vector<std::string> incomplete;
   for (const auto& [prefix, parts] : qkv) {
@@ -143,7 +137,7 @@ safetensors::TensorMap to_openai_naming(const safetensors::TensorMap& input, con
       if (pieces.size() == 3) out[prefix + "attn.in_proj_" + kind] = torch::cat(pieces, 0);
     }
   }
-  check(incomplete.empty(), source, ": Hugging Face CLIP weights lack the attention projections ", join(incomplete),
+  check(incomplete.empty(), source, ": Hugging Face CLIP weights lack the attention projections ", join(incomplete, 20),
         " (q, k and v are needed for every layer)");
   return out;
 }
@@ -169,9 +163,9 @@ void load_state_dict(CLIP& model, const safetensors::TensorMap& w, const std::st
   if (!missing.empty() || !unexpected.empty() || !misshaped.empty()) {
     std::ostringstream os;
     os << source << ": weights do not match the model.";
-    if (!missing.empty()) os << " Missing: " << join(missing) << ".";
-    if (!unexpected.empty()) os << " Unexpected: " << join(unexpected) << ".";
-    if (!misshaped.empty()) os << " Wrong shape: " << join(misshaped) << ".";
+    if (!missing.empty()) os << " Missing: " << join(missing, 20) << ".";
+    if (!unexpected.empty()) os << " Unexpected: " << join(unexpected, 20) << ".";
+    if (!misshaped.empty()) os << " Wrong shape: " << join(misshaped, 20) << ".";
     throw Error(os.str());
   }
   torch::NoGradGuard no_grad;

@@ -42,4 +42,11 @@ std::string read_text_file(const std::string& path, const std::string& what) {
   return normalize_text(text.str());
 }
 
+std::string join(const std::vector<std::string>& items, size_t limit) {
+  std::string out;
+  for (size_t i = 0; i < items.size() && i < limit; ++i) out += (i ? ", " : "") + items[i];
+  if (items.size() > limit) out += ", ... (" + std::to_string(items.size() - limit) + " more)";
+  return out;
+}
+
 }  // namespace starft
