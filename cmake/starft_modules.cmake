@@ -5,6 +5,8 @@
 #     Library starft_<NAME> from <folder>/*.cpp (default src/<NAME>), linked PUBLIC to the
 #     DEPENDS modules' libraries (or to starft_deps, the third-party libraries, for the lowest).
 #     Records the module, its folder and its transitive DEPENDS for cmake/check_layering.cmake.
+#   starft_unity_build(TARGET)
+#     Compiles TARGET's sources in unity batches when STARFT_UNITY_BUILD is on.
 #   starft_use_pch(TARGET)
 #     Reuses starft_pch's precompiled header (LibTorch) in TARGET's sources that reach a LibTorch
 #     header through the project's includes; the others skip it. Loading the 600+ MB header costs
@@ -70,6 +72,14 @@ function(starft_use_pch target)
   endif()
 endfunction()
 
+# Batches TARGET's sources into unity files of 8 when STARFT_UNITY_BUILD is on. Sources with
+# their own compile options (src/train/adamw_kernel.cpp) are left out by CMake itself.
+function(starft_unity_build target)
+  if(STARFT_UNITY_BUILD)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 8)
+  endif()
+endfunction()
+
 set_property(GLOBAL PROPERTY STARFT_LAYERS "")
 function(starft_module name)
   cmake_parse_arguments(M "" "DIR" "DEPENDS" ${ARGN})
@@ -104,6 +114,7 @@ function(starft_module name)
   set_property(GLOBAL APPEND PROPERTY STARFT_MODULES ${name})
   set_property(GLOBAL APPEND PROPERTY STARFT_MODULE_DIRS ${M_DIR})
   starft_use_pch(starft_${name})
+  starft_unity_build(starft_${name})
 endfunction()
 
 # Writes the layers file and the build step that checks it; every module library waits for that

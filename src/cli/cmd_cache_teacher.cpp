@@ -72,7 +72,8 @@ int run_cache_teacher(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("cache-teacher", "precompute the frozen teacher's embeddings for StarFT training", run_cache_teacher);
+Registration cache_teacher_command("cache-teacher", "precompute the frozen teacher's embeddings for StarFT training",
+                                   run_cache_teacher);
 
 }  // namespace
 }  // namespace starft::cli

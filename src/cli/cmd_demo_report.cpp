@@ -388,8 +388,8 @@ int run_demo_report(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("demo-report", "gather the built-in benchmark's results into report.md and report.png",
-                 run_demo_report);
+Registration demo_report_command("demo-report", "gather the built-in benchmark's results into report.md and report.png",
+                                 run_demo_report);
 
 }  // namespace
 }  // namespace starft::cli

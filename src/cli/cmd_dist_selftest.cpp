@@ -93,8 +93,8 @@ int run(int argc, char** argv) {
   return 0;
 }
 
-const Registration registration("dist-selftest", "check the distributed runtime across all ranks (with failure drills)",
-                                run);
+const Registration dist_selftest_command("dist-selftest",
+                                         "check the distributed runtime across all ranks (with failure drills)", run);
 
 }  // namespace
 }  // namespace starft::cli

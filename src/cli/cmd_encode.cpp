@@ -114,7 +114,7 @@ int run_encode(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("encode", "run the CLIP towers on images/tokens from a .safetensors file", run_encode);
+Registration encode_command("encode", "run the CLIP towers on images/tokens from a .safetensors file", run_encode);
 
 }  // namespace
 }  // namespace starft::cli

@@ -161,8 +161,9 @@ int run_eval(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("eval", "zero-shot evaluation on stores over the ranks of the job (groups, class maps, WiSE-FT)",
-                 run_eval);
+Registration eval_command("eval",
+                          "zero-shot evaluation on stores over the ranks of the job (groups, class maps, WiSE-FT)",
+                          run_eval);
 
 }  // namespace
 }  // namespace starft::cli

@@ -68,8 +68,8 @@ int run_export(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("export", "write a model's weights alone: starft's .safetensors, or a Hugging Face / open_clip folder",
-                 run_export);
+Registration export_command(
+    "export", "write a model's weights alone: starft's .safetensors, or a Hugging Face / open_clip folder", run_export);
 
 }  // namespace
 }  // namespace starft::cli

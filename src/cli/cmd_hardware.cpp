@@ -92,7 +92,8 @@ int run_hardware(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("hardware", "the processor's matrix features, the BLAS kernels in use, what to set", run_hardware);
+Registration hardware_command("hardware", "the processor's matrix features, the BLAS kernels in use, what to set",
+                              run_hardware);
 
 }  // namespace
 }  // namespace starft::cli

@@ -39,8 +39,9 @@ int run_report(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("report", "a training run's curves and step-time breakdown, or a scaling study, as Markdown + PNG",
-                 run_report);
+Registration report_command("report",
+                            "a training run's curves and step-time breakdown, or a scaling study, as Markdown + PNG",
+                            run_report);
 
 }  // namespace
 }  // namespace starft::cli

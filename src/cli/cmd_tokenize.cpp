@@ -40,8 +40,8 @@ int run_tokenize(int argc, char** argv) {
   return 0;
 }
 
-const Registration registration("tokenize", "print the CLIP token ids of each stdin line as a JSON array",
-                                run_tokenize);
+const Registration tokenize_command("tokenize", "print the CLIP token ids of each stdin line as a JSON array",
+                                    run_tokenize);
 
 }  // namespace
 }  // namespace starft::cli

@@ -29,7 +29,8 @@ int run_train(int argc, char** argv) {
   return 0;
 }
 
-Registration reg("train", "fine-tune CLIP with StarFT (or pre-train one) over the MPI ranks of the job", run_train);
+Registration train_command("train", "fine-tune CLIP with StarFT (or pre-train one) over the MPI ranks of the job",
+                           run_train);
 
 }  // namespace
 }  // namespace starft::cli

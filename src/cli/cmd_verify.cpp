@@ -52,7 +52,7 @@ int run_verify(int argc, char** argv) {
   return 1;
 }
 
-const Registration registration("verify", "check a store's manifest, shards and every sample's checksum", run_verify);
+const Registration verify_command("verify", "check a store's manifest, shards and every sample's checksum", run_verify);
 
 }  // namespace
 }  // namespace starft::cli
