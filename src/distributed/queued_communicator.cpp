@@ -4,36 +4,37 @@
 
 namespace starft::distributed {
 
-namespace {
-class TaskWork : public Work {
- public:
-  void wait() override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_cv_.wait(lock, [&] { return done_; });
-    if (error_) std::rethrow_exception(error_);
-  }
-  bool completed() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return done_;
-  }
-  void finish(std::exception_ptr error) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-      error_ = std::move(error);
-    }
-    done_cv_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable done_cv_;
-  bool done_ = false;
-  std::exception_ptr error_;
-};
-}  // namespace
-
+// A queued operation and its Work handle. TaskWork is nested here, not in an anonymous
+// namespace: Task has external linkage, and in a unity batch (STARFT_UNITY_BUILD) GCC warns
+// about a member whose type has internal linkage (-Wsubobject-linkage).
 struct QueuedCommunicator::Task {
+  class TaskWork : public Work {
+   public:
+    void wait() override {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_cv_.wait(lock, [&] { return done_; });
+      if (error_) std::rethrow_exception(error_);
+    }
+    bool completed() override {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return done_;
+    }
+    void finish(std::exception_ptr error) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_ = true;
+        error_ = std::move(error);
+      }
+      done_cv_.notify_all();
+    }
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable done_cv_;
+    bool done_ = false;
+    std::exception_ptr error_;
+  };
+
   std::string name;
   std::function<void()> run;
   std::shared_ptr<TaskWork> work = std::make_shared<TaskWork>();
