@@ -25,10 +25,11 @@ inline ::testing::AssertionResult tensors_close(const torch::Tensor& actual, con
   if (actual.sizes() != expected.sizes())
     return ::testing::AssertionFailure() << "shape " << actual.sizes() << " vs " << expected.sizes();
   if (actual.numel() == 0) return ::testing::AssertionSuccess();
-  const auto diff = (actual.to(torch::kDouble) - expected.to(torch::kDouble)).abs().flatten();
+  const auto want = expected.to(torch::kDouble);
+  const auto diff = (actual.to(torch::kDouble) - want).abs().flatten();
   const int64_t worst = diff.argmax().item<int64_t>();
   const double err = diff[worst].item<double>();
-  const double scale = expected.to(torch::kDouble).abs().max().item<double>();
+  const double scale = want.abs().max().item<double>();
   if (err <= rtol * scale + atol) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "max error " << err << " (flat index " << worst << ") > " << rtol << " * "
                                        << scale << " + " << atol;

@@ -8,7 +8,8 @@ namespace starft::distributed {
 namespace {
 
 torch::Tensor bytes_of(const std::string& text, int64_t size) {
-  auto bytes = torch::zeros({std::max<int64_t>(size, 1)}, torch::kByte);  // never empty: some MPIs dislike 0 counts
+  // At least one byte, so an empty text still moves a real buffer through every backend.
+  auto bytes = torch::zeros({std::max<int64_t>(size, 1)}, torch::kByte);
   if (!text.empty()) std::memcpy(bytes.data_ptr<uint8_t>(), text.data(), text.size());
   return bytes;
 }
