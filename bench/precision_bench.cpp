@@ -6,8 +6,10 @@
 //   2. `cache-teacher` (train::build_teacher_cache) and `eval` (eval::Evaluator, zero-shot head
 //      and scoring) images/s on one store of random images at the ViT-B/16 / 4 shape.
 // The processor and its matrix features head the output: the ratio depends on them (bfloat16
-// matrices are several times faster than float32 with AMX-BF16 / AVX512-BF16, and far slower
-// without; common/hardware.h).
+// matrices are several times faster than float32 with AMX-BF16, about as fast with AVX512-BF16
+// alone, and far slower without either; common/hardware.h). The last line says which precision
+// `--precision auto` picks here, to compare with the ratios.
+// --eval-images 0 leaves part 2 out.
 //
 // usage: precision_bench [--batch N] [--rounds N] [--threads N] [--eval-images N] [--shapes vitb16,demo]
 #include <nlohmann/json.hpp>
@@ -95,7 +97,13 @@ int main(int argc, char** argv) {
   std::printf("precision_bench: %s (family %d model %d), %s; OpenBLAS kernels %s; %d thread(s)\n",
               cpu.model_name.c_str(), cpu.family, cpu.model, cpu.flags_text().c_str(),
               blas.openblas_core.empty() ? "-" : blas.openblas_core.c_str(), threads);
-  std::printf("  bfloat16 matrix instructions: %s\n", cpu.native_bf16_matmul() ? "yes" : "no (slow fallback)");
+  std::printf("  bfloat16 matrix instructions: %s\n", cpu.amp_bf16_faster()      ? "AMX-BF16"
+                                                      : cpu.native_bf16_matmul() ? "AVX512-BF16 (no AMX)"
+                                                                                 : "none (slow fallback)");
+  auto footer = [&] {
+    std::printf("\n--precision auto picks %s on this CPU\n", precision_name(auto_precision(false, cpu)));
+    return 0;
+  };
 
   std::printf("\n1. StarFT step (cache + dedup + truncation), batch %lld, median CPU ms of %lld steps\n",
               static_cast<long long>(batch), static_cast<long long>(rounds));
@@ -109,6 +117,7 @@ int main(int argc, char** argv) {
   if (shapes.find("vitb16") != std::string::npos) row("ViT-B/16 proportions / 4", bench::vitb16_quarter());
   if (shapes.find("demo") != std::string::npos) row("demo model (configs/demo_model.json)", demo_model());
 
+  if (eval_images <= 0) return footer();
   std::printf("\n2. cache-teacher and eval at ViT-B/16 / 4, %lld images, images/s (wall)\n",
               static_cast<long long>(eval_images));
   bench::StepSetup setup(bench::vitb16_quarter(), eval_images, vocab, "precision-bench-eval");
@@ -137,5 +146,5 @@ int main(int argc, char** argv) {
   std::printf("   %-14s %12.1f %12.1f %13.2fx\n", "cache-teacher", cache_ips[0], cache_ips[1],
               cache_ips[1] / cache_ips[0]);
   std::printf("   %-14s %12.1f %12.1f %13.2fx\n", "eval", eval_ips[0], eval_ips[1], eval_ips[1] / eval_ips[0]);
-  return 0;
+  return footer();
 }

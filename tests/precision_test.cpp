@@ -108,8 +108,7 @@ TEST(Precision, ParsesOpenClipNamesAndRefusesTheOthersNamingTheOption) {
   EXPECT_EQ(parse_precision("amp_bf16", false), Precision::amp_bf16);
   EXPECT_EQ(parse_precision("amp_bfloat16", true), Precision::amp_bf16);
   EXPECT_EQ(parse_precision("auto", true), Precision::amp_bf16);
-  EXPECT_EQ(parse_precision("auto", false),
-            cpu_features().native_bf16_matmul() ? Precision::amp_bf16 : Precision::fp32);
+  EXPECT_EQ(parse_precision("auto", false), auto_precision(false, cpu_features()));
   EXPECT_STREQ(precision_name(Precision::amp_bf16), "amp_bf16");
   auto msg = error_of([] { parse_precision("bf17", false, "precision (config.ini)"); });
   EXPECT_NE(msg.find("precision (config.ini)"), std::string::npos) << msg;
@@ -133,6 +132,18 @@ TEST(Hardware, ReadsMatrixFeaturesFromCpuinfo) {
   EXPECT_TRUE(f.avx512_core());
   EXPECT_TRUE(f.amx_bf16);
   EXPECT_TRUE(f.native_bf16_matmul());
+  EXPECT_TRUE(f.amp_bf16_faster());
+  EXPECT_EQ(auto_precision(false, f), Precision::amp_bf16);
+  // The same processor as a virtual machine shows it without AMX: AVX512-BF16 alone, where
+  // amp_bf16 measured slower than fp32, so auto keeps fp32 (CUDA still gets amp_bf16).
+  const std::string no_amx = emerald.substr(0, emerald.find(" amx_bf16")) + "\n";
+  auto v = parse_cpuinfo(no_amx);
+  EXPECT_TRUE(v.avx512_bf16);
+  EXPECT_FALSE(v.amx_bf16);
+  EXPECT_TRUE(v.native_bf16_matmul());
+  EXPECT_FALSE(v.amp_bf16_faster());
+  EXPECT_EQ(auto_precision(false, v), Precision::fp32);
+  EXPECT_EQ(auto_precision(true, v), Precision::amp_bf16);
   EXPECT_NE(f.flags_text().find("amx_bf16"), std::string::npos);
   const std::string milan =
       "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
@@ -141,6 +152,7 @@ TEST(Hardware, ReadsMatrixFeaturesFromCpuinfo) {
   EXPECT_TRUE(g.avx2);
   EXPECT_FALSE(g.avx512f);
   EXPECT_FALSE(g.native_bf16_matmul());
+  EXPECT_EQ(auto_precision(false, g), Precision::fp32);
   EXPECT_FALSE(parse_cpuinfo("").avx2);
 }
 

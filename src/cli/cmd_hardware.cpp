@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "common/error.h"
 #include "common/hardware.h"
+#include "common/precision.h"
 
 namespace starft::cli {
 namespace {
@@ -64,11 +65,12 @@ int run_hardware(int argc, char** argv) {
             << ", family " << cpu.family << " model " << cpu.model << ")\n"
             << "matrix features:    " << cpu.flags_text() << "\n"
             << "bfloat16 matrices:  "
-            << (cpu.native_bf16_matmul() ? "native (AMX-BF16 / AVX512-BF16): --precision amp_bf16 is fast here"
-                                         : "no native instructions: --precision amp_bf16 runs slower than fp32 here")
+            << (cpu.amp_bf16_faster()      ? "AMX-BF16 tiles: --precision amp_bf16 is several times faster here"
+                : cpu.native_bf16_matmul() ? "AVX512-BF16 without AMX: amp_bf16 measured 0.7-1.2x fp32's speed on such "
+                                             "processors (bench/precision_bench says which here)"
+                                           : "no native instructions: --precision amp_bf16 runs slower than fp32 here")
             << "\n"
-            << "precision auto:     " << (cpu.native_bf16_matmul() ? "amp_bf16" : "fp32")
-            << " on the CPU, amp_bf16 on CUDA\n"
+            << "precision auto:     " << precision_name(auto_precision(false, cpu)) << " on the CPU, amp_bf16 on CUDA\n"
             << "BLAS library:       " << (blas.library.empty() ? "linked statically" : blas.library)
             << (blas.reference ? " (the reference BLAS: install libopenblas0-openmp)" : "") << "\n";
   if (!blas.openblas_core.empty()) {

@@ -4,8 +4,8 @@
 // Why this exists: Debian's OpenBLAS 0.3.21 picks its kernels by CPU model at load time and falls
 // back to generic ones (`Prescott`, about 3x slower in float32) on models it does not know, such
 // as Sapphire Rapids (family 6 model 143) and Emerald Rapids (model 207); bfloat16 matrices run
-// 10-20x faster than float32 on processors with AMX-BF16 / AVX512-BF16 and 10-20x slower on
-// processors without them (LibTorch 1.13 then uses a scalar reference loop). So starft reads the
+// 10-20x faster than float32 on processors with AMX-BF16, about as fast with AVX512-BF16 alone,
+// and 10-20x slower on processors without either (LibTorch 1.13 then uses a scalar reference loop). So starft reads the
 // processor's features instead of assuming them, and says what it found.
 #include <string>
 #include <vector>
@@ -23,6 +23,13 @@ struct CpuFeatures {
   // Native bfloat16 matrix instructions (AMX-BF16 or AVX512-BF16): oneDNN runs bf16 GEMMs several
   // times faster than float32 on them. Without them, bf16 is emulated or a reference loop.
   bool native_bf16_matmul() const { return amx_bf16 || avx512_bf16; }
+  // Whether amp_bf16 is the faster precision on this CPU, which `--precision auto` follows: only
+  // with AMX-BF16 tiles (bfloat16 GEMMs 550-700 GFLOP/s per core against 20-83 for float32 on a
+  // Xeon family 6 model 207). AVX512-BF16 alone does not pay for autocast's casts dependably:
+  // bench/precision_bench's StarFT step ran amp_bf16 at 0.85x (demo model) and 0.90x (ViT-B/16 / 4)
+  // of fp32's speed, eval at 0.69x, on a Xeon family 6 model 207 that shows avx512_bf16 but no AMX
+  // (2026-12-03), and at 1.17x on a Zen 4 EPYC (2026-12-02).
+  bool amp_bf16_faster() const { return amx_bf16; }
   // AVX-512 foundation + BW/VL/DQ: what OpenBLAS's SkylakeX kernels and oneDNN's avx512_core need.
   bool avx512_core() const { return avx512f && avx512bw && avx512vl && avx512dq; }
   // The matrix-relevant flags present, e.g. "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16 amx_bf16".

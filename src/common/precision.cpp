@@ -18,18 +18,25 @@ void check_precision_text(const std::string& text, const std::string& option) {
   }
   fail(option, " '", text,
        "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (amp_bf16 "
-       "where the device has bfloat16 matrix instructions, else fp32)");
+       "on CUDA and on CPUs with AMX-BF16, else fp32)");
+}
+
+Precision auto_precision(bool cuda, const CpuFeatures& cpu) {
+  return cuda || cpu.amp_bf16_faster() ? Precision::amp_bf16 : Precision::fp32;
 }
 
 Precision parse_precision(const std::string& text, bool cuda, const std::string& option) {
   check_precision_text(text, option);
-  const bool native = cuda || cpu_features().native_bf16_matmul();
+  const auto& cpu = cpu_features();
+  const bool native = cuda || cpu.native_bf16_matmul();
   if (text == "fp32") return Precision::fp32;
   if (text == "auto") {
-    const Precision p = native ? Precision::amp_bf16 : Precision::fp32;
+    const Precision p = auto_precision(cuda, cpu);
     spdlog::info("{} auto: {} ({})", option, precision_name(p),
-                 cuda     ? "CUDA device"
-                 : native ? "the processor has " + cpu_features().flags_text()
+                 cuda                    ? "CUDA device"
+                 : cpu.amp_bf16_faster() ? "the processor has AMX-BF16: " + cpu.flags_text()
+                 : native ? "the processor has AVX512-BF16 but no AMX-BF16, where amp_bf16 measured slower than "
+                            "fp32 or barely faster; --precision amp_bf16 forces it"
                           : "the processor has no AMX-BF16 / AVX512-BF16, so bfloat16 matrices would run slower");
     return p;
   }

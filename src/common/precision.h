@@ -7,13 +7,16 @@
 //             CPUs that have them; tensor cores on CUDA); the residual stream, layer norms,
 //             master weights, optimizer state, gradient all-reduce, the logit scale and every loss
 //             stay float32 (the model's encoders return float32 features).
-//   auto      amp_bf16 where the device has native bfloat16 matrix instructions (CUDA; a CPU with
-//             AMX-BF16 or AVX512-BF16), else fp32: the fast choice on each machine, resolved once
-//             at start-up and logged. (Not an open_clip name; starft's addition for mixed fleets.)
+//   auto      amp_bf16 where it is the faster precision (CUDA; a CPU with AMX-BF16 tiles), else
+//             fp32, AVX512-BF16 without AMX included (CpuFeatures::amp_bf16_faster gives the
+//             measurements): resolved once at start-up and logged. (Not an open_clip name;
+//             starft's addition for mixed fleets.)
 // open_clip's spelling `amp_bfloat16` is read as amp_bf16.
 #include <string>
 
 namespace starft {
+
+struct CpuFeatures;  // common/hardware.h
 
 enum class Precision { fp32, amp_bf16 };
 
@@ -24,6 +27,9 @@ const char* precision_name(Precision p);
 // `cuda` says whether it is a CUDA device. `option` names the option or key in the error, which
 // lists the accepted values (open_clip's amp, fp16 and pure_bf16 are named as not supported).
 Precision parse_precision(const std::string& text, bool cuda, const std::string& option = "--precision");
+
+// What `auto` resolves to on a device: amp_bf16 on CUDA or where cpu.amp_bf16_faster(), else fp32.
+Precision auto_precision(bool cuda, const CpuFeatures& cpu);
 
 // Throws starft::Error naming `option` unless `text` is one of the accepted values (for checking a
 // configuration before the device is known).
