@@ -20,8 +20,9 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512_bf16 = false;  // AVX512-BF16 (vdpbf16ps)
   bool amx_bf16 = false;     // AMX-BF16 tiles
-  // Native bfloat16 matrix instructions (AMX-BF16 or AVX512-BF16): oneDNN runs bf16 GEMMs several
-  // times faster than float32 on them. Without them, bf16 is emulated or a reference loop.
+  // Native bfloat16 matrix instructions (AMX-BF16 or AVX512-BF16): oneDNN runs bf16 GEMMs on them
+  // (several times faster than float32 with AMX; whether amp_bf16 as a whole is faster is
+  // amp_bf16_faster()). Without them, bf16 is emulated or a reference loop.
   bool native_bf16_matmul() const { return amx_bf16 || avx512_bf16; }
   // Whether amp_bf16 is the faster precision on this CPU, which `--precision auto` follows: only
   // with AMX-BF16 tiles (bfloat16 GEMMs 550-700 GFLOP/s per core against 20-83 for float32 on a
