@@ -97,9 +97,7 @@ int main(int argc, char** argv) {
   std::printf("precision_bench: %s (family %d model %d), %s; OpenBLAS kernels %s; %d thread(s)\n",
               cpu.model_name.c_str(), cpu.family, cpu.model, cpu.flags_text().c_str(),
               blas.openblas_core.empty() ? "-" : blas.openblas_core.c_str(), threads);
-  std::printf("  bfloat16 matrix instructions: %s\n", cpu.amp_bf16_faster()      ? "AMX-BF16"
-                                                      : cpu.native_bf16_matmul() ? "AVX512-BF16 (no AMX)"
-                                                                                 : "none (slow fallback)");
+  std::printf("  bfloat16 matrices: %s\n", cpu.bf16_matrix_summary().c_str());
   auto footer = [&] {
     std::printf("\n--precision auto picks %s on this CPU\n", precision_name(auto_precision(false, cpu)));
     return 0;

@@ -64,12 +64,7 @@ int run_hardware(int argc, char** argv) {
   std::cout << "processor:          " << (cpu.model_name.empty() ? "unknown" : cpu.model_name) << " (" << cpu.vendor
             << ", family " << cpu.family << " model " << cpu.model << ")\n"
             << "matrix features:    " << cpu.flags_text() << "\n"
-            << "bfloat16 matrices:  "
-            << (cpu.amp_bf16_faster()      ? "AMX-BF16 tiles: --precision amp_bf16 is several times faster here"
-                : cpu.native_bf16_matmul() ? "AVX512-BF16 without AMX: amp_bf16 measured 0.7-1.2x fp32's speed on such "
-                                             "processors (bench/precision_bench says which here)"
-                                           : "no native instructions: --precision amp_bf16 runs slower than fp32 here")
-            << "\n"
+            << "bfloat16 matrices:  " << cpu.bf16_matrix_summary() << "\n"
             << "precision auto:     " << precision_name(auto_precision(false, cpu)) << " on the CPU, amp_bf16 on CUDA\n"
             << "BLAS library:       " << (blas.library.empty() ? "linked statically" : blas.library)
             << (blas.reference ? " (the reference BLAS: install libopenblas0-openmp)" : "") << "\n";

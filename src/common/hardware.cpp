@@ -30,6 +30,18 @@ const std::set<std::string>& fast_openblas_cores() {
 
 }  // namespace
 
+std::string CpuFeatures::bf16_matrix_summary() const {
+  if (amx_bf16) return "AMX-BF16 tiles: amp_bf16 runs several times faster than fp32 here";
+  if (amp_bf16_faster())
+    return "AVX512-BF16 on an AMD processor: amp_bf16 measured 1.2-2.7x fp32's speed on Zen 4 and Zen 5 "
+           "(bench/precision_bench measures it here)";
+  if (native_bf16_matmul())
+    return "AVX512-BF16 without AMX-BF16 on an Intel processor: amp_bf16 measured 0.7-0.9x fp32's speed there "
+           "(bench/precision_bench measures it here)";
+  return "no bfloat16 matrix instructions (AMX-BF16 / AVX512-BF16): amp_bf16 runs in a slow fallback, "
+         "13-25x slower than fp32 on an AMD EPYC in bench/precision_bench";
+}
+
 std::string CpuFeatures::flags_text() const {
   std::string out;
   auto add = [&](bool on, const char* name) {

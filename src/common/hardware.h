@@ -24,17 +24,25 @@ struct CpuFeatures {
   // (several times faster than float32 with AMX; whether amp_bf16 as a whole is faster is
   // amp_bf16_faster()). Without them, bf16 is emulated or a reference loop.
   bool native_bf16_matmul() const { return amx_bf16 || avx512_bf16; }
-  // Whether amp_bf16 is the faster precision on this CPU, which `--precision auto` follows: only
-  // with AMX-BF16 tiles (bfloat16 GEMMs 550-700 GFLOP/s per core against 20-83 for float32 on a
-  // Xeon family 6 model 207). AVX512-BF16 alone does not pay for autocast's casts dependably:
-  // bench/precision_bench's StarFT step ran amp_bf16 at 0.85x (demo model) and 0.90x (ViT-B/16 / 4)
-  // of fp32's speed, eval at 0.69x, on a Xeon family 6 model 207 that shows avx512_bf16 but no AMX
-  // (2026-12-03), and at 1.17x on a Zen 4 EPYC (2026-12-02).
-  bool amp_bf16_faster() const { return amx_bf16; }
+  // Whether amp_bf16 is the faster precision on this CPU, which `--precision auto` follows. It is
+  // a rule drawn from bench/precision_bench's StarFT step (fp32 time / amp_bf16 time; demo model,
+  // ViT-B/16 / 4), not a guess from the flags alone:
+  //   AMX-BF16 tiles (Xeon family 6 model 207 with AMX): bf16 GEMMs 550-700 GFLOP/s per core
+  //     against 20-83 for float32                                             -> amp_bf16
+  //   AVX512-BF16 on AMD: Zen 4 EPYC (family 25 model 17) 1.17x (2026-12-02);
+  //     Zen 5 EPYC (family 26 model 2) 1.28x and 2.73x, cache-teacher 1.34x, eval 1.16x
+  //     (2026-12-06)                                                           -> amp_bf16
+  //   AVX512-BF16 on Intel without AMX (Xeon family 6 model 207 with AMX hidden): 0.85x and
+  //     0.90x, eval 0.69x (2026-12-03)                                         -> fp32
+  //   neither: a reference loop, 13-25x slower                                 -> fp32
+  bool amp_bf16_faster() const { return amx_bf16 || (avx512_bf16 && vendor == "AuthenticAMD"); }
   // AVX-512 foundation + BW/VL/DQ: what OpenBLAS's SkylakeX kernels and oneDNN's avx512_core need.
   bool avx512_core() const { return avx512f && avx512bw && avx512vl && avx512dq; }
   // The matrix-relevant flags present, e.g. "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16 amx_bf16".
   std::string flags_text() const;
+  // One sentence on this CPU's bfloat16 matrix support and what it means for amp_bf16 (AMX-BF16,
+  // AVX512-BF16 alone, or neither), for logs and `starft hardware`; the same text everywhere.
+  std::string bf16_matrix_summary() const;
 };
 
 // Parses /proc/cpuinfo text (its first processor block). Missing fields stay at their defaults.

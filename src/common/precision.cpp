@@ -18,7 +18,7 @@ void check_precision_text(const std::string& text, const std::string& option) {
   }
   fail(option, " '", text,
        "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (amp_bf16 "
-       "on CUDA and on CPUs with AMX-BF16, else fp32)");
+       "on CUDA, on CPUs with AMX-BF16 and on AMD CPUs with AVX512-BF16, else fp32)");
 }
 
 Precision auto_precision(bool cuda, const CpuFeatures& cpu) {
@@ -33,19 +33,12 @@ Precision parse_precision(const std::string& text, bool cuda, const std::string&
   if (text == "auto") {
     const Precision p = auto_precision(cuda, cpu);
     spdlog::info("{} auto: {} ({})", option, precision_name(p),
-                 cuda                    ? "CUDA device"
-                 : cpu.amp_bf16_faster() ? "the processor has AMX-BF16: " + cpu.flags_text()
-                 : native ? "the processor has AVX512-BF16 but no AMX-BF16, where amp_bf16 measured slower than "
-                            "fp32 or barely faster; --precision amp_bf16 forces it"
-                          : "the processor has no AMX-BF16 / AVX512-BF16, so bfloat16 matrices would run slower");
+                 cuda ? std::string("CUDA device") : cpu.flags_text() + "; " + cpu.bf16_matrix_summary());
     return p;
   }
   if (!native) {
-    spdlog::warn(
-        "{} {}: this processor ({}) has no bfloat16 matrix instructions (AMX-BF16 / AVX512-BF16), so "
-        "bfloat16 matrix products run in a slow fallback, 13-25x slower than fp32 on an AMD EPYC in bench/precision_bench; use --precision "
-        "fp32 or auto here",
-        option, text, cpu_features().model_name);
+    spdlog::warn("{} {}: this processor ({}) has {}; use --precision fp32 or auto here", option, text, cpu.model_name,
+                 cpu.bf16_matrix_summary());
   }
   return Precision::amp_bf16;
 }
