@@ -152,10 +152,9 @@ void log_hardware(bool describe) {
   const auto& cpu = cpu_features();
   const auto blas = blas_info();
   const auto level = describe ? spdlog::level::info : spdlog::level::debug;
-  spdlog::log(
-      level, "processor: {} (family {} model {}); matrix features: {}; bfloat16 matrices: {}",
-      cpu.model_name.empty() ? "unknown" : cpu.model_name, cpu.family, cpu.model, cpu.flags_text(),
-      cpu.native_bf16_matmul() ? "native (oneDNN)" : "no native instructions (amp_bf16 runs slower than fp32 here)");
+  spdlog::log(level, "processor: {} (family {} model {}); matrix features: {}; bfloat16 matrices: {}",
+              cpu.model_name.empty() ? "unknown" : cpu.model_name, cpu.family, cpu.model, cpu.flags_text(),
+              cpu.bf16_matrix_summary());
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
   spdlog::log(level, "BLAS: {}{}{}", blas.library.empty() ? "linked statically" : blas.library,
               blas.openblas_core.empty() ? "" : ", OpenBLAS kernel " + blas.openblas_core,

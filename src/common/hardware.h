@@ -4,7 +4,7 @@
 // Why this exists: Debian's OpenBLAS 0.3.21 picks its kernels by CPU model at load time and falls
 // back to generic ones (`Prescott`, about 3x slower in float32) on models it does not know, such
 // as Sapphire Rapids (family 6 model 143) and Emerald Rapids (model 207); bfloat16 matrices run
-// 10-20x faster than float32 on processors with AMX-BF16, about as fast with AVX512-BF16 alone,
+// 10-20x faster than float32 on processors with AMX-BF16, 0.7-2.7x as fast with AVX512-BF16 alone,
 // and 10-20x slower on processors without either (LibTorch 1.13 then uses a scalar reference loop). So starft reads the
 // processor's features instead of assuming them, and says what it found.
 #include <string>
@@ -40,8 +40,9 @@ struct CpuFeatures {
   bool avx512_core() const { return avx512f && avx512bw && avx512vl && avx512dq; }
   // The matrix-relevant flags present, e.g. "avx2 fma avx512f avx512bw avx512vl avx512dq avx512_bf16 amx_bf16".
   std::string flags_text() const;
-  // One sentence on this CPU's bfloat16 matrix support and what it means for amp_bf16 (AMX-BF16,
-  // AVX512-BF16 alone, or neither), for logs and `starft hardware`; the same text everywhere.
+  // One sentence on this CPU's bfloat16 matrix support and what it means for amp_bf16 (AMX-BF16;
+  // AVX512-BF16 on AMD; AVX512-BF16 on Intel without AMX; neither), for the start-up log, the
+  // `auto` log line, `starft hardware` and bench/precision_bench: the same text everywhere.
   std::string bf16_matrix_summary() const;
 };
 

@@ -10,8 +10,7 @@
 //   auto      amp_bf16 where it measured the faster precision (CUDA; a CPU with AMX-BF16 tiles; an
 //             AMD CPU with AVX512-BF16), else fp32, Intel's AVX512-BF16 without AMX included
 //             (CpuFeatures::amp_bf16_faster gives the measurements): resolved once at start-up
-//             and logged. (Not an open_clip name;
-//             starft's addition for mixed fleets.)
+//             and logged. (Not an open_clip name; starft's addition for mixed fleets.)
 // open_clip's spelling `amp_bfloat16` is read as amp_bf16.
 #include <string>
 
