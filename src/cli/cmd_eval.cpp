@@ -72,9 +72,10 @@ int run_eval(int argc, char** argv) {
       "device", po::value<std::string>()->default_value("cpu"),
       "device to run on: cpu, cuda (each rank its local GPU) or cuda:N")(
       "precision", po::value<std::string>()->default_value("fp32"),
-      "fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto "
-      "(amp_bf16 on CUDA and on CPUs with AMX-BF16, else fp32)")("out", po::value<std::string>()->default_value("eval"),
-                                                                 "directory for results.json and results.md (rank 0)");
+      (std::string("fp32, amp_bf16 (bfloat16 autocast of the towers; scores and counts stay float32/int64) or auto (") +
+       auto_precision_rule() + ")")
+          .c_str())("out", po::value<std::string>()->default_value("eval"),
+                    "directory for results.json and results.md (rank 0)");
   po::options_description runtime("distributed runtime");
   distributed::add_runtime_options(runtime);
   opts.add(runtime);

@@ -16,9 +16,12 @@ void check_precision_text(const std::string& text, const std::string& option) {
          ": not supported by starft (float16 autocast and pure low-precision weights are "
          "not implemented); use fp32, amp_bf16 or auto");
   }
-  fail(option, " '", text,
-       "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (amp_bf16 "
-       "on CUDA, on CPUs with AMX-BF16 and on AMD CPUs with AVX512-BF16, else fp32)");
+  fail(option, " '", text, "': unknown precision; use fp32, amp_bf16 (bfloat16 autocast) or auto (",
+       auto_precision_rule(), ")");
+}
+
+const char* auto_precision_rule() {
+  return "amp_bf16 on CUDA, on CPUs with AMX-BF16 and on AMD CPUs with AVX512-BF16, else fp32";
 }
 
 Precision auto_precision(bool cuda, const CpuFeatures& cpu) {

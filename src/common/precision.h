@@ -31,6 +31,9 @@ Precision parse_precision(const std::string& text, bool cuda, const std::string&
 // What `auto` resolves to on a device: amp_bf16 on CUDA or where cpu.amp_bf16_faster(), else fp32.
 Precision auto_precision(bool cuda, const CpuFeatures& cpu);
 
+// auto_precision's rule in words ("amp_bf16 on CUDA, ..., else fp32"), for help texts and errors.
+const char* auto_precision_rule();
+
 // Throws starft::Error naming `option` unless `text` is one of the accepted values (for checking a
 // configuration before the device is known).
 void check_precision_text(const std::string& text, const std::string& option = "--precision");

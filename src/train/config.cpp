@@ -96,8 +96,10 @@ void visit_fields(TrainConfig& c, Visitor& v) {
   v.field("seed", c.seed, "seed of sampling, augmentation, prompt draws and (pretrain) initialisation");
   v.field("device", c.device, "cpu, cuda or cuda:N (each rank uses its local GPU for cuda)");
   v.field("precision", c.precision,
-          "fp32, amp_bf16 (bfloat16 autocast of the forward passes; weights, optimizer, gradients and losses "
-          "stay float32) or auto (amp_bf16 on CUDA and on CPUs with AMX-BF16, else fp32)");
+          (std::string("fp32, amp_bf16 (bfloat16 autocast of the forward passes; weights, optimizer, gradients and "
+                       "losses stay float32) or auto (") +
+           auto_precision_rule() + ")")
+              .c_str());
   v.field("workers", c.workers, "augmentation threads per rank");
   v.field("checkpoint-every", c.checkpoint_every,
           "checkpoint every N steps (and at each epoch end); 0 = epoch ends only");
