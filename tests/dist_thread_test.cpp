@@ -280,6 +280,41 @@ TEST(GradSyncTraining, RowSparseSendsTheUnionOfEachRanksRows) {
   for (int r = 0; r < 3; ++r) EXPECT_TRUE(grads[r].equal(expected)) << "rank " << r << ": " << grads[r];
 }
 
+// The same union as above from sparse gradients (Embedding's sparse=true): param.grad becomes a
+// coalesced sparse tensor with the union's rows averaged; a rank that used no row takes part and
+// gets the dense equivalent; a parameter no rank used keeps an undefined gradient.
+TEST(GradSyncTraining, RowSparseTakesSparseGradients) {
+  ThreadGroup group(3, /*comm_timeout_s=*/30);
+  std::vector<torch::Tensor> grads(3);
+  group.run([&](Communicator& comm) {
+    auto table = torch::zeros({6, 2}, torch::requires_grad());
+    auto unused = torch::zeros({4, 2}, torch::requires_grad());
+    GradSyncOptions o;
+    o.row_sparse = {"table", "unused"};
+    GradSync sync({table, unused}, comm, o, {"table", "unused"});
+    for (int step = 0; step < 2; ++step) {
+      table.mutable_grad() = torch::Tensor();
+      if (comm.rank() < 2) {
+        // rank r looks up row r once (weight r + 1) and row 5 twice (weight 3 each)
+        auto ids = torch::tensor({int64_t{comm.rank()}, int64_t{5}, int64_t{5}});
+        auto weights = torch::tensor({comm.rank() + 1.0f, 3.0f, 3.0f});
+        auto looked_up = torch::embedding(table, ids, -1, /*scale_grad_by_freq=*/false, /*sparse=*/true);
+        (looked_up.sum(1) * weights).sum().backward();
+        EXPECT_TRUE(table.grad().is_sparse());
+      }
+      sync.finish();
+    }
+    EXPECT_EQ(table.grad().is_sparse(), comm.rank() < 2) << "rank " << comm.rank();
+    grads[comm.rank()] = table.grad().to_dense();
+    EXPECT_FALSE(unused.grad().defined()) << "no rank used it: its gradient stays undefined";
+  });
+  auto expected = torch::zeros({6, 2});
+  expected[0] = 1.0f / 3;
+  expected[1] = 2.0f / 3;
+  expected[5] = 4.0f;  // (6 + 6 + 0) / 3
+  for (int r = 0; r < 3; ++r) EXPECT_TRUE(grads[r].equal(expected)) << "rank " << r << ": " << grads[r];
+}
+
 TEST(GradSyncTraining, RowSparseNameMustBeAParameter) {
   ThreadGroup group(1, /*comm_timeout_s=*/30);
   group.run([&](Communicator& comm) {

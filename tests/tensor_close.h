@@ -16,6 +16,14 @@ inline double relative_difference(const torch::Tensor& actual, const torch::Tens
   return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), floor);
 }
 
+// A parameter's gradient as a dense copy, or an undefined tensor when it has none. The trainer's
+// token embedding gets a row-sparse gradient on CPUs (train/optimizer.h: FusedAdamW).
+inline torch::Tensor dense_gradient(const torch::Tensor& param) {
+  const auto& g = param.grad();
+  if (!g.defined()) return {};
+  return g.is_sparse() ? g.to_dense() : g.clone();
+}
+
 // Holds when the shapes are equal and max |actual - expected| <= rtol * max |expected| + atol.
 // The failure message gives the error, the scale and the flat index of the worst element.
 //   EXPECT_TRUE(tensors_close(got, want, 1e-5)) << "what";

@@ -336,6 +336,83 @@ TEST(AdamW, FusedStepMatchesLibTorchAdamW) {
   EXPECT_EQ(step_of(a[3]), 13);
 }
 
+// A row-sparse gradient (Embedding's sparse=true) gets its dense equivalent's update to the bit:
+// against FusedAdamW on the same gradients made dense (bitwise) and LibTorch's AdamW (float32
+// rounding, as above). The steps cover rows touched once and then never (their moments decay
+// while they get no gradient), duplicate rows, a dense step in between, and a state reloaded
+// through optimizer_state / load_optimizer_state (the rows with nonzero moments found again).
+TEST(AdamW, RowSparseGradientStepsLikeItsDenseEquivalent) {
+  torch::manual_seed(11);
+  const int64_t rows = 50, width = 8;
+  auto start = torch::randn({rows, width});
+  auto sparse_p = start.clone().set_requires_grad(true);
+  auto dense_p = start.clone().set_requires_grad(true);
+  auto libtorch_p = start.clone().set_requires_grad(true);
+  auto options = torch::optim::AdamWOptions(3e-3).betas(std::make_tuple(0.9, 0.98)).eps(1e-6).weight_decay(0.2);
+  auto sparse_opt = std::make_unique<FusedAdamW>(std::vector<torch::Tensor>{sparse_p}, options);
+  FusedAdamW dense_opt(std::vector<torch::Tensor>{dense_p}, options);
+  torch::optim::AdamW reference(std::vector<torch::Tensor>{libtorch_p}, options);
+  ASSERT_TRUE(FusedAdamW::takes_row_sparse_gradient(sparse_p));
+  for (int step = 0; step < 12; ++step) {
+    // step 0 touches rows 3 and 7 (7 twice); later steps rows 10.., never 3 or 7 again
+    auto index =
+        step == 0 ? torch::tensor({int64_t{3}, int64_t{7}, int64_t{7}}) : torch::randint(10, rows, {6}, torch::kLong);
+    auto values = torch::randn({index.size(0), width});
+    auto grad = torch::sparse_coo_tensor(index.unsqueeze(0), values, {rows, width});
+    sparse_p.mutable_grad() = step == 5 ? grad.to_dense() : grad;  // step 5: a dense gradient
+    dense_p.mutable_grad() = grad.to_dense();
+    libtorch_p.mutable_grad() = grad.to_dense();
+    sparse_opt->step();
+    dense_opt.step();
+    reference.step();
+    if (step == 8) {  // a checkpoint's state into a new optimizer
+      NamedParams named{{"token_embedding.weight", sparse_p}};
+      const auto state = optimizer_state(*sparse_opt, named);
+      sparse_opt = std::make_unique<FusedAdamW>(std::vector<torch::Tensor>{sparse_p}, options);
+      load_optimizer_state(*sparse_opt, named, state, "checkpoint");
+    }
+  }
+  EXPECT_TRUE(torch::equal(sparse_p, dense_p)) << "max difference " << (sparse_p - dense_p).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(sparse_p, libtorch_p, 1e-5, 1e-6))
+      << "max difference " << (sparse_p - libtorch_p).abs().max().item<float>();
+  // rows 3 and 7 kept moving after their only gradient, as the dense update moves them
+  EXPECT_FALSE(torch::allclose(sparse_p[3], start[3] * std::pow(1 - 3e-3 * 0.2, 12)));
+}
+
+TEST(AdamW, SparseGradientOnAParameterItCannotTakeIsRefused) {
+  auto p = torch::randn({6, 4}).t().set_requires_grad(true);  // not contiguous
+  FusedAdamW opt(std::vector<torch::Tensor>{p}, torch::optim::AdamWOptions(1e-3));
+  p.mutable_grad() = torch::sparse_coo_tensor(torch::tensor({{int64_t{1}}}), torch::ones({1, 6}), {4, 6});
+  const auto message = error_of([&] { opt.step(); });
+  EXPECT_NE(message.find("sparse gradient"), std::string::npos) << message;
+}
+
+// clip_grad_norm against LibTorch's clip_grad_norm_ on the same gradients made dense: the same
+// norm and the same clipped gradients, row-sparse (uncoalesced, a row twice) or dense; and no
+// change below the limit.
+TEST(GradClip, RowSparseGradientsClipLikeTheirDenseEquivalent) {
+  torch::manual_seed(3);
+  auto table = torch::randn({20, 4}, torch::requires_grad());
+  auto bias = torch::randn({4}, torch::requires_grad());
+  auto grad = torch::sparse_coo_tensor(torch::tensor({{int64_t{2}, int64_t{9}, int64_t{2}}}), torch::randn({3, 4}) * 10,
+                                       {20, 4});
+  auto dense_table = table.detach().clone().set_requires_grad(true);
+  auto dense_bias = bias.detach().clone().set_requires_grad(true);
+  for (const double max_norm : {1.0, 1e6}) {
+    table.mutable_grad() = grad.clone();
+    bias.mutable_grad() = torch::ones({4});
+    dense_table.mutable_grad() = grad.to_dense();
+    dense_bias.mutable_grad() = torch::ones({4});
+    const double got = clip_grad_norm({table, bias}, max_norm);
+    const double want =
+        torch::nn::utils::clip_grad_norm_(std::vector<torch::Tensor>{dense_table, dense_bias}, max_norm);
+    EXPECT_NEAR(got, want, 1e-5 * want) << "max_norm " << max_norm;
+    EXPECT_TRUE(torch::allclose(table.grad().to_dense(), dense_table.grad(), 1e-6, 1e-7)) << "max_norm " << max_norm;
+    EXPECT_TRUE(torch::equal(bias.grad(), dense_bias.grad())) << "max_norm " << max_norm;
+    EXPECT_EQ(bias.grad().norm().item<double>() < 1.5, max_norm == 1.0) << "clipped only below the norm";
+  }
+}
+
 TEST(AdamW, StateRoundTripContinuesBitwise) {
   const auto path = starft::testing::fixture("clip/tiny_clip_openai.safetensors");
   auto a = clip::load_weights(path, starft::testing::tiny_options());

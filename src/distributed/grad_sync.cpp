@@ -70,9 +70,9 @@ GradSync::GradSync(const std::vector<torch::Tensor>& parameters, Communicator& c
   for (size_t k = 0; k < row_sparse_.size(); ++k) {
     const int i = row_sparse_[k];
     hooks_[i] = params_[i].register_hook([this, i, k](torch::Tensor grad) {
-      check(grad.layout() == torch::kStrided, "GradSync: ", names_[i],
-            " got a sparse gradient; "
-            "use dense gradients (e.g. Embedding without sparse=true)");
+      check(!grad.is_sparse() || grad.sparse_dim() == 1, "GradSync: ", names_[i],
+            " got a sparse gradient that is not row-sparse (sparse in more than its first dimension); use "
+            "Embedding's sparse=true or dense gradients");
       std::lock_guard<std::mutex> lock(mutex_);
       check(!row_sparse_grad_[k].defined(), "GradSync: ", names_[i],
             " received a second gradient before "
@@ -244,13 +244,19 @@ void GradSync::finish() {
 void GradSync::reduce_row_sparse(int param, const torch::Tensor& local) {
   auto& p = params_[param];
   const int64_t rows = p.size(0);
+  const bool sparse = local.defined() && local.is_sparse();
+  const auto local_rows = sparse ? local.coalesce() : local;  // a sparse gradient's duplicate rows summed
   if (comm_->size() == 1) {  // nothing to average: this backward's gradient, as the buckets give it
-    if (local.defined() && !p.grad().is_same(local)) p.mutable_grad() = local.clone();
+    if (local.defined() && !p.grad().is_same(local)) p.mutable_grad() = sparse ? local_rows : local.clone();
     return;
   }
-  // [rows] 1 where this rank's gradient row is nonzero (NaN counts), then 1 if it has a gradient
+  // [rows] 1 where this rank's gradient row is nonzero (NaN counts; for a sparse gradient: present),
+  // then 1 if it has a gradient
   auto mask = torch::zeros({rows + 1}, torch::TensorOptions().dtype(torch::kFloat).device(p.device()));
-  if (local.defined()) {
+  if (sparse) {
+    mask.index_fill_(0, local_rows.indices()[0], 1);
+    mask[rows] = 1;
+  } else if (local.defined()) {
     mask.narrow(0, 0, rows).copy_(local.ne(0).any(1));
     mask[rows] = 1;
   }
@@ -258,11 +264,25 @@ void GradSync::reduce_row_sparse(int param, const torch::Tensor& local) {
   comm_->all_reduce_async(mask, ReduceOp::Max, name + "_rows")->wait();
   if (mask[rows].item<float>() == 0) return;  // no rank used it: leave its gradient as a single process would
   const auto index = mask.narrow(0, 0, rows).nonzero().squeeze(1);
-  auto reduced = local.defined() ? local.index_select(0, index)
-                                 : torch::zeros({index.size(0), p.size(1)}, p.options().requires_grad(false));
+  torch::Tensor reduced;
+  if (sparse) {
+    // this rank's rows placed at their positions in the union `index` (sorted, as are a coalesced tensor's rows)
+    const auto position = torch::searchsorted(index, local_rows.indices()[0]);
+    reduced = torch::zeros({index.size(0), p.size(1)}, local_rows.values().options())
+                  .index_add_(0, position, local_rows.values());
+  } else {
+    reduced = local.defined() ? local.index_select(0, index)
+                              : torch::zeros({index.size(0), p.size(1)}, p.options().requires_grad(false));
+  }
   if (reduced.numel() > 0) comm_->all_reduce_async(reduced, ReduceOp::Avg, name + "_values")->wait();
   auto& grad = p.mutable_grad();
-  if (!grad.defined()) {
+  if (sparse) {
+    // the union's rows, averaged: the same values as the dense path's rows, as a coalesced sparse gradient
+    grad = torch::sparse_coo_tensor(index.unsqueeze(0), reduced, p.sizes(), reduced.options().layout(torch::kSparse))
+               ._coalesced_(true);
+    return;
+  }
+  if (!grad.defined() || grad.is_sparse()) {
     grad = local.defined() ? local.clone() : torch::zeros_like(p, p.options().requires_grad(false));
   } else if (local.defined()) {
     if (!grad.is_same(local)) grad.copy_(local);

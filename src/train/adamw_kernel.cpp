@@ -26,4 +26,8 @@ void adamw_update(float* __restrict p, const float* __restrict g, float* __restr
   }
 }
 
+void adamw_decay_only(float* __restrict p, int64_t begin, int64_t end, float decay_factor) {
+  for (int64_t i = begin; i < end; ++i) p[i] = p[i] * decay_factor;
+}
+
 }  // namespace starft::train

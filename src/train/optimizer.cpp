@@ -24,6 +24,10 @@ bool fusable(const torch::Tensor& p, const torch::Tensor& g) {
 
 }  // namespace
 
+bool FusedAdamW::takes_row_sparse_gradient(const torch::Tensor& param) {
+  return param.device().is_cpu() && param.scalar_type() == torch::kFloat && param.dim() == 2 && param.is_contiguous();
+}
+
 torch::Tensor FusedAdamW::step(LossClosure closure) {
   torch::NoGradGuard no_grad;
   torch::Tensor loss;
@@ -41,12 +45,18 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       const auto& g = p.grad();
-      TORCH_CHECK(!g.is_sparse(), "AdamW does not support sparse gradients");
-      if (!fusable(p, g)) {
+      const bool sparse = g.is_sparse();
+      check(!sparse || (takes_row_sparse_gradient(p) && g.sparse_dim() == 1 && g.sizes() == p.sizes()),
+            "AdamW: a sparse gradient is supported only as rows of a contiguous 2-D float32 CPU parameter (got a "
+            "parameter of shape ",
+            p.sizes(), ", ", p.scalar_type(), " on ", p.device(),
+            "); use dense gradients (Embedding without sparse=true)");
+      if (!sparse && !fusable(p, g)) {
         any_other = true;
         continue;
       }
-      auto& slot = state_[state_key(p)];
+      const auto key = state_key(p);
+      auto& slot = state_[key];
       if (!slot) {
         auto s = std::make_unique<torch::optim::AdamWParamState>();
         s->step(0);
@@ -62,15 +72,51 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       const float decay_factor = static_cast<float>(1 - o.lr() * o.weight_decay());
       const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
       const float neg_step = static_cast<float>(-(o.lr() / bc1));
+      const float eps = static_cast<float>(o.eps());
       float* pd = p.data_ptr<float>();
-      const float* gd = g.data_ptr<float>();
       float* md = s.exp_avg().data_ptr<float>();
       float* vd = s.exp_avg_sq().data_ptr<float>();
-      const float eps = static_cast<float>(o.eps());
-      at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t b, int64_t e) {
-        adamw_update(pd, gd, md, vd, b, e, decay_factor, decay, static_cast<float>(beta1),
+      auto update = [&](float* pr, const float* gr, float* mr, float* vr, int64_t b, int64_t e) {
+        adamw_update(pr, gr, mr, vr, b, e, decay_factor, decay, static_cast<float>(beta1),
                      static_cast<float>(1 - beta1), static_cast<float>(beta2), static_cast<float>(1 - beta2), sqrt_bc2,
                      eps, neg_step);
+      };
+      if (!sparse) {
+        active_rows_.erase(key);  // the dense update may have made any row's moments nonzero
+        const float* gd = g.data_ptr<float>();
+        at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t b, int64_t e) { update(pd, gd, md, vd, b, e); });
+        continue;
+      }
+      const int64_t rows = p.size(0), width = p.size(1);
+      auto& active = active_rows_[key];
+      if (active.exp_avg != s.exp_avg().unsafeGetTensorImpl()) {
+        // a new or reloaded state: the rows whose moments are nonzero, from the moments themselves
+        auto nonzero = (s.exp_avg().ne(0).any(1) | s.exp_avg_sq().ne(0).any(1)).to(torch::kUInt8).contiguous();
+        active.rows.assign(nonzero.data_ptr<uint8_t>(), nonzero.data_ptr<uint8_t>() + rows);
+        active.exp_avg = s.exp_avg().unsafeGetTensorImpl();
+      }
+      const auto gc = g.coalesce();  // duplicate rows summed
+      const auto index = gc.indices()[0].contiguous();
+      const auto values = gc.values().to(torch::kFloat).contiguous();
+      std::vector<int64_t> value_row(rows, -1);
+      const int64_t* ix = index.data_ptr<int64_t>();
+      for (int64_t k = 0; k < index.numel(); ++k) {
+        value_row[ix[k]] = k;
+        active.rows[ix[k]] = 1;
+      }
+      const float* vals = values.data_ptr<float>();
+      const std::vector<float> zeros(width, 0.0f);
+      at::parallel_for(0, rows, std::max<int64_t>(1, (1 << 16) / width), [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+          const int64_t at = r * width;
+          if (value_row[r] >= 0) {
+            update(pd + at, vals + value_row[r] * width, md + at, vd + at, 0, width);
+          } else if (active.rows[r]) {
+            update(pd + at, zeros.data(), md + at, vd + at, 0, width);
+          } else if (decay) {
+            adamw_decay_only(pd + at, 0, width, decay_factor);
+          }
+        }
       });
     }
   }
@@ -78,7 +124,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     std::vector<std::pair<torch::Tensor, torch::Tensor>> hidden;
     for (auto& group : param_groups())
       for (auto& p : group.params())
-        if (p.grad().defined() && fusable(p, p.grad())) {
+        if (p.grad().defined() && (fusable(p, p.grad()) || p.grad().is_sparse())) {
           hidden.emplace_back(p, p.grad());
           p.mutable_grad() = torch::Tensor();
         }
@@ -86,6 +132,30 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     for (auto& [p, g] : hidden) p.mutable_grad() = g;
   }
   return loss;
+}
+
+double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;  // dense gradients, or the coalesced values of sparse ones
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    if (p.grad().is_sparse()) {
+      auto& g = const_cast<torch::Tensor&>(p).mutable_grad();
+      if (!g.is_coalesced()) g = g.coalesce();
+      grads.push_back(g._values());
+    } else {
+      grads.push_back(p.grad());
+    }
+  }
+  if (grads.empty()) return 0.0;
+  std::vector<torch::Tensor> norms;
+  for (const auto& g : grads) norms.push_back(g.norm(2));
+  const double total = torch::stack(norms).norm(2).item<double>();
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1) {
+    for (auto& g : grads) g.mul_(coef);
+  }
+  return total;
 }
 
 bool is_gain_or_bias(const std::string& name, const torch::Tensor& param) {

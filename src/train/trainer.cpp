@@ -104,6 +104,14 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, torch::Dev
   adamw.eps = config_.eps;
   adamw.exclude_gains_biases = config_.exclude_gains_biases;
   optimizer_ = make_adamw(params_, adamw);
+  // The token embedding's gradient as its rows (Embedding's sparse=true) where the optimizer takes
+  // them: the same update without the dense [V, D] passes in backward, GradSync, AdamW and
+  // zero_grad (bench/sparse_embedding_bench.cpp). LibTorch's AdamW (CUDA, bf16 weights) keeps dense.
+  const auto& token_weight = model_->token_embedding->weight;
+  if (token_weight.requires_grad() && FusedAdamW::takes_row_sparse_gradient(token_weight)) {
+    model_->token_embedding->options.sparse(true);
+    spdlog::debug("token embedding: row-sparse gradient");
+  }
 
   data::SamplerOptions so;
   so.num_samples = store_->size();
@@ -385,7 +393,7 @@ StepMetrics Trainer::train_step(const data::Batch& batch, int64_t epoch, int64_t
   if (config_.grad_clip > 0) {
     std::vector<torch::Tensor> ps;
     for (const auto& [name, p] : params_) ps.push_back(p);
-    torch::nn::utils::clip_grad_norm_(ps, config_.grad_clip);
+    clip_grad_norm(ps, config_.grad_clip);
   }
   optimizer_->step();
   if (config_.train_logit_scale) {
