@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -253,7 +254,11 @@ TEST(GradSyncTraining, RowSparseTokenEmbeddingMatchesOneProcess) {
   expect_training_matches_one_process(3, o);
 }
 
-TEST(GradSyncTraining, RowSparseSendsTheUnionOfEachRanksRows) {
+// Runs GradSync on 3 ranks for 2 steps with the row-sparse parameters "table" [6, 2] and "unused"
+// [4, 2] (which no rank uses: its gradient must stay undefined); `backward` makes this rank's
+// gradient of table. Returns each rank's final gradient of table, as GradSync left it.
+std::vector<torch::Tensor> row_sparse_table_gradients(
+    const std::function<void(Communicator&, const torch::Tensor& table)>& backward) {
   ThreadGroup group(3, /*comm_timeout_s=*/30);
   std::vector<torch::Tensor> grads(3);
   group.run([&](Communicator& comm) {
@@ -264,14 +269,21 @@ TEST(GradSyncTraining, RowSparseSendsTheUnionOfEachRanksRows) {
     GradSync sync({table, unused}, comm, o, {"table", "unused"});
     for (int step = 0; step < 2; ++step) {
       table.mutable_grad() = torch::Tensor();
-      // rank r touches row r (weight r + 1) and row 5 (weight 3); rank 2 adds nothing else
-      auto rows = comm.rank() < 2 ? torch::tensor({int64_t{comm.rank()}, int64_t{5}}) : torch::tensor({int64_t{5}});
-      auto weights = comm.rank() < 2 ? torch::tensor({comm.rank() + 1.0f, 3.0f}) : torch::tensor({3.0f});
-      (table.index_select(0, rows).sum(1) * weights).sum().backward();
+      backward(comm, table);
       sync.finish();
     }
     grads[comm.rank()] = table.grad().clone();
     EXPECT_FALSE(unused.grad().defined()) << "no rank used it: its gradient stays undefined";
+  });
+  return grads;
+}
+
+TEST(GradSyncTraining, RowSparseSendsTheUnionOfEachRanksRows) {
+  const auto grads = row_sparse_table_gradients([](Communicator& comm, const torch::Tensor& table) {
+    // rank r touches row r (weight r + 1) and row 5 (weight 3); rank 2 adds nothing else
+    auto rows = comm.rank() < 2 ? torch::tensor({int64_t{comm.rank()}, int64_t{5}}) : torch::tensor({int64_t{5}});
+    auto weights = comm.rank() < 2 ? torch::tensor({comm.rank() + 1.0f, 3.0f}) : torch::tensor({3.0f});
+    (table.index_select(0, rows).sum(1) * weights).sum().backward();
   });
   auto expected = torch::zeros({6, 2});
   expected[0] = 1.0f / 3;
@@ -284,35 +296,23 @@ TEST(GradSyncTraining, RowSparseSendsTheUnionOfEachRanksRows) {
 // coalesced sparse tensor with the union's rows averaged; a rank that used no row takes part and
 // gets the dense equivalent; a parameter no rank used keeps an undefined gradient.
 TEST(GradSyncTraining, RowSparseTakesSparseGradients) {
-  ThreadGroup group(3, /*comm_timeout_s=*/30);
-  std::vector<torch::Tensor> grads(3);
-  group.run([&](Communicator& comm) {
-    auto table = torch::zeros({6, 2}, torch::requires_grad());
-    auto unused = torch::zeros({4, 2}, torch::requires_grad());
-    GradSyncOptions o;
-    o.row_sparse = {"table", "unused"};
-    GradSync sync({table, unused}, comm, o, {"table", "unused"});
-    for (int step = 0; step < 2; ++step) {
-      table.mutable_grad() = torch::Tensor();
-      if (comm.rank() < 2) {
-        // rank r looks up row r once (weight r + 1) and row 5 twice (weight 3 each)
-        auto ids = torch::tensor({int64_t{comm.rank()}, int64_t{5}, int64_t{5}});
-        auto weights = torch::tensor({comm.rank() + 1.0f, 3.0f, 3.0f});
-        auto looked_up = torch::embedding(table, ids, -1, /*scale_grad_by_freq=*/false, /*sparse=*/true);
-        (looked_up.sum(1) * weights).sum().backward();
-        EXPECT_TRUE(table.grad().is_sparse());
-      }
-      sync.finish();
-    }
-    EXPECT_EQ(table.grad().is_sparse(), comm.rank() < 2) << "rank " << comm.rank();
-    grads[comm.rank()] = table.grad().to_dense();
-    EXPECT_FALSE(unused.grad().defined()) << "no rank used it: its gradient stays undefined";
+  const auto grads = row_sparse_table_gradients([](Communicator& comm, const torch::Tensor& table) {
+    if (comm.rank() == 2) return;
+    // rank r looks up row r once (weight r + 1) and row 5 twice (weight 3 each)
+    auto ids = torch::tensor({int64_t{comm.rank()}, int64_t{5}, int64_t{5}});
+    auto weights = torch::tensor({comm.rank() + 1.0f, 3.0f, 3.0f});
+    auto looked_up = torch::embedding(table, ids, -1, /*scale_grad_by_freq=*/false, /*sparse=*/true);
+    (looked_up.sum(1) * weights).sum().backward();
+    EXPECT_TRUE(table.grad().is_sparse());
   });
   auto expected = torch::zeros({6, 2});
   expected[0] = 1.0f / 3;
   expected[1] = 2.0f / 3;
   expected[5] = 4.0f;  // (6 + 6 + 0) / 3
-  for (int r = 0; r < 3; ++r) EXPECT_TRUE(grads[r].equal(expected)) << "rank " << r << ": " << grads[r];
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(grads[r].is_sparse(), r < 2) << "rank " << r;
+    EXPECT_TRUE(grads[r].to_dense().equal(expected)) << "rank " << r << ": " << grads[r];
+  }
 }
 
 TEST(GradSyncTraining, RowSparseNameMustBeAParameter) {

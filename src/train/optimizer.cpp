@@ -17,15 +17,20 @@ std::string state_key(const torch::Tensor& param) {
   return c10::guts::to_string(param.unsafeGetTensorImpl());
 }
 
+// A parameter whose memory adamw_update can walk: contiguous float32 on the CPU.
+bool kernel_takes(const torch::Tensor& p) {
+  return p.device().is_cpu() && p.scalar_type() == torch::kFloat && p.is_contiguous();
+}
+
 bool fusable(const torch::Tensor& p, const torch::Tensor& g) {
-  return p.device().is_cpu() && p.scalar_type() == torch::kFloat && g.scalar_type() == torch::kFloat &&
-         p.is_contiguous() && g.is_contiguous() && g.layout() == torch::kStrided && g.sizes() == p.sizes();
+  return kernel_takes(p) && g.scalar_type() == torch::kFloat && g.is_contiguous() && g.layout() == torch::kStrided &&
+         g.sizes() == p.sizes();
 }
 
 }  // namespace
 
 bool FusedAdamW::takes_row_sparse_gradient(const torch::Tensor& param) {
-  return param.device().is_cpu() && param.scalar_type() == torch::kFloat && param.dim() == 2 && param.is_contiguous();
+  return kernel_takes(param) && param.dim() == 2;
 }
 
 torch::Tensor FusedAdamW::step(LossClosure closure) {
@@ -137,10 +142,10 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;  // dense gradients, or the coalesced values of sparse ones
-  for (const auto& p : params) {
+  for (torch::Tensor p : params) {   // a handle: its gradient can be replaced by the coalesced one
     if (!p.grad().defined()) continue;
     if (p.grad().is_sparse()) {
-      auto& g = const_cast<torch::Tensor&>(p).mutable_grad();
+      auto& g = p.mutable_grad();
       if (!g.is_coalesced()) g = g.coalesce();
       grads.push_back(g._values());
     } else {
