@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/error.h"
@@ -255,6 +258,105 @@ TEST(Tokenizer, PreTokenisation) {
   const auto& tok = gz_tokenizer();
   EXPECT_EQ(tok.encode("<|endoftext|>"), (std::vector<int64_t>{49407}));
   EXPECT_EQ(tok.encode("<|STARTOFTEXT|>"), (std::vector<int64_t>{49406}));
+}
+
+// The reference's bytes_to_unicode, as UTF-8: printable bytes stand for themselves, the other 68
+// become U+0100.. in byte order.
+std::string byte_symbol(unsigned char b) {
+  auto printable = [](int c) { return (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF); };
+  int code = b;
+  if (!printable(b)) {
+    code = 256;
+    for (int c = 0; c < b; ++c) code += printable(c) ? 0 : 1;
+  }
+  if (code < 0x80) return std::string(1, static_cast<char>(code));
+  return {static_cast<char>(0xC0 | (code >> 6)), static_cast<char>(0x80 | (code & 0x3F))};
+}
+
+// The reference's bpe() (open_clip's SimpleTokenizer.bpe) on token strings, transcribed as it
+// is: the byte symbols of `word` (the last with `</w>`), merged by rank until no pair has one.
+std::vector<std::string> reference_bpe(const std::string& word,
+                                       const std::unordered_map<std::string, int>& rank_of /* "a b" -> rank */) {
+  std::vector<std::string> symbols;
+  for (unsigned char b : word) symbols.push_back(byte_symbol(b));
+  symbols.back() += "</w>";
+  while (symbols.size() > 1) {
+    int best = -1;
+    std::string first, second;
+    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
+      auto it = rank_of.find(symbols[i] + " " + symbols[i + 1]);
+      if (it != rank_of.end() && (best < 0 || it->second < best)) {
+        best = it->second;
+        first = symbols[i];
+        second = symbols[i + 1];
+      }
+    }
+    if (best < 0) break;
+    std::vector<std::string> merged;
+    for (size_t i = 0; i < symbols.size();) {
+      if (symbols[i] == first && i + 1 < symbols.size() && symbols[i + 1] == second) {
+        merged.push_back(first + second);
+        i += 2;
+      } else {
+        merged.push_back(symbols[i++]);
+      }
+    }
+    symbols.swap(merged);
+  }
+  return symbols;
+}
+
+// Words long enough for the heap BPE (more than 12 bytes) and short ones, against the reference.
+TEST(Tokenizer, WordsOfEveryLengthMatchTheReferenceBpe) {
+  const auto& tok = gz_tokenizer();
+  std::unordered_map<std::string, int> rank_of;
+  {
+    const std::string text = gunzip(gz_path());
+    std::istringstream lines(text);
+    std::string line;
+    std::getline(lines, line);  // the version line
+    for (int rank = 0; rank < 49152 - 256 - 2 && std::getline(lines, line); ++rank) rank_of[line] = rank;
+  }
+  std::unordered_map<std::string, int64_t> id_of;
+  for (int64_t id = 0; id < tok.vocab_size(); ++id) id_of.emplace(tok.token(id), id);
+
+  std::mt19937 rng(14);
+  const std::vector<std::vector<std::string>> alphabets = {
+      {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m",
+       "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z"},
+      {"a", "a", "b"},
+      {"e", "t", "a", "o", "i", "n", "s", "h", "r"},
+      {"д", "о", "м", "а", "с", "к", "в"},
+      {"!", "?", ".", "-", "#", "~"}};
+  int words = 0;
+  for (int round = 0; round < 400; ++round) {
+    const auto& alphabet = alphabets[static_cast<size_t>(round) % alphabets.size()];
+    const size_t length = round < 395 ? 1 + static_cast<size_t>(round) / 2 : 1500;  // letters, not bytes
+    std::string word;
+    for (size_t i = 0; i < length; ++i) word += alphabet[rng() % alphabet.size()];
+    ASSERT_EQ(pretokenize(clean_text(word)), std::vector<std::string>{word});  // one pre-token
+    std::vector<int64_t> expected;
+    for (const std::string& symbol : reference_bpe(word, rank_of)) expected.push_back(id_of.at(symbol));
+    EXPECT_EQ(tok.encode(word), expected) << word.size() << " bytes: " << word;
+    ++words;
+  }
+  EXPECT_EQ(words, 400);
+}
+
+// Found with tests/fuzz's tokenizer target: the reference's BPE scans the word once per merge, so
+// a 64 KB word of letters (the fuzzer's longest input) took 2 s, and 10.8 s under the sanitizers,
+// past the fuzzer's 10 s hang limit.
+TEST(Tokenizer, LongWordsAreNotQuadratic) {
+  const Tokenizer tok = Tokenizer::from_bpe_merges(gz_path());  // fresh, empty cache
+  std::mt19937 rng(64);
+  std::string word;
+  for (int i = 0; i < (1 << 20); ++i) word += static_cast<char>('a' + rng() % 26);
+  const auto started = std::chrono::steady_clock::now();
+  const auto ids = tok.encode(word);  // the quadratic scan: about 8 minutes
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  EXPECT_EQ(tok.decode(ids), word + " ");
+  EXPECT_LT(ids.size(), word.size() * 2 / 3);  // merged: about 1.8 letters a token
+  EXPECT_LT(seconds, 30.0) << "a 1 MB word";
 }
 
 TEST(Tokenizer, ConcurrentUseGivesTheSameIds) {

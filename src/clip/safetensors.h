@@ -2,16 +2,18 @@
 // Reader and writer for the safetensors format: 8-byte little-endian header length, a JSON
 // header {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
 // then the raw little-endian tensor bytes. Every offset, size and dtype is checked; a bad file
-// gives a starft::Error naming the file and the tensor, never a crash or silent zeros.
+// gives a starft::Error naming the file and the tensor, never a crash or silent zeros. The checks
+// of the bytes, without LibTorch, are in safetensors_format.h.
 #include <torch/torch.h>
 
 #include <map>
 #include <string>
 
+#include "clip/safetensors_format.h"  // Metadata, conversion_hint, the header checks
+
 namespace starft::safetensors {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
-using Metadata = std::map<std::string, std::string>;
 
 struct Contents {
   TensorMap tensors;  // CPU, contiguous, in the stored dtype (F16 stays kHalf)
@@ -22,10 +24,6 @@ struct Contents {
 // git-lfs) and a PyTorch pickle or zip archive saved under the name are recognised and named, with
 // what to do (`git lfs pull`; the conversion command).
 Contents load(const std::string& path);
-
-// What to do with the PyTorch pickle `path` (.bin, .pt, .pth): the one-line Python command that
-// converts it to a .safetensors file starft reads.
-std::string conversion_hint(const std::string& path);
 
 // Writes atomically: to `path`.tmp-<pid>, flushed, then renamed over `path`. Tensors may live
 // on any device and be non-contiguous; they are written in name order.

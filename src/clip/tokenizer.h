@@ -1,62 +1,30 @@
 #pragma once
 // CLIP's byte-level BPE tokenizer: same ids as the reference implementation
-// (open_clip / OpenAI `SimpleTokenizer`, and Hugging Face `CLIPTokenizer`).
+// (open_clip / OpenAI `SimpleTokenizer`, and Hugging Face `CLIPTokenizer`). The vocabulary and
+// the text-to-ids path are BpeTokenizer's (bpe_tokenizer.h, no LibTorch); this adds the batch as
+// a tensor.
 #include <torch/torch.h>
 
-#include <cstdint>
-#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "clip/text_clean.h"  // clean_text, the step before pretokenize
+#include "clip/bpe_tokenizer.h"  // BpeTokenizer, kContextLength, pretokenize, clean_text
 
 namespace starft::clip {
 
-// The context length of every CLIP text tower.
-constexpr int kContextLength = 77;
-
-class Tokenizer {
+class Tokenizer : public BpeTokenizer {
  public:
-  // Loads a merges file in the format of `bpe_simple_vocab_16e6.txt.gz` (gzip read directly;
-  // plain text accepted too), or a directory / `vocab.json` path of a Hugging Face tokenizer
-  // (`vocab.json` + `merges.txt` side by side).
+  // BpeTokenizer's loaders (the same files, the same errors).
   static Tokenizer load(const std::string& path);
   static Tokenizer from_bpe_merges(const std::string& merges_path);
   static Tokenizer from_hf(const std::string& vocab_json_path, const std::string& merges_txt_path);
 
-  // BPE ids of the cleaned, lower-cased text, without start and end tokens.
-  std::vector<int64_t> encode(const std::string& text) const;
-  // Start token + encode(text) + end token; cut to `context` ids with the end token kept last.
-  std::vector<int64_t> tokenize(const std::string& text, int context = kContextLength) const;
   // [N, context] int64, zero padded (the reference padding).
   torch::Tensor tokenize_batch(const std::vector<std::string>& texts, int context = kContextLength) const;
-  // The reference decoding: token strings joined, byte symbols back to UTF-8 (invalid sequences
-  // become U+FFFD), every `</w>` replaced by a space. Throws for an id outside the vocabulary.
-  std::string decode(const std::vector<int64_t>& ids) const;
-
-  // The token string of an id (byte-level symbols; a trailing `</w>` marks a word end).
-  const std::string& token(int64_t id) const;
-
-  // Writes the vocabulary as a Hugging Face pair `vocab.json` + `merges.txt` into `directory`
-  // (created if needed; each file written under a temporary name, then renamed).
-  void save_hf(const std::string& directory) const;
-
-  int64_t sot() const;
-  int64_t eot() const;
-  int64_t vocab_size() const;
-
-  Tokenizer(Tokenizer&&) noexcept;
-  Tokenizer& operator=(Tokenizer&&) noexcept;
-  ~Tokenizer();
 
  private:
-  struct Impl;
-  explicit Tokenizer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit Tokenizer(BpeTokenizer&& vocabulary) : BpeTokenizer(std::move(vocabulary)) {}
 };
-
-// CLIP's pre-tokenisation of already cleaned text: start/end token literals, contractions
-// ('s 't 're 've 'm 'll 'd), runs of letters, single digits, runs of other symbols.
-std::vector<std::string> pretokenize(const std::string& cleaned);
 
 }  // namespace starft::clip

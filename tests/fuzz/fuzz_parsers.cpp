@@ -9,6 +9,10 @@
 //   FUZZ_MANIFEST    data::Manifest::from_json    (a store's manifest.json)
 //   FUZZ_INI         --config INI files           (common/text.h + Boost's config parser)
 //   FUZZ_IMAGE       data::decode_image_rgb       (JPEG through libjpeg, PNG chunk walk, EXIF)
+//   FUZZ_SAFETENSORS clip/safetensors_format.h    (a .safetensors file: header length, JSON header,
+//                                                  offsets, BOOL bytes, LFS pointers and pickles)
+//   FUZZ_TOKENIZER   clip::BpeTokenizer           (any text: clean-up, pre-tokenisation, BPE; here
+//                                                  a starft::Error is a finding too)
 #include <cstddef>
 #include <cstdint>
 #include <sstream>
@@ -74,6 +78,70 @@ static void run(const std::string& s) {
   } catch (const cv::Exception&) {
   }
   if (s.size() > 6) starft::data::exif_orientation(reinterpret_cast<const uint8_t*>(s.data()) + 6, s.size() - 6);
+}
+#elif defined(FUZZ_SAFETENSORS)
+#include <cstdlib>
+#include <string_view>
+#include "clip/safetensors_format.h"
+static void run(const std::string& s) {
+  namespace st = starft::safetensors;
+  // load()'s steps on the file's bytes: the first 512 for a foreign format (parse() skips that
+  // step, so a refusal there does not end the run), the header against the file's size, the
+  // BOOL bytes; what tensors the result makes is LibTorch's (safetensors.cpp).
+  try {
+    st::refuse_foreign_format(std::string_view(s).substr(0, 512), "fuzz");
+  } catch (const starft::Error&) {
+  }
+  const st::Header h = st::parse_layout(s, "fuzz");
+  uint64_t covered = h.data_start;  // what parse_header promises: the entries tile the data area
+  for (const st::Entry& e : h.entries) {
+    if (h.data_start + e.begin != covered || e.end < e.begin) std::abort();
+    st::check_bools(reinterpret_cast<const unsigned char*>(s.data()) + covered, e, "fuzz");
+    covered = h.data_start + e.end;
+  }
+  if (covered != s.size()) std::abort();
+}
+#elif defined(FUZZ_TOKENIZER)
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include "clip/bpe_tokenizer.h"
+#include "starft/build_config.h"
+static const starft::clip::BpeTokenizer& tokenizer() {
+  static const starft::clip::BpeTokenizer t = [] {
+    try {
+      return starft::clip::BpeTokenizer::load(STARFT_FIXTURES_DIR "/clip/bpe_simple_vocab_16e6.txt.gz");
+    } catch (const starft::Error& e) {
+      std::fprintf(stderr, "fuzz tokenizer: cannot load the vocabulary: %s\n", e.what());
+      std::abort();
+    }
+  }();
+  return t;
+}
+static void run(const std::string& s) {
+  using namespace starft::clip;
+  const BpeTokenizer& tok = tokenizer();
+  try {
+    // Any bytes are text to the tokenizer: nothing may be refused, and the fast paths must agree
+    // with the general ones.
+    const std::string cleaned = clean_text(s);
+    std::string ascii;
+    if (clean_ascii_text(s, ascii) && ascii != cleaned) std::abort();  // ASCII one-pass clean-up
+    (void)pretokenize(cleaned);
+    std::vector<int64_t> full = tok.encode(s);
+    full.insert(full.begin(), tok.sot());
+    full.push_back(tok.eot());
+    if (full.size() > static_cast<size_t>(kContextLength)) {
+      full.resize(kContextLength);
+      full.back() = tok.eot();
+    }
+    const std::vector<int64_t> ids = tok.tokenize(s);  // stops encoding once the context is full
+    if (ids != full) std::abort();
+    (void)tok.decode(ids);
+  } catch (const starft::Error& e) {
+    std::fprintf(stderr, "fuzz tokenizer: refused text: %s\n", e.what());
+    std::abort();
+  }
 }
 #else
 #error define one FUZZ_* target

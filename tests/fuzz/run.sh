@@ -3,7 +3,8 @@
 # (-fsanitize=fuzzer,address,undefined) and runs each for FUZZ_SECONDS (default 60) from its seed
 # corpus in tests/fuzz/corpus/<target>/. Exit status 0 only with 0 crashes, 0 sanitizer reports,
 # 0 hangs (-timeout) and 0 out-of-memory. Prints each target's executions and time.
-#   bash tests/fuzz/run.sh [target...]      (targets: class_list table templates manifest ini image)
+#   bash tests/fuzz/run.sh [target...]      (targets: class_list table templates manifest ini image
+#                                            safetensors tokenizer)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -11,7 +12,7 @@ out=${FUZZ_OUT:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 CXX=${FUZZ_CXX:-clang++}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(class_list table templates manifest ini image)
+[ ${#targets[@]} -gt 0 ] || targets=(class_list table templates manifest ini image safetensors tokenizer)
 mkdir -p "$out/generated/starft" "$out/obj"
 sed -e "s|@CMAKE_SOURCE_DIR@|$root|; s|@STARFT_FIXTURES@|$root/../shared/fixtures|" \
     -e "s|#cmakedefine01 \([A-Z_]*\)|#define \1 0|" \
@@ -19,14 +20,15 @@ sed -e "s|@CMAKE_SOURCE_DIR@|$root|; s|@STARFT_FIXTURES@|$root/../shared/fixture
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root" -I"$out/generated" -I/usr/include/opencv4 -I/usr/include/hdf5/serial)
 sources=(src/common/text.cpp src/common/atomic_file.cpp src/data/class_list.cpp src/data/templates.cpp
-         src/data/manifest.cpp src/data/image.cpp sharding/table.cpp)
+         src/data/manifest.cpp src/data/image.cpp sharding/table.cpp src/clip/safetensors_format.cpp
+         src/clip/bpe_tokenizer.cpp src/clip/text_clean.cpp src/clip/utf8.cpp)
 objs=()
 for s in "${sources[@]}"; do
   o="$out/obj/$(echo "$s" | tr / _).o"
   if [ ! -f "$o" ] || [ "$s" -nt "$o" ]; then "$CXX" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$s" -o "$o"; fi
   objs+=("$o")
 done
-libs=(-lopencv_imgcodecs -lopencv_imgproc -lopencv_core -ljpeg -lboost_program_options -lz)
+libs=(-lopencv_imgcodecs -lopencv_imgproc -lopencv_core -ljpeg -lboost_program_options -lutf8proc -lz)
 status=0
 for t in "${targets[@]}"; do
   T=$(echo "$t" | tr a-z A-Z)
