@@ -389,7 +389,7 @@ TEST(Trainer, CommandsCacheTeacherThenTrainThenResume) {
   EXPECT_TRUE(fs::exists(tmp / "store/teacher-cache.h5"));
   EXPECT_NE(starft::testing::run_command(bin + " cache-teacher" + inputs, &out), 0);
   EXPECT_NE(out.find("--overwrite"), std::string::npos) << out;
-  // Stopped after 4 of 6 steps, then resumed to the end.
+  // Stopped after 4 of 6 steps, resumed to step 5, then resumed to the end.
   const std::string train_inputs = bin + " train" + inputs;
   const std::string train = train_inputs + " --run-dir " + (tmp / "run");
   ASSERT_EQ(starft::testing::run_command(train + " --stop-after 4", &out), 0) << out;
@@ -398,8 +398,18 @@ TEST(Trainer, CommandsCacheTeacherThenTrainThenResume) {
   EXPECT_NE(out.find("img/s"), std::string::npos) << out;
   EXPECT_NE(out.find("ETA"), std::string::npos) << out;
   EXPECT_EQ(fs::path(*latest_checkpoint(tmp / "run")).filename(), "step-000000004");
-  ASSERT_EQ(starft::testing::run_command(train + " --resume latest", &out), 0) << out;
+  // Resumed with the same settings (resume and stop-after differ, which leaves the steps as they
+  // are): no warning about the configuration.
+  ASSERT_EQ(starft::testing::run_command(train + " --resume latest --stop-after 5", &out), 0) << out;
   EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_EQ(out.find("differ"), std::string::npos) << out;
+  EXPECT_EQ(fs::path(*latest_checkpoint(tmp / "run")).filename(), "step-000000005");
+  // With another learning rate: the warning names the key and both values.
+  ASSERT_EQ(starft::testing::run_command(train + " --resume latest --lr 2e-4", &out), 0) << out;
+  EXPECT_NE(out.find("resumed from"), std::string::npos) << out;
+  EXPECT_NE(out.find("settings that differ from the checkpoint's (lr: 0.0001 in the checkpoint, 0.0002 now)"),
+            std::string::npos)
+      << out;
   EXPECT_EQ(read_train_state(*latest_checkpoint(tmp / "run")).step, 6);
   std::ifstream in(tmp / "run/metrics.jsonl");
   std::string line;

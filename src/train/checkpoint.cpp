@@ -1,16 +1,19 @@
 #include "train/checkpoint.h"
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "clip/weights.h"
 #include "common/atomic_file.h"
@@ -23,6 +26,37 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kPrefix = "step-";
+// state.json's object {file name: "crc32:xxxxxxxx"} of the checkpoint's other files.
+constexpr const char* kChecksumsKey = "checksums";
+// The checkpoint's data files (head.safetensors only with --loss ce).
+constexpr const char* kFiles[] = {"weights.safetensors", "optimizer.safetensors", "head.safetensors"};
+
+// zlib's CRC-32 of the file at `path` as "crc32:xxxxxxxx", the text the store manifest uses for
+// its shards (data/manifest.h); "" when the file cannot be read.
+std::string file_crc32(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  std::vector<char> buf(size_t{4} << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = in.gcount();
+    if (got > 0) crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(got));
+  }
+  if (in.bad()) return "";
+  char text[32];
+  std::snprintf(text, sizeof text, "crc32:%08lx", static_cast<unsigned long>(crc));
+  return text;
+}
+
+// Runs `say` the first time `key` is seen in this process (ranks that are threads included), so
+// each checkpoint's warning or note is logged once although it is looked at several times.
+void once(const std::string& key, const std::function<void()>& say) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> guard(mutex);
+  if (said.insert(key).second) say();
+}
 
 std::optional<int64_t> step_of(const fs::path& dir) {
   const std::string name = dir.filename().string();
@@ -154,7 +188,20 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointContent
   clip::save_weights(*c.model, (tmp / "weights.safetensors").string());
   if (!c.head.empty()) safetensors::save((tmp / "head.safetensors").string(), c.head);
   safetensors::save((tmp / "optimizer.safetensors").string(), c.optimizer);
-  write_json_file(tmp / "state.json", c.state.to_json());
+  // The CRC-32 of each file as written (read back once, from the page cache), so that data which
+  // changed afterwards (never reached the file server, damaged on disk) is found at resume.
+  // state.json, written last, carries them: its presence still marks the directory complete.
+  nlohmann::json state = c.state.to_json();
+  nlohmann::json checksums = nlohmann::json::object();
+  for (const char* name : kFiles) {
+    if (!fs::exists(tmp / name)) continue;
+    const std::string crc = file_crc32(tmp / name);
+    check(!crc.empty(), "cannot read back ", (tmp / name).string(), " to checksum it; check the file system of ",
+          run_dir);
+    checksums[name] = crc;
+  }
+  state[kChecksumsKey] = checksums;
+  write_json_file(tmp / "state.json", state);
   // A checkpoint of the same step (e.g. written again after a resume) is replaced whole.
   install_directory(tmp, final_dir);
   auto all = list_checkpoints(run_dir);
@@ -242,20 +289,75 @@ std::string safetensors_problem(const fs::path& path) {
 
 }  // namespace
 
-std::string checkpoint_problem(const std::string& dir) {
-  const fs::path root(dir);
+namespace {
+
+// state.json of checkpoint `dir`, parsed; throws starft::Error naming it when it cannot be read.
+nlohmann::json read_state_json(const std::string& dir) {
+  const fs::path path = fs::path(dir) / "state.json";
+  std::ifstream in(path);
+  check(static_cast<bool>(in), "checkpoint ", dir, ": cannot read state.json");
+  nlohmann::json j;
   try {
-    read_train_state(dir);
-  } catch (const std::exception& e) {
-    return std::string("state.json: ") + e.what();
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    fail(path.string(), ": not valid JSON (", e.what(), "); the checkpoint is damaged");
   }
-  for (const char* name : {"weights.safetensors", "optimizer.safetensors", "head.safetensors"}) {
+  return j;
+}
+
+struct Inspection {
+  std::string problem;    // why it cannot be resumed from; "" when it can
+  bool verified = false;  // its data matched the checksums in state.json (false: it has none)
+};
+
+// checkpoint_problem's checks, and whether the data could be verified: state.json, then every
+// file's size and header (cheap), then every file's CRC-32 against state.json's `checksums`.
+// Checkpoints written before checksums were recorded pass unverified.
+Inspection inspect_checkpoint(const std::string& dir) {
+  const fs::path root(dir);
+  nlohmann::json j;
+  try {
+    j = read_state_json(dir);
+    TrainState::from_json(j, (root / "state.json").string());
+  } catch (const std::exception& e) {
+    return {std::string("state.json: ") + e.what()};
+  }
+  for (const char* name : kFiles) {
     if (std::strcmp(name, "head.safetensors") == 0 && !fs::exists(root / name)) continue;  // CE runs only
     std::string problem = safetensors_problem(root / name);
-    if (!problem.empty()) return problem;
+    if (!problem.empty()) return {problem};
   }
-  return "";
+  if (!j.contains(kChecksumsKey)) return {"", false};
+  const auto& sums = j[kChecksumsKey];
+  const auto malformed = Inspection{"state.json: `checksums` is not an object of file names and \"crc32:...\" texts"};
+  if (!sums.is_object()) return malformed;
+  for (const auto& [name, crc] : sums.items())
+    if (!crc.is_string() || name.empty() || name.find('/') != std::string::npos || name[0] == '.') return malformed;
+  for (const char* name : kFiles)
+    if (fs::exists(root / name) && !sums.contains(name))
+      return {std::string(name) + " has no checksum in state.json; it was not written with this checkpoint"};
+  for (const auto& [name, crc] : sums.items()) {
+    if (!fs::is_regular_file(root / name)) return {name + " is missing"};
+    const std::string now = file_crc32(root / name);
+    if (now.empty()) return {name + " cannot be read"};
+    if (now != crc.get<std::string>()) return {name + ": checksum mismatch, the data changed after it was written"};
+  }
+  return {"", true};
 }
+
+// Logs (once per checkpoint) that `dir` predates checksums, so its data was not verified.
+void note_unverified(const std::string& dir) {
+  once("unverified " + dir, [&] {
+    spdlog::info(
+        "checkpoint {} was written before checkpoints recorded checksums: its files' sizes and headers are "
+        "whole, but their data could not be verified",
+        dir);
+  });
+}
+
+}  // namespace
+
+std::string checkpoint_problem(const std::string& dir) { return inspect_checkpoint(dir).problem; }
 
 std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   auto all = list_checkpoints(run_dir);
@@ -264,20 +366,21 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
 }
 
 std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir) {
-  static std::mutex mutex;
-  static std::set<std::string> warned;  // each skipped checkpoint is reported once per process
   auto all = list_checkpoints(run_dir);
   std::vector<std::string> skipped;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    const std::string problem = checkpoint_problem(*it);
-    if (problem.empty()) return *it;
-    skipped.push_back(*it + " (" + problem + ")");
-    std::lock_guard<std::mutex> guard(mutex);
-    if (warned.insert(*it).second)
+    const Inspection found = inspect_checkpoint(*it);
+    if (found.problem.empty()) {
+      if (!found.verified) note_unverified(*it);
+      return *it;
+    }
+    skipped.push_back(*it + " (" + found.problem + ")");
+    once("damaged " + *it, [&] {
       spdlog::warn(
           "checkpoint {} is damaged ({}); skipping it for the next older one. It is replaced when training "
           "reaches that step again",
-          *it, problem);
+          *it, found.problem);
+    });
   }
   if (all.empty()) return std::nullopt;
   std::string list;
@@ -290,20 +393,15 @@ std::optional<std::string> resolve_checkpoint(const std::string& spec, const std
   if (spec == "latest") return latest_complete_checkpoint(run_dir);
   check(fs::exists(fs::path(spec) / "state.json"), "checkpoint ", spec,
         ": no state.json there; give a directory under <run-dir>/checkpoints or `latest`");
+  const Inspection found = inspect_checkpoint(spec);
+  check(found.problem.empty(), "checkpoint ", spec, " is damaged (", found.problem,
+        "); name an older checkpoint, or `latest` (the newest whole one), or restore this one from a copy");
+  if (!found.verified) note_unverified(spec);
   return spec;
 }
 
 TrainState read_train_state(const std::string& dir) {
-  const fs::path path = fs::path(dir) / "state.json";
-  std::ifstream in(path);
-  check(static_cast<bool>(in), "checkpoint ", dir, ": cannot read state.json");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    fail(path.string(), ": not valid JSON (", e.what(), "); the checkpoint is damaged");
-  }
-  return TrainState::from_json(j, path.string());
+  return TrainState::from_json(read_state_json(dir), (fs::path(dir) / "state.json").string());
 }
 
 safetensors::TensorMap read_optimizer_state(const std::string& dir) {

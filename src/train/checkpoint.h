@@ -3,9 +3,12 @@
 //   weights.safetensors    the model in the OpenAI naming (clip::save_weights)
 //   head.safetensors       the CE head (`head.weight`, `head.bias`), only with --loss ce
 //   optimizer.safetensors  AdamW state per parameter (train/optimizer.h)
-//   state.json             step, epoch, sampler position, RNG states, counters, config, cache fingerprint
-// Written by rank 0 into a temporary directory, every file flushed, then renamed: a directory
-// named step-* is always complete. The newest K are kept.
+//   state.json             step, epoch, sampler position, RNG states, counters, config, cache fingerprint,
+//                          and `checksums`: {file name: "crc32:xxxxxxxx"} of the files above (zlib's
+//                          CRC-32, as the store manifest's), so data changed after writing is found
+// Written by rank 0 into a temporary directory, every file flushed, state.json last, then renamed:
+// a directory named step-* is always complete. The newest K are kept. Checkpoints written before
+// checksums were recorded have none in state.json; they load, with a note that they are unverified.
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -56,14 +59,16 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir);
 // The newest complete checkpoint of a run, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 // Why checkpoint `dir` cannot be resumed from ("" when it can): state.json unreadable or invalid,
-// or a .safetensors file missing, cut short or with a malformed header (only headers are read).
+// a .safetensors file missing, cut short or with a malformed header, or (read whole) whose CRC-32
+// differs from the one state.json recorded ("weights.safetensors: checksum mismatch, ...").
 std::string checkpoint_problem(const std::string& dir);
 // The newest checkpoint that checkpoint_problem passes, warning (once) about each newer one it
 // skips and why; nullopt when the run has none. Throws starft::Error listing them when every
 // checkpoint is damaged.
 std::optional<std::string> latest_complete_checkpoint(const std::string& run_dir);
 // `spec` is a checkpoint directory or `latest` (latest_complete_checkpoint in run_dir; nullopt
-// when there is none).
+// when there is none). A directory named explicitly that checkpoint_problem finds damaged is a
+// starft::Error naming the file and why.
 std::optional<std::string> resolve_checkpoint(const std::string& spec, const std::string& run_dir);
 
 // <run-dir>/best/: the weights of the best evaluation so far (train/epoch_eval.h):

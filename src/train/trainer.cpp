@@ -7,7 +7,11 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <set>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "clip/architecture.h"
 #include "clip/weights.h"
@@ -30,6 +34,68 @@ namespace {
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 torch::Tensor normalize(const torch::Tensor& x) { return F::normalize(x, F::NormalizeFuncOptions().dim(-1)); }
+
+// Keys of the configuration a resume may change without changing the training trajectory (the
+// batches, losses and updates of every step), so that a change of them is not reported:
+//   run-dir, resume, stop-after     where the run lives, how it was started and where it stops;
+//   log-every, checkpoint-every,    what is logged and written (a checkpoint reads the state
+//   keep-checkpoints                and the RNG, changing neither);
+//   workers                         augmentation threads: batches do not depend on their number
+//                                   (data/loader.h);
+//   eval-stores, eval-every,        evaluation during training: it reads the model and changes
+//   eval-templates, eval-class-     no parameter, optimizer state, sampler or RNG;
+//   names, eval-batch-size,
+//   best-metric
+// Not among them: bucket-mib (the all-reduce's message sizes can change its summation order),
+// device and precision (other arithmetic), and the input paths (other files may hold other data).
+const std::set<std::string>& keys_outside_the_trajectory() {
+  static const std::set<std::string> keys{"run-dir",          "resume",           "stop-after",       "log-every",
+                                          "checkpoint-every", "keep-checkpoints", "workers",          "eval-stores",
+                                          "eval-every",       "eval-templates",   "eval-class-names", "eval-batch-size",
+                                          "best-metric"};
+  return keys;
+}
+
+// The `key = value` lines of to_ini text, in their order (comments and blank lines skipped).
+std::vector<std::pair<std::string, std::string>> ini_entries(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream in(text);
+  std::string line;
+  auto trim = [](const std::string& t) {
+    const auto b = t.find_first_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : t.substr(b, t.find_last_not_of(" \t\r") - b + 1);
+  };
+  while (std::getline(in, line)) {
+    const std::string l = trim(line);
+    const auto eq = l.find('=');
+    if (l.empty() || l[0] == '#' || l[0] == ';' || eq == std::string::npos) continue;
+    out.emplace_back(trim(l.substr(0, eq)), trim(l.substr(eq + 1)));
+  }
+  return out;
+}
+
+// The settings that differ between a checkpoint's configuration and this run's, keys outside the
+// trajectory left out: "lr: 0.0001 in the checkpoint, 2e-05 now; ..." ("" when none differs).
+std::string trajectory_config_differences(const std::string& saved_ini, const std::string& current_ini) {
+  const auto saved = ini_entries(saved_ini), current = ini_entries(current_ini);
+  std::map<std::string, std::string> saved_map(saved.begin(), saved.end()), current_map(current.begin(), current.end());
+  auto shown = [](const std::map<std::string, std::string>& m, const std::string& key) {
+    const auto it = m.find(key);
+    return it == m.end() ? std::string("(not set)") : it->second.empty() ? std::string("\"\"") : it->second;
+  };
+  std::string out;
+  std::set<std::string> seen;
+  auto compare = [&](const std::string& key) {
+    if (!seen.insert(key).second || keys_outside_the_trajectory().count(key)) return;
+    const auto a = saved_map.find(key), b = current_map.find(key);
+    if (a != saved_map.end() && b != current_map.end() && a->second == b->second) return;
+    out += (out.empty() ? "" : "; ") + key + ": " + shown(saved_map, key) + " in the checkpoint, " +
+           shown(current_map, key) + " now";
+  };
+  for (const auto& [key, value] : current) compare(key);
+  for (const auto& [key, value] : saved) compare(key);
+  return out;
+}
 
 bool is_text_parameter(const std::string& name) {
   return name.rfind("transformer.", 0) == 0 || name.rfind("token_embedding.", 0) == 0 ||
@@ -239,11 +305,12 @@ void Trainer::resume_or_start() {
     }
     load_optimizer_state(*optimizer_, params_, read_optimizer_state(*from), *from + "/optimizer.safetensors");
     restore_torch_rng(saved.torch_rng, *from + "/state.json");
-    if (upgrade_ini(saved.config_ini) != state_.config_ini) {
+    const std::string differences = trajectory_config_differences(upgrade_ini(saved.config_ini), state_.config_ini);
+    if (!differences.empty()) {
       spdlog::warn(
-          "resuming {} with a configuration that differs from the checkpoint's (see its state.json); "
-          "the continuation is exact only with the same settings",
-          *from);
+          "resuming {} with settings that differ from the checkpoint's ({}); the continuation is exact only with "
+          "the same settings",
+          *from, differences);
     }
     const auto config_ini = state_.config_ini;
     const auto teacher_fp = state_.teacher_fingerprint;
