@@ -1,10 +1,11 @@
-// `starft shard --from csv`: the reference code's tab-separated (title, filepath, label) files.
+// `starft shard --from csv`: the reference code's tab-separated (title, filepath, label) files, or comma-separated.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
 
 #include "common/error.h"
+#include "common/text.h"
 #include "data/class_list.h"
 #include "sharding/sources.h"
 
@@ -14,19 +15,22 @@ namespace fs = std::filesystem;
 
 static size_t column(const std::vector<std::string>& header, const std::string& name, const std::string& path) {
   auto it = std::find(header.begin(), header.end(), name);
-  if (it == header.end())
-    fail("csv ", path, ": no '", name, "' column (expected tab-separated title, filepath, label)");
-  return it - header.begin();
+  if (it != header.end()) return it - header.begin();
+  std::string hint;
+  if (header.size() == 1 && header[0].find(';') != std::string::npos)
+    hint = "; it looks semicolon-separated (Excel in a locale with decimal commas): save it with tabs or commas";
+  fail("csv ", path, ": no '", name, "' column in the header (", join(header, 8),
+       "); expected a header line with title, filepath and label columns separated by tabs or commas", hint);
 }
 
 Source csv_source(const std::string& csv_path, const std::string& image_root, const std::string& class_names_file,
                   const std::string& split) {
-  auto rows = read_table(csv_path, '\t');
-  if (rows[0].size() == 1 && rows[0][0].find(',') != std::string::npos) {
-    // No tab in the header but commas: a comma-separated file (open_clip's --csv-separator ",").
-    spdlog::info("csv {}: the header has no tab but commas; reading it as comma-separated", csv_path);
-    rows = read_table(csv_path, ',');
-  }
+  // Tab- or comma-separated (open_clip's --csv-separator), decided from the header line alone, so
+  // a tab inside a quoted caption of a comma-separated file (or a comma in a TSV's) is just text.
+  char sep = '\t';
+  auto rows = read_table(csv_path, kDetectSeparator, &sep);
+  if (sep == ',')
+    spdlog::info("csv {}: the header line splits at commas, not tabs; reading it as comma-separated", csv_path);
   const auto& header = rows[0];
   size_t title = column(header, "title", csv_path), filepath = column(header, "filepath", csv_path),
          label_col = column(header, "label", csv_path);

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 #include "sharding/sources.h"
 
 namespace starft::sharding {
@@ -34,8 +35,10 @@ Idx read_idx(const std::string& path, int want_dims) {
     return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | uint32_t(b[3]);
   };
   uint32_t magic = read_u32("header");
-  if ((magic >> 8) != 0x08 || static_cast<int>(magic & 0xff) != want_dims)
+  if ((magic >> 8) != 0x08 || static_cast<int>(magic & 0xff) != want_dims) {
+    refuse_lfs_pointer_file(path, "Fashion-MNIST file " + path, "the IDX data");
     fail("Fashion-MNIST file ", path, ": not an IDX file of ", want_dims, "-D uint8 data (magic ", magic, ")");
+  }
   Idx idx;
   size_t total = 1;
   for (int d = 0; d < want_dims; ++d) {

@@ -21,9 +21,13 @@ static bool is_image_file(const fs::path& p) {
   return std::find(std::begin(kExtensions), std::end(kExtensions), ext) != std::end(kExtensions);
 }
 
+// Entries that are no one's data, left out at every depth: names starting with '.'
+// (.ipynb_checkpoints, .DS_Store, AppleDouble ._x.jpg, .git, ...) and __MACOSX, the folder of
+// AppleDouble resource forks that macOS's zip adds (unzipped, it would become an empty class and
+// shift every label after it).
 static bool hidden(const fs::path& p) {
   const std::string name = p.filename().string();
-  return !name.empty() && name[0] == '.';  // .ipynb_checkpoints, .DS_Store, AppleDouble ._x.jpg, .git, ...
+  return (!name.empty() && name[0] == '.') || name == "__MACOSX";
 }
 
 static std::string first_few(const std::vector<std::string>& names, size_t most = 5) {
@@ -112,7 +116,7 @@ Source folder_source(const std::string& root, const std::string& class_names_fil
     std::vector<std::string> files;
     fs::path dir = fs::path(root) / folders[label];
     for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
-      if (hidden(it->path())) {  // hidden folders are skipped whole, at every depth
+      if (hidden(it->path())) {  // hidden folders (and __MACOSX) are skipped whole, at every depth
         ++hidden_entries;
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
@@ -130,7 +134,8 @@ Source folder_source(const std::string& root, const std::string& class_names_fil
     }
   }
   if (hidden_entries > 0)
-    spdlog::info("folder {}: {} hidden file(s) and folder(s) (names starting with '.') left out", root, hidden_entries);
+    spdlog::info("folder {}: {} hidden file(s) and folder(s) (names starting with '.', and macOS's __MACOSX) left out",
+                 root, hidden_entries);
   if (src.items.empty()) fail("--input ", root, ": no image files (.jpg, .jpeg, .png, ...) in the class folders");
   return src;
 }

@@ -89,3 +89,24 @@ TEST(ClassList, MalformedFilesAreErrorsNamingFileAndLine) {
   EXPECT_NE(error_of([&] { read_class_list(empty); }).find("no classes"), std::string::npos);
   EXPECT_NE(error_of([&] { read_class_list(dir / "absent.txt"); }).find("cannot read class list"), std::string::npos);
 }
+
+// `starft shard --class-names` and `eval --classnames` once read a pointer's three lines as class
+// names; now the reader names the pointer and `git lfs pull` (CRLF pointers too).
+TEST(ClassList, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
+  TempDir dir;
+  for (const std::string& pointer :
+       {std::string("version https://git-lfs.github.com/spec/v1\n"
+                    "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+                    "size 15\n"),
+        std::string("version https://git-lfs.github.com/spec/v1\r\noid sha256:ab\r\nsize 15\r\n")}) {
+    const std::string path = write(dir, "cls.txt", pointer);
+    const std::string msg = error_of([&] { read_class_list(path); });
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("Git LFS pointer"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("git lfs pull --include \"cls.txt\""), std::string::npos) << msg;
+  }
+  // A list whose first class only resembles the spec line is read as classes.
+  const auto names =
+      read_class_list(write(dir, "odd.txt", "version https://git-lfs.github.com/spec/v1 (a tench)\ngoldfish\n"));
+  EXPECT_EQ(names.names, (Strings{"version https://git-lfs.github.com/spec/v1 (a tench)", "goldfish"}));
+}

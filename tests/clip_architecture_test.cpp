@@ -419,6 +419,25 @@ TEST(ClipArchitecture, RefusesAGitLfsPointerNamingGitLfsPull) {
   EXPECT_CONTAINS(msg, "14349010");
 }
 
+// A Hugging Face config.json beside the weights, or a --model JSON file, that is a Git LFS pointer
+// once read as "not valid JSON"; now named as a pointer with `git lfs pull`.
+TEST(ClipArchitecture, AConfigJsonThatIsAGitLfsPointerNamesTheFileAndGitLfsPull) {
+  TempDir dir;
+  const std::string pointer =
+      "version https://git-lfs.github.com/spec/v1\n"
+      "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+      "size 4519\n";
+  std::filesystem::copy_file(gelu_hf() + "/model.safetensors", dir / "model.safetensors");
+  write_text(dir / "config.json", pointer);
+  auto msg = error_of([&] { clip::read_weights(dir.path().string()); });
+  EXPECT_NE(msg.find(dir / "config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("git lfs pull --include \"config.json\""), std::string::npos) << msg;
+  write_text(dir / "model.json", pointer);
+  msg = error_of([&] { clip::model_config(dir / "model.json"); });
+  EXPECT_NE(msg.find(dir / "model.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("git lfs pull --include \"model.json\""), std::string::npos) << msg;
+}
+
 TEST(ClipArchitecture, RefusesAPyTorchPickleWithTheConversionCommand) {
   TempDir dir;
   write_text(dir / "pytorch_model.bin", std::string("\x80\x02}q\x00.", 6));

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/lfs_pointer.h"
 #include "common/options.h"
 #include "common/text.h"
 #include "distributed/device.h"
@@ -171,4 +172,43 @@ TEST(TextFiles, NormalizeDropsTheByteOrderMarkAndCarriageReturns) {
   TempDir tmp;
   EXPECT_NE(error_of([&] { read_text_file(tmp / "absent.txt", "class list"); }).find("cannot read class list"),
             std::string::npos);
+}
+
+// A clone without Git LFS holds pointers in place of the files it tracks: an INI --config that is
+// one is named as such, not parsed into "unknown key" errors.
+TEST(ConfigFiles, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
+  TempDir tmp;
+  std::ofstream(tmp / "train.ini", std::ios::binary)
+      << "version https://git-lfs.github.com/spec/v1\n"
+         "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+         "size 15\n";
+  Values v;
+  const auto e = error_of([&] { parse(v, {"--config", tmp / "train.ini"}); });
+  EXPECT_NE(e.find(tmp / "train.ini"), std::string::npos) << e;
+  EXPECT_NE(e.find("Git LFS pointer"), std::string::npos) << e;
+  EXPECT_NE(e.find("git lfs pull --include \"train.ini\""), std::string::npos) << e;
+}
+
+// Only the spec's exact first line marks a pointer (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md),
+// so no real file is taken for one; the reason names the oid, the size and the file to pull.
+TEST(GitLfsPointer, OnlyTheSpecsFirstLineMarksAPointer) {
+  const std::string pointer =
+      "version https://git-lfs.github.com/spec/v1\n"
+      "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+      "size 15\n";
+  EXPECT_TRUE(is_lfs_pointer(pointer));
+  EXPECT_TRUE(is_lfs_pointer("version https://git-lfs.github.com/spec/v1\r\noid sha256:ab\r\nsize 3\r\n"));
+  for (const std::string other :
+       {"", "version https://git-lfs.github.com/spec/v1", "version https://git-lfs.github.com/spec/v1 tench\n",
+        "version https://git-lfs.github.com/spec/v2\n", " version https://git-lfs.github.com/spec/v1\n",
+        "\xEF\xBB\xBFversion https://git-lfs.github.com/spec/v1\n",
+        "tench\nversion https://git-lfs.github.com/spec/v1\n", "version https://git-lfs.github.com/spec/\n"})
+    EXPECT_FALSE(is_lfs_pointer(other)) << other;
+  const std::string reason = lfs_pointer_reason(pointer, "data/lists/cls.txt", "the class list");
+  EXPECT_NE(reason.find("sha256:4d7a2146"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("15 bytes"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("git lfs pull --include \"cls.txt\""), std::string::npos) << reason;
+  EXPECT_EQ(error_of([&] { refuse_lfs_pointer("tench\n", "class list x", "x", "the file"); }), "");
+  const auto e = error_of([&] { refuse_lfs_pointer(pointer, "class list x.txt", "x.txt", "the file"); });
+  EXPECT_EQ(e.rfind("class list x.txt: a Git LFS pointer", 0), 0u) << e;
 }

@@ -10,12 +10,15 @@
 #include <opencv2/imgproc.hpp>
 
 #include "data/image.h"
+#include "data/class_list.h"
 #include "data/store.h"
+#include "sharding/sources.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace starft;
 using namespace starft::data;
+using starft::testing::error_of;
 using starft::testing::run_command;
 using starft::testing::starft_binary;
 using starft::testing::TempDir;
@@ -700,6 +703,185 @@ TEST(ShardTest, WaterbirdsMetadataWithByteOrderMarkAndCrlf) {
   EXPECT_EQ(Store(out + "/train").labels()[0], 1);
 }
 
+TEST(ShardTest, TableSeparatorIsDecidedFromTheHeaderLineAlone) {
+  using sharding::detect_separator;
+  using sharding::kDetectSeparator;
+  using sharding::parse_table;
+  using Rows = std::vector<std::vector<std::string>>;
+  char used = 0;
+  // A tab inside a quoted caption of a comma-separated file, in a middle column.
+  EXPECT_EQ(
+      parse_table("filepath,title,label\nimages/0.jpg,\"a fish\twith a tab\",0\n", kDetectSeparator, "t.csv", &used),
+      (Rows{{"filepath", "title", "label"}, {"images/0.jpg", "a fish\twith a tab", "0"}}));
+  EXPECT_EQ(used, ',');
+  // A comma inside a TSV caption, quoted or not.
+  EXPECT_EQ(parse_table("filepath\ttitle\tlabel\na.jpg\ta fish, a tench\t0\nb.jpg\t\"x, \"\"y\"\"\"\t1\n",
+                        kDetectSeparator, "t.tsv", &used),
+            (Rows{{"filepath", "title", "label"}, {"a.jpg", "a fish, a tench", "0"}, {"b.jpg", "x, \"y\"", "1"}}));
+  EXPECT_EQ(used, '\t');
+  // Only the header decides: separators inside its quoted names do not count.
+  EXPECT_EQ(detect_separator("\"a,b,c\"\tfilepath\n"), '\t');
+  EXPECT_EQ(detect_separator("\"title\twith\ttabs\",filepath\n"), ',');
+  EXPECT_EQ(detect_separator("\"multi\nline,header\"\tb\nx,y,z,w\tq\n"), '\t');
+  EXPECT_EQ(detect_separator("\ttitle\tfilepath\tlabel\n0\ta, b, c\tx.jpg\t1\n"), '\t');  // pandas' index column
+  EXPECT_EQ(detect_separator("a,b\tc\n"), '\t');  // a tie: the reference code's TSV
+  EXPECT_EQ(detect_separator("title\n"), '\t');
+  EXPECT_EQ(detect_separator("\xEF\xBB\xBFtitle,filepath,label\r\n"), ',');
+  EXPECT_EQ(detect_separator(""), '\t');
+  // Quoted fields with line ends, CRLF, a BOM, in a comma-separated file.
+  EXPECT_EQ(
+      parse_table("\xEF\xBB\xBFtitle,filepath,label\r\n\"two\r\nlines\",a.jpg,0\r\n\r\n\"\"\"q\"\"\t\",b.jpg,1\r\n",
+                  kDetectSeparator, "t.csv"),
+      (Rows{{"title", "filepath", "label"}, {"two\r\nlines", "a.jpg", "0"}, {"\"q\"\t", "b.jpg", "1"}}));
+  // A wrong row names the row, its line when they differ, and how the file was read.
+  std::string err = error_of([] {
+    parse_table("title,filepath,label\n\"a\nb\",a.jpg,0\n\nan unquoted, comma,b.jpg,1\n", kDetectSeparator, "t.csv");
+  });
+  EXPECT_NE(err.find("table t.csv: row 3 (line 5) has 4 fields, the header has 3 (the file is read as comma-separated"),
+            std::string::npos)
+      << err;
+  err = error_of([] { parse_table("a\tb\nx\"y\tz\"\n", kDetectSeparator, "q.tsv"); });
+  EXPECT_EQ(err, "");  // a quote inside a field is text
+  err = error_of([] { parse_table("a\tb\n\"x\ty\n", kDetectSeparator, "q.tsv"); });
+  EXPECT_NE(err.find("table q.tsv: a quoted field is not closed"), std::string::npos) << err;
+}
+
+TEST(ShardTest, CsvWithATabInAQuotedCaptionAndTsvWithACommaInOne) {
+  TempDir tmp;
+  for (int i = 0; i < 2; ++i)
+    write_bytes(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
+  const std::map<std::string, std::string> files = {
+      {"t.csv", "filepath,title,label\nimages/0.png,\"a fish\twith a tab\",0\nimages/1.png,plain,1\n"},
+      {"t.tsv", "filepath\ttitle\tlabel\nimages/0.png\ta fish\twith a tab\t0\n"},  // unquoted: a refusal
+      {"c.tsv", "filepath\ttitle\tlabel\nimages/0.png\ta fish, with a comma\t0\nimages/1.png\t\"x,\ty\"\t1\n"},
+  };
+  for (const auto& [name, text] : files) write_bytes(tmp.path() / name, text);
+  std::string log;
+  ASSERT_EQ(
+      run_command(shard_cmd("--from csv --input " + (tmp / "t.csv") + " --out " + (tmp / "s1") + " --image-size 8"),
+                  &log),
+      0)
+      << log;
+  EXPECT_NE(log.find("reading it as comma-separated"), std::string::npos) << log;
+  Store comma(tmp / "s1");
+  ASSERT_EQ(comma.size(), 2);
+  EXPECT_EQ(comma.caption(0), "a fish\twith a tab");
+  EXPECT_EQ(comma.source(0), "images/0.png");
+  EXPECT_EQ(comma.labels(), (std::vector<int64_t>{0, 1}));
+  ASSERT_EQ(
+      run_command(shard_cmd("--from csv --input " + (tmp / "c.tsv") + " --out " + (tmp / "s2") + " --image-size 8"),
+                  &log),
+      0)
+      << log;
+  Store tab(tmp / "s2");
+  ASSERT_EQ(tab.size(), 2);
+  EXPECT_EQ(tab.caption(0), "a fish, with a comma");
+  EXPECT_EQ(tab.caption(1), "x,\ty");
+  EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "t.tsv") + " --out " + (tmp / "s3")), &log), 0);
+  EXPECT_NE(log.find("row 2 has 4 fields, the header has 3 (the file is read as tab-separated"), std::string::npos)
+      << log;
+  write_bytes(tmp.path() / "semi.csv", "filepath;title;label\nimages/0.png;x;0\n");
+  EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "semi.csv") + " --out " + (tmp / "s4")), &log), 0);
+  EXPECT_NE(log.find("no 'title' column"), std::string::npos) << log;
+  EXPECT_NE(log.find("semicolon-separated"), std::string::npos) << log;
+}
+
+namespace {
+
+// `ascii` in UTF-16 or UTF-32 (each byte one code unit), little- or big-endian, with `bom` first.
+std::string wide(const std::string& ascii, int width, bool little, bool bom) {
+  std::string out;
+  auto unit = [&](uint32_t c) {
+    for (int b = 0; b < width; ++b)
+      out += static_cast<char>(little ? (c >> (8 * b)) & 255 : (c >> (8 * (width - 1 - b))) & 255);
+  };
+  if (bom) unit(0xFEFF);
+  for (unsigned char c : ascii) unit(c);
+  return out;
+}
+
+}  // namespace
+
+TEST(ShardTest, Utf16AndUtf32TablesAndClassListsAreRefusedNamingTheEncoding) {
+  using sharding::kDetectSeparator;
+  using sharding::parse_table;
+  const std::string tsv = "title\tfilepath\tlabel\na\tx.jpg\t0\nb\ty.jpg\t1\nc\tz.jpg\t2\n";
+  struct Case {
+    std::string bytes, found, from;
+  };
+  const std::vector<Case> cases = {
+      {wide(tsv, 2, true, true), "UTF-16 (little-endian, byte-order mark FF FE; Excel's \"Unicode Text\"", "UTF-16"},
+      {wide(tsv, 2, false, true), "UTF-16 (big-endian, byte-order mark FE FF)", "UTF-16"},
+      {wide(tsv, 4, true, true), "UTF-32 (little-endian, byte-order mark FF FE 00 00)", "UTF-32"},
+      {wide(tsv, 4, false, true), "UTF-32 (big-endian, byte-order mark 00 00 FE FF)", "UTF-32"},
+      {wide(tsv, 2, true, false), "UTF-16 (little-endian, no byte-order mark", "UTF-16LE"},
+      {wide(tsv, 2, false, false), "UTF-16 (big-endian, no byte-order mark", "UTF-16BE"},
+      {wide(tsv, 4, true, false), "UTF-32 (little-endian, no byte-order mark", "UTF-32LE"},
+      {wide(tsv, 4, false, false), "UTF-32 (big-endian, no byte-order mark", "UTF-32BE"},
+  };
+  for (const auto& c : cases) {
+    const std::string err = error_of([&] { parse_table(c.bytes, kDetectSeparator, "dir/list.tsv"); });
+    EXPECT_NE(err.find("table dir/list.tsv is " + c.found), std::string::npos) << err;
+    EXPECT_NE(err.find("iconv -f " + c.from + " -t UTF-8 dir/list.tsv > dir/list-utf8.tsv"), std::string::npos) << err;
+    EXPECT_EQ(err.find("fields"), std::string::npos) << err;
+  }
+  EXPECT_NE(error_of([] { parse_table(std::string("PK\3\4\24\0\6\0", 8), ',', "x.csv"); }).find("an Excel .xlsx"),
+            std::string::npos);
+  // A NUL past the first line is not taken for UTF-16.
+  EXPECT_EQ(error_of([] { parse_table(std::string("a,b\nx,\0\n", 8), ',', "x.csv"); }), "");
+  EXPECT_NE(
+      error_of([] { parse_table(std::string("ab\0\tc\n", 6), '\t', "x.tsv"); }).find("NUL bytes in its first line"),
+      std::string::npos);
+
+  TempDir tmp;
+  write_bytes(tmp.path() / "images" / "0.png", png(pattern(16, 16, 0)));
+  write_bytes(tmp.path() / "unicode.txt", wide("title\tfilepath\tlabel\r\na\timages/0.png\t0\r\n", 2, true, true));
+  std::string log;
+  EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "unicode.txt") + " --out " + (tmp / "o")), &log), 0);
+  EXPECT_NE(log.find("unicode.txt is UTF-16 (little-endian"), std::string::npos) << log;
+  EXPECT_NE(log.find("iconv -f UTF-16 -t UTF-8"), std::string::npos) << log;
+  // The same check guards every text file read through common/text.h: class lists here.
+  write_bytes(tmp.path() / "names.txt", wide("tench\r\ngoldfish\r\n", 2, true, true));
+  const std::string err = error_of([&] { data::read_class_list(tmp / "names.txt"); });
+  EXPECT_NE(err.find("class list " + (tmp / "names.txt") + " is UTF-16"), std::string::npos) << err;
+  // Converted as the message says, it is read.
+  ASSERT_EQ(run_command("iconv -f UTF-16 -t UTF-8 " + (tmp / "unicode.txt") + " > " + (tmp / "unicode-utf8.txt")), 0);
+  ASSERT_EQ(run_command(shard_cmd("--from csv --input " + (tmp / "unicode-utf8.txt") + " --out " + (tmp / "o2") +
+                                  " --image-size 8"),
+                        &log),
+            0)
+      << log;
+  EXPECT_EQ(Store(tmp / "o2").caption(0), "a");
+}
+
+TEST(ShardTest, MacZipResourceForkFoldersAreLeftOutAtEveryDepth) {
+  TempDir tmp;
+  fs::path root = tmp.path() / "train";
+  const std::string img = png(pattern(12, 12, 1));
+  const std::string fork = std::string("\0\5\26\7\0\2\0\0Mac OS X", 16);  // AppleDouble header
+  write_bytes(root / "cat" / "a.png", img);
+  write_bytes(root / "dog" / "b.png", img);
+  write_bytes(root / "__MACOSX" / "cat" / "._a.png", fork);  // as `unzip` leaves a zip made by macOS
+  write_bytes(root / "__MACOSX" / "dog" / "._b.png", fork);
+  write_bytes(root / "__MACOSX" / "dog" / "b.png", img);             // even an image inside is no class
+  write_bytes(root / "dog" / "__MACOSX" / "stale.png", img);         // inside a class folder
+  write_bytes(root / "dog" / "sub" / "__MACOSX" / "deep.png", img);  // further down
+  std::string out = tmp / "store", log;
+  ASSERT_EQ(
+      run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 8"), &log), 0)
+      << log;
+  Store store(out);
+  EXPECT_EQ(store.manifest().class_names, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(store.size(), 2);
+  EXPECT_EQ(store.source(0), "cat/a.png");
+  EXPECT_EQ(store.source(1), "dog/b.png");
+  EXPECT_EQ(store.labels(), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(log.find("has no images"), std::string::npos) << log;
+  EXPECT_NE(log.find("3 hidden file(s) and folder(s) (names starting with '.', and macOS's __MACOSX) left out"),
+            std::string::npos)
+      << log;
+}
+
 TEST(ShardTest, LeftoversOfAFailedConversionDoNotBlockARerun) {
   TempDir tmp;
   std::string root = make_folder_dataset(tmp, 2);
@@ -756,4 +938,52 @@ TEST(ShardTest, SlurmTasksWithoutMpiAreRefusedBeforeTheOutputIsTouched) {
       << log;
   EXPECT_NE(log.find("--mpi=pmix"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(out));
+}
+
+// A repository cloned without Git LFS holds pointers in place of its images, lists and class
+// lists. An image that is one is skipped (or --strict-failed) like other unusable images, with the
+// reason saying so; a list or class list that is one stops the conversion naming it (a class list
+// once became the store's class names, silently).
+TEST(ShardTest, GitLfsPointersAreNamedWithGitLfsPull) {
+  const std::string pointer =
+      "version https://git-lfs.github.com/spec/v1\n"
+      "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+      "size 48213\n";
+  TempDir tmp;
+  const fs::path root = tmp.path() / "in";
+  write_bytes(root / "c" / "a_good.png", png(pattern(16, 16, 1)));
+  write_bytes(root / "c" / "photo.jpg", pointer);
+  std::string out = tmp / "store", log;
+  ASSERT_EQ(
+      run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 16"), &log), 0)
+      << log;
+  Store store(out);
+  const Manifest& m = store.manifest();
+  ASSERT_EQ(m.skipped.size(), 1u);
+  EXPECT_EQ(m.skipped[0].source, "c/photo.jpg");
+  EXPECT_NE(m.skipped[0].reason.find("Git LFS pointer"), std::string::npos) << m.skipped[0].reason;
+  EXPECT_NE(m.skipped[0].reason.find("git lfs pull --include \"photo.jpg\""), std::string::npos) << m.skipped[0].reason;
+  EXPECT_NE(run_command(shard_cmd("--from folder --input " + root.string() + " --out " + (tmp / "strict") +
+                                  " --image-size 16 --strict"),
+                        &log),
+            0);
+  EXPECT_NE(log.find("git lfs pull --include \"photo.jpg\""), std::string::npos) << log;
+
+  // The list, then the class list, is the pointer.
+  const std::string list = tmp / "list.tsv", names = tmp / "cls.txt";
+  write_bytes(tmp.path() / "imgs" / "0.png", png(pattern(16, 16, 0)));
+  write_bytes(list, pointer);
+  write_bytes(names, "tench\n");
+  const std::string csv = "--from csv --input " + list + " --class-names " + names + " --image-size 16 --out ";
+  EXPECT_NE(run_command(shard_cmd(csv + (tmp / "o1")), &log), 0);
+  EXPECT_NE(log.find(list), std::string::npos) << log;
+  EXPECT_NE(log.find("git lfs pull --include \"list.tsv\""), std::string::npos) << log;
+  write_bytes(list, "title\tfilepath\tlabel\na tench\timgs/0.png\t0\n");
+  write_bytes(names, pointer);
+  EXPECT_NE(run_command(shard_cmd(csv + (tmp / "o2")), &log), 0);
+  EXPECT_NE(log.find(names), std::string::npos) << log;
+  EXPECT_NE(log.find("git lfs pull --include \"cls.txt\""), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(tmp.path() / "o2" / "manifest.json"));
+  write_bytes(names, "tench\n");
+  EXPECT_EQ(run_command(shard_cmd(csv + (tmp / "o3")), &log), 0) << log;  // the fetched files convert
 }

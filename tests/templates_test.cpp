@@ -211,3 +211,15 @@ TEST(LoadTemplates, AcceptsAByteOrderMarkAndCrlfLineEnds) {
              "{} on the moon.\r\n# comment\r\n{} under the sea.\r\n");
   EXPECT_EQ(load_templates(path), (std::vector<std::string>{"{} on the moon.", "{} under the sea."}));
 }
+
+TEST(LoadTemplates, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
+  TempDir dir;
+  const std::string path = dir / "mine.txt";
+  write_text(path,
+             "version https://git-lfs.github.com/spec/v1\n"
+             "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+             "size 15\n");
+  const std::string msg = error_of([&] { load_templates(path); });
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("git lfs pull --include \"mine.txt\""), std::string::npos) << msg;
+}

@@ -499,5 +499,30 @@ TEST(TokenizeCommand, HelpAndErrors) {
   EXPECT_NE(out.find("vocab"), std::string::npos) << out;
 }
 
+// --vocab that is a Git LFS pointer (a clone without Git LFS) once read as "a merges file with 2
+// merges"; each tokenizer file now names the pointer and `git lfs pull`.
+TEST(TokenizerErrors, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
+  TempDir dir;
+  const std::string pointer =
+      "version https://git-lfs.github.com/spec/v1\n"
+      "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+      "size 1356917\n";
+  const std::string merges = dir / "bpe_simple_vocab_16e6.txt.gz";
+  write_text(merges, pointer);
+  auto msg = error_of([&] { Tokenizer::load(merges); });
+  EXPECT_NE(msg.find(merges), std::string::npos) << msg;
+  EXPECT_NE(msg.find("git lfs pull --include \"bpe_simple_vocab_16e6.txt.gz\""), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("48894"), std::string::npos) << msg;
+  // A Hugging Face folder whose vocab.json, then merges.txt, is the pointer.
+  for (const char* name : {"vocab.json", "merges.txt"}) {
+    TempDir hf;
+    gz_tokenizer().save_hf(hf.path().string());
+    write_text(hf / name, pointer);
+    msg = error_of([&] { Tokenizer::load(hf.path().string()); });
+    EXPECT_NE(msg.find(hf / name), std::string::npos) << msg;
+    EXPECT_NE(msg.find("git lfs pull --include \"" + std::string(name) + "\""), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
 }  // namespace starft::clip

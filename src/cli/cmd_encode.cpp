@@ -9,6 +9,7 @@
 #include "clip/tokenizer.h"
 #include "clip/weights.h"
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 #include "common/precision.h"
 #include "distributed/device.h"
 
@@ -54,6 +55,8 @@ int run_encode(int argc, char** argv) {
                   "given, logits_per_image = exp(logit_scale) * norm(image) @ norm(text)^T.");
   if (!vm) return 0;
   const auto inputs_path = (*vm)["inputs"].as<std::string>();
+  // Before the model loads: a Git LFS pointer is named as the inputs, not as weights.
+  refuse_lfs_pointer_file(inputs_path, "--inputs " + inputs_path, "the input tensors");
   const int64_t batch = (*vm)["batch-size"].as<int64_t>();
   check(batch > 0, "--batch-size must be positive, got ", batch);
   const torch::Device device = distributed::run_device((*vm)["device"].as<std::string>(), nullptr);

@@ -10,6 +10,7 @@
 #include <typeinfo>
 
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 #include "common/text.h"
 
 namespace starft::clip {
@@ -186,6 +187,7 @@ json read_json_file(const std::string& path, const std::string& what) {
     in >> j;
     return j;
   } catch (const json::exception& e) {
+    refuse_lfs_pointer_file(path, what + " " + path, "the JSON config");
     fail(what, " ", path, ": not valid JSON (", e.what(), ")");
   }
 }

@@ -47,7 +47,8 @@ CLIPConfig parse_hf_config(const nlohmann::json& cfg, const std::string& source,
 // `--model`: a name of the table (config_by_name), or a JSON file in one of the formats above
 // (told apart by its keys: vision_cfg / text_cfg: open_clip; model_cfg: open_clip_config.json;
 // vision_config / text_config / model_type: Hugging Face; vision_width, ...: starft's CLIPConfig).
-// Throws starft::Error for an unknown name or an unreadable file.
+// Throws starft::Error for an unknown name or an unreadable file (a Git LFS pointer: named, with
+// `git lfs pull`).
 CLIPConfig model_config(const std::string& spec);
 
 // The sizes the tensors imply (OpenAI-named state dict): embed_dim, image_size, patch_size, the

@@ -30,6 +30,7 @@
 #include "clip/utf8.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 #include "common/text.h"
 
 namespace starft::clip {
@@ -180,7 +181,8 @@ std::string byte_symbol_utf8(uint8_t b) {
 
 // ---- files -----------------------------------------------------------------------------------
 
-// Reads a whole file, gunzipping it when it is gzip (zlib reads plain files unchanged).
+// Reads a whole file, gunzipping it when it is gzip (zlib reads plain files unchanged). Refuses a
+// Git LFS pointer in the file's place.
 std::string read_file(const std::string& path, const std::string& what) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail(what, " '", path, "' does not exist");
@@ -204,6 +206,7 @@ std::string read_file(const std::string& path, const std::string& what) {
   // gzclose reports it.
   const int rc = gzclose(f);
   if (rc != Z_OK) fail(what, " '", path, "': corrupt or truncated gzip data (zlib error ", rc, ")");
+  refuse_lfs_pointer(data, what + " '" + path + "'", path, "the file's content");
   return normalize_text(std::move(data));  // BOM, CRLF
 }
 

@@ -19,7 +19,8 @@ class BpeTokenizer {
  public:
   // Loads a merges file in the format of `bpe_simple_vocab_16e6.txt.gz` (gzip read directly;
   // plain text accepted too), or a directory / `vocab.json` path of a Hugging Face tokenizer
-  // (`vocab.json` + `merges.txt` side by side).
+  // (`vocab.json` + `merges.txt` side by side). Throws starft::Error naming the file when one is
+  // missing, damaged or a Git LFS pointer (with `git lfs pull`).
   static BpeTokenizer load(const std::string& path);
   static BpeTokenizer from_bpe_merges(const std::string& merges_path);
   static BpeTokenizer from_hf(const std::string& vocab_json_path, const std::string& merges_txt_path);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors stores little-endian bytes; this reader copies them as they are");
@@ -99,22 +100,6 @@ Entry parse_entry(const std::string& name, const nlohmann::json& v, const std::s
     fail(where(file, name), ": data_offsets [", e.begin, ", ", e.end, "] span ", e.end - e.begin, " bytes but shape ",
          shape.dump(), " of ", e.dtype->name, " needs ", nbytes);
   return e;
-}
-
-// A Git LFS pointer: "version https://git-lfs.github.com/spec/v1\noid sha256:...\nsize N\n".
-void refuse_lfs_pointer(std::string_view head, const std::string& file) {
-  if (head.rfind("version https://git-lfs.github.com/spec/", 0) != 0) return;
-  std::string_view oid = "?", size = "?";
-  const auto o = head.find("oid ");
-  if (o != std::string_view::npos) oid = head.substr(o + 4, head.find('\n', o) - o - 4);
-  const auto s = head.find("size ");
-  if (s != std::string_view::npos) size = head.substr(s + 5, head.find('\n', s) - s - 5);
-  fail(where(file), ": a Git LFS pointer (", oid, ", ", size,
-       " bytes), not the weights: the repository was "
-       "cloned without Git LFS, so only this small text file arrived. Fetch the file: `git lfs pull --include \"",
-       std::filesystem::path(file).filename().string(),
-       "\"` in the repository's folder (after `git lfs install`), "
-       "or download the file itself");
 }
 
 // A PyTorch zip archive (torch.save since 1.6) or a plain pickle (protocol 2 to 5).
@@ -228,7 +213,7 @@ void check_bools(const unsigned char* bytes, const Entry& e, const std::string& 
 }
 
 void refuse_foreign_format(std::string_view head, const std::string& file) {
-  refuse_lfs_pointer(head, file);
+  refuse_lfs_pointer(head, where(file), file, "the weights");
   refuse_pickle(head, file);
 }
 

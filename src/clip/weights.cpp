@@ -13,6 +13,7 @@
 #include "clip/architecture.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 #include "common/text.h"
 
 namespace starft::clip {
@@ -188,6 +189,7 @@ std::optional<nlohmann::json> read_json(const fs::path& path) {
     in >> j;
     return j;
   } catch (const nlohmann::json::exception& e) {
+    refuse_lfs_pointer_file(path.string(), path.string(), "the JSON config");
     fail(path.string(), ": not valid JSON (", e.what(), ")");
   }
 }

@@ -44,7 +44,8 @@ struct Weights {
 // holding open_clip_model.safetensors (with open_clip_config.json), model.safetensors or
 // model.safetensors.index.json (with config.json), or weights.safetensors (a starft checkpoint),
 // chosen in that order as open_clip does. PyTorch pickles (.bin, .pt, .pth, a zip archive) and Git
-// LFS pointers are refused naming the file and what to do (convert it; `git lfs pull`). Throws
+// LFS pointers (weights or JSON configs) are refused naming the file and what to do (convert it;
+// `git lfs pull`). Throws
 // starft::Error when the architecture is not configured (clip::resolve_architecture).
 Weights read_weights(const std::string& path, const std::string& model = "");
 

@@ -41,8 +41,9 @@ void add_config_option(boost::program_options::options_description& options);
 // with the keys of `fields` (a value already in `vm` wins, so the command line wins over every
 // file and an earlier file over a later one), then notifies `vm` so bound variables hold the
 // result. `command` ("starft train") names the help to consult in errors. Throws starft::Error
-// naming the file for a file that cannot be opened, an unknown key, a bad value or a key in
-// `renamed` (naming its new name), and naming the option for an error found when notifying.
+// naming the file for a file that cannot be opened or is a Git LFS pointer (read_text_file: with
+// `git lfs pull`), an unknown key, a bad value or a key in `renamed` (naming its new name), and
+// naming the option for an error found when notifying.
 void load_config_files(boost::program_options::variables_map& vm,
                        const boost::program_options::options_description& fields, const std::string& command,
                        const std::vector<RenamedOption>& renamed = {});

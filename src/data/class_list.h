@@ -27,9 +27,10 @@ struct ClassList {
 };
 
 // Reads a class-list file (format above); `source` of the result is `path`. Throws
-// starft::Error naming the file (and line) for a file that cannot be read, a line with more than
-// two tab-separated fields or an empty field, a file that mixes lines with and without ids, a
-// repeated id, or a file with no classes.
+// starft::Error naming the file (and line) for a file that cannot be read or is a Git LFS pointer
+// (with `git lfs pull`; read_text_file), a line with more than two tab-separated fields or an
+// empty field, a file that mixes lines with and without ids, a repeated id, or a file with no
+// classes.
 ClassList read_class_list(const std::string& path);
 
 // Parses the text of a class-list file; `source` names it in errors ("<source>:<line>: ...").

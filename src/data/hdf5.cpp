@@ -1,6 +1,7 @@
 #include "data/hdf5.h"
 
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 
 namespace starft::h5 {
 
@@ -77,6 +78,7 @@ Handle open_read(const std::string& path) {
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()));
   if (!file.valid()) {
     std::string reason = error_text();
+    refuse_lfs_pointer_file(path, "HDF5 file " + path, "HDF5 data");
     fail("cannot open HDF5 file ", path, reason.empty() ? "" : ": ", reason,
          " (is it a complete starft shard? re-run `starft shard` if it was damaged)");
   }

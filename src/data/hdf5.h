@@ -49,7 +49,9 @@ std::string error_text();
 // Throws starft::Error "<what>: <HDF5's reason>" when `status` (an herr_t or hid_t) is negative.
 void check(long long status, const std::string& what);
 
-// Opens an existing file read-only with file locking off (NFS/Lustre safe).
+// Opens an existing file read-only with file locking off (NFS/Lustre safe). Throws starft::Error
+// naming `path` and HDF5's reason when it cannot be opened, and saying `git lfs pull` when the file
+// is a Git LFS pointer (a store or teacher cache in a repository cloned without Git LFS).
 Handle open_read(const std::string& path);
 // Creates (truncates) a file for writing with the 1.10 format (fixed-array chunk indexes) and
 // file locking off (the caller is the file's only user until it is renamed into place).

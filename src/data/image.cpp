@@ -16,6 +16,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 
 namespace starft::data {
 
@@ -319,6 +320,7 @@ cv::Mat decode_image_rgb(const std::string& bytes, const std::string& path) {
   if (size == 0) fail("image ", path, ": empty file (0 bytes)");
   if (size > static_cast<size_t>(INT32_MAX)) fail("image ", path, ": ", size, " bytes, too large for one image");
   const ImageFormat format = image_format(bytes);
+  if (format == ImageFormat::unknown) refuse_lfs_pointer(bytes, "image " + path, path, "the image");
   if (format == ImageFormat::unknown)
     fail("image ", path, ": not an image starft reads (JPEG, PNG, BMP, WebP, TIFF, PPM/PGM); ", size,
          " bytes starting \"", printable_start(bytes), "\" (an error page saved under an image's name?)");

@@ -23,7 +23,8 @@ const char* image_format_name(ImageFormat format);  // "JPEG", "PNG", ..., "unkn
 // warnings: throws starft::Error naming `path` (and what is wrong) for a missing, unreadable, empty (0-byte) or
 // non-image file, a JPEG that libjpeg warns about (cut short, corrupt or extraneous entropy data, baseline or
 // progressive), and a PNG whose chunks do not reach IEND or that libpng cannot decode, any other format (named with the
-// file's first bytes), and a non-JPEG/PNG file that also carries DICOM's signature at byte 128.
+// file's first bytes; a Git LFS pointer is named as one, with `git lfs pull`), and a non-JPEG/PNG file that also
+// carries DICOM's signature at byte 128.
 cv::Mat read_image_rgb(const std::string& path);
 
 // As read_image_rgb, for a file's bytes already in memory; `path` names it in errors.

@@ -12,6 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/lfs_pointer.h"
 
 namespace starft::data {
 
@@ -146,6 +147,7 @@ Manifest Manifest::read(const std::string& dir) {
   try {
     in >> j;
   } catch (const json::exception& e) {
+    refuse_lfs_pointer_file(path.string(), path.string(), "the store's manifest");
     fail(path.string(), ": not valid JSON: ", e.what());
   }
   return from_json(j, path.string());

@@ -20,8 +20,9 @@ std::vector<std::string> builtin_template_sets();
 // or <datasets>/templates/<name>.txt; anything containing '/' or ending in ".txt" is a path read
 // as is. Several comma-separated entries are joined in order (a template already present from
 // an earlier entry is kept once). Throws starft::Error for an unknown name (listing the built-in
-// ones), an unreadable file, a template without exactly one "{}" (naming file and line), a
-// template repeated within one file, or a set with no templates.
+// ones), an unreadable file or a Git LFS pointer (with `git lfs pull`), a template without
+// exactly one "{}" (naming file and line), a template repeated within one file, or a set with no
+// templates.
 std::vector<std::string> load_templates(const std::string& name_or_path);
 
 // Parses the text of one template file; `source` names it in errors ("<source>:<line>: ...").

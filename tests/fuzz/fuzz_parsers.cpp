@@ -27,8 +27,13 @@ static void run(const std::string& s) { starft::data::parse_class_list(s, "fuzz"
 #elif defined(FUZZ_TABLE)
 #include "sharding/sources.h"
 static void run(const std::string& s) {
-  starft::sharding::parse_table(s, '\t', "fuzz");
-  starft::sharding::parse_table(s, ',', "fuzz");
+  (void)starft::sharding::detect_separator(s);
+  for (char sep : {starft::sharding::kDetectSeparator, '\t', ','}) {  // each one, even when another refuses
+    try {
+      starft::sharding::parse_table(s, sep, "fuzz");
+    } catch (const starft::Error&) {
+    }
+  }
 }
 #elif defined(FUZZ_TEMPLATES)
 #include "data/templates.h"

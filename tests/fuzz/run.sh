@@ -19,9 +19,9 @@ sed -e "s|@CMAKE_SOURCE_DIR@|$root|; s|@STARFT_FIXTURES@|$root/../shared/fixture
   src/common/build_config.h.in > "$out/generated/starft/build_config.h"
 flags=(-std=c++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
        -I"$root/src" -I"$root" -I"$out/generated" -I/usr/include/opencv4 -I/usr/include/hdf5/serial)
-sources=(src/common/text.cpp src/common/atomic_file.cpp src/data/class_list.cpp src/data/templates.cpp
-         src/data/manifest.cpp src/data/image.cpp sharding/table.cpp src/clip/safetensors_format.cpp
-         src/clip/bpe_tokenizer.cpp src/clip/text_clean.cpp src/clip/utf8.cpp)
+sources=(src/common/text.cpp src/common/lfs_pointer.cpp src/common/atomic_file.cpp src/data/class_list.cpp
+         src/data/templates.cpp src/data/manifest.cpp src/data/image.cpp sharding/table.cpp
+         src/clip/safetensors_format.cpp src/clip/bpe_tokenizer.cpp src/clip/text_clean.cpp src/clip/utf8.cpp)
 objs=()
 for s in "${sources[@]}"; do
   o="$out/obj/$(echo "$s" | tr / _).o"
