@@ -2,7 +2,10 @@
 // store versus decoding the same images from JPEG files per sample, side by side in one run;
 // then the prefetch loader with 1 and 2 worker threads; then what gzip costs and saves.
 //
-//   build/bench/store_bench [--images 400] [--jpeg-dir DIR] [--workers 2] [--seconds 3]
+//   build/bench/store_bench [--images 400] [--jpeg-dir DIR] [--workers 2] [--seconds 3] [--write-only]
+//
+// --write-only measures only the store writer (pre-decoded images with label, caption and source
+// through StoreWriter), e.g. to compare two builds of the write path on the same machine.
 //
 // Without --jpeg-dir it writes synthetic 500x375 JPEGs (ImageNet's typical size) to a scratch
 // directory. Give --jpeg-dir a folder of real photos to measure them instead.
@@ -111,6 +114,7 @@ int main(int argc, char** argv) {
   int images = 400, workers = 2, store_size = 256, output = 224;
   double seconds = 3;
   std::string jpeg_dir;
+  bool write_only = false;
   po::options_description options("store_bench options");
   options.add_options()("help,h", "show this help")("images", po::value(&images)->default_value(400),
                                                     "number of synthetic JPEGs to generate")(
@@ -118,7 +122,8 @@ int main(int argc, char** argv) {
       "workers", po::value(&workers)->default_value(2), "augmentation threads of the loader measurement")(
       "seconds", po::value(&seconds)->default_value(3.0), "minimum duration of each measurement")(
       "store-size", po::value(&store_size)->default_value(256), "stored image side")(
-      "output", po::value(&output)->default_value(224), "augmented image side");
+      "output", po::value(&output)->default_value(224), "augmented image side")(
+      "write-only", po::bool_switch(&write_only), "measure only the store writer");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, options), vm);
@@ -182,6 +187,57 @@ int main(int argc, char** argv) {
     writer.finish();
     return n / seconds_since(start);
   };
+
+  // 0. The writer alone: pre-decoded images with a label, a caption and a source (a CSV store's
+  //    fields) through StoreWriter, uncompressed, shards of 256. Best of five whole-store writes.
+  struct WriteRate {
+    Rate rate;
+    double bytes_per_image = 0;
+  };
+  auto writer_rate = [&] {
+    std::vector<cv::Mat> fitted;
+    for (const auto& f : files) fitted.push_back(fit_square(read_image_rgb(f), store_size));
+    Manifest m;
+    m.dataset = "bench";
+    m.split = "train";
+    m.class_names = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"};
+    m.image_size = store_size;
+    m.shard_size = 256;
+    m.has_captions = true;
+    const fs::path dir = scratch / "store_write";
+    WriteRate w;
+    for (int round = 0; round < 5; ++round) {
+      auto start = Clock::now();
+      double cpu0 = cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
+      StoreWriter writer(dir.string(), m, true);
+      for (int64_t i = 0; i < n; ++i) {
+        SampleMeta meta;
+        meta.label = i % 10;
+        meta.caption = "a photo of a tench, a kind of freshwater fish, held by an angler, number " + std::to_string(i);
+        meta.source = "n01440764/n01440764_" + std::to_string(10026 + i) + ".JPEG";
+        writer.add(fitted[i], meta);
+      }
+      writer.finish();
+      w.rate = best(w.rate, {n / seconds_since(start), n / (cpu_seconds(CLOCK_THREAD_CPUTIME_ID) - cpu0)});
+    }
+    w.bytes_per_image = static_cast<double>(dir_bytes(dir)) / n;
+    fs::remove_all(dir);
+    return w;
+  };
+  const WriteRate write_rate = writer_rate();
+  auto print_write_rate = [&] {
+    std::printf(
+        "\nstore writer alone (1 thread, %lld pre-decoded %dx%d images + label, caption, source; best of 5):\n"
+        "  %8.0f images/s wall, %8.0f images per CPU-second, %.0f bytes per image\n",
+        static_cast<long long>(n), store_size, store_size, write_rate.rate.wall, write_rate.rate.cpu,
+        write_rate.bytes_per_image);
+  };
+  if (write_only) {
+    print_write_rate();
+    fs::remove_all(scratch);
+    return 0;
+  }
+
   double convert_rate = write_store(scratch / "store", 0);
 
   AugmentOptions aug;
@@ -303,6 +359,7 @@ int main(int argc, char** argv) {
   std::printf("  ImageNet-1k train (1,281,167 images) at this size, uncompressed: %.1f GB\n",
               levels[0].bytes_per_image * 1281167 / 1e9);
   std::printf("\nconversion (1 thread, decode + fit + write): %.0f images/s wall\n", convert_rate);
+  print_write_rate();
   fs::remove_all(scratch);
   return 0;
 }

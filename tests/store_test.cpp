@@ -1,8 +1,10 @@
 // Store format: write then read, validation errors, fit_square.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <opencv2/imgproc.hpp>
 
 #include "common/error.h"
@@ -155,6 +157,27 @@ TEST(StoreTest, DamagedShardIsNamed) {
   fs::resize_file(path, fs::file_size(path) / 2);
   std::string err = error_of([&] { Store s(dir.path().string()); });
   EXPECT_NE(err.find("shard-00002.h5"), std::string::npos) << err;
+}
+
+// A store in a repository cloned without Git LFS: a shard (an HDF5 file, as the teacher cache is)
+// or the manifest that is a pointer is named as one with `git lfs pull`, not as a damaged file.
+TEST(StoreTest, AShardOrManifestThatIsAGitLfsPointerNamesTheFileAndGitLfsPull) {
+  const std::string pointer =
+      "version https://git-lfs.github.com/spec/v1\n"
+      "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
+      "size 48213\n";
+  for (const char* name : {"shard-00001.h5", "manifest.json"}) {
+    TempDir dir;
+    write_store(dir.path().string(), 16, 2, 5);
+    std::ofstream(dir / name, std::ios::binary | std::ios::trunc) << pointer;
+    const std::string err = error_of([&] { Store s(dir.path().string()); });
+    EXPECT_NE(err.find(dir / name), std::string::npos) << err;
+    EXPECT_NE(err.find("git lfs pull --include \"" + std::string(name) + "\""), std::string::npos) << err;
+  }
+  TempDir dir;
+  std::ofstream(dir / "teacher-cache.h5", std::ios::binary) << pointer;
+  const std::string err = error_of([&] { h5::open_read(dir / "teacher-cache.h5"); });
+  EXPECT_NE(err.find("git lfs pull --include \"teacher-cache.h5\""), std::string::npos) << err;
 }
 
 TEST(StoreTest, WrongManifestIsRefused) {
@@ -373,4 +396,207 @@ TEST(VerifyTest, TheCommandsExitStatusSaysWhetherTheStoreIsSound) {
   EXPECT_EQ(starft::testing::run_command(cmd, &log), 1) << log;
   EXPECT_NE(log.find("shard-00002.h5 row 1 (sample 9) 'dir/image_9.jpg'"), std::string::npos) << log;
   EXPECT_NE(log.find("DAMAGED"), std::string::npos) << log;
+}
+
+// ---- per-sample field checksums (meta_crc32) ------------------------------------------------
+
+namespace {
+
+// Replaces the one occurrence of `from` in the file with `to` (same length), in place: what a
+// tester did with a hex editor. Fails the test unless `from` occurs exactly once.
+void replace_bytes(const fs::path& file, const std::string& from, const std::string& to) {
+  ASSERT_EQ(from.size(), to.size());
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto at = bytes.find(from);
+  ASSERT_NE(at, std::string::npos) << from;
+  ASSERT_EQ(bytes.find(from, at + 1), std::string::npos) << from << " occurs more than once";
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.write(to.data(), static_cast<std::streamsize>(to.size()));
+}
+
+// XORs byte `byte` of the contiguous dataset `name` with `mask`, in place.
+void flip_byte(const fs::path& shard, const std::string& name, size_t byte, uint8_t mask) {
+  haddr_t offset = HADDR_UNDEF;
+  {
+    auto guard = h5::lock();
+    h5::Handle file = h5::open_read(shard.string());
+    h5::Handle ds = h5::open_dataset(file.get(), name, shard.string());
+    offset = H5Dget_offset(ds.get());
+  }
+  ASSERT_NE(offset, HADDR_UNDEF) << name << " is not contiguous";
+  std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset + byte));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ mask);
+  f.seekp(static_cast<std::streamoff>(offset + byte));
+  f.write(&c, 1);
+}
+
+// Turns `file` of the store in `dir` into a shard as written before meta_crc32 existed: the
+// dataset removed, the checksum (attribute and manifest entry) over images then labels only.
+void make_pre_field_checksum_shard(const fs::path& dir, const std::string& file) {
+  const std::string path = (dir / file).string();
+  std::string checksum;
+  {
+    auto guard = h5::lock();
+    h5::Handle f(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+    ASSERT_TRUE(f.valid());
+    ASSERT_GE(H5Ldelete(f.get(), kMetaCrcDataset, H5P_DEFAULT), 0);
+    h5::Handle crc_ds(H5Dopen2(f.get(), kImageCrcDataset, H5P_DEFAULT));
+    h5::Handle labels_ds(H5Dopen2(f.get(), "labels", H5P_DEFAULT));
+    const hsize_t n = h5::shape(crc_ds.get())[0], s = h5::shape(h5::open_dataset(f.get(), "images", path).get())[1];
+    std::vector<uint32_t> crcs(n);
+    std::vector<int64_t> labels(n);
+    ASSERT_GE(H5Dread(crc_ds.get(), H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, crcs.data()), 0);
+    ASSERT_GE(H5Dread(labels_ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data()), 0);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (uint32_t c : crcs) crc = crc32_combine(crc, c, static_cast<z_off_t>(s * s * 3));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(labels.data()), static_cast<uInt>(n * 8));
+    char text[20];
+    std::snprintf(text, sizeof text, "crc32:%08x", static_cast<unsigned>(crc));
+    checksum = text;
+    ASSERT_GE(H5Adelete(f.get(), "checksum"), 0);
+    h5::write_attribute(f.get(), "checksum", checksum);
+  }
+  Manifest m = Manifest::read(dir.string());
+  for (auto& shard : m.shards)
+    if (shard.file == file) shard.checksum = checksum;
+  m.write(dir.string());
+}
+
+}  // namespace
+
+TEST(VerifyTest, FieldChecksumsFollowTheDocumentedSerialisation) {
+  TempDir dir;
+  write_store(dir.path().string(), 8, 4, 4);
+  const Manifest m = Manifest::read(dir.path().string());
+  EXPECT_EQ(meta_crc_columns(m), (std::vector<std::string>{"label", "group", "attributes/place", "caption", "source"}));
+  std::vector<uint32_t> table(4 * 5);
+  std::string columns;
+  {
+    auto guard = h5::lock();
+    const std::string path = (dir.path() / "shard-00000.h5").string();
+    h5::Handle file = h5::open_read(path);
+    h5::Handle ds = h5::open_dataset(file.get(), kMetaCrcDataset, path);
+    EXPECT_EQ(h5::shape(ds.get()), (std::vector<hsize_t>{4, 5}));
+    ASSERT_GE(H5Dread(ds.get(), H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, table.data()), 0);
+    columns = h5::read_string_attribute(ds.get(), "columns", path);
+  }
+  EXPECT_EQ(columns, "label,group,attributes/place,caption,source");
+  // Row 3: label 0 (int64 LE), group 3 and place 1 (int32 LE), caption and source as UTF-8.
+  auto crc = [](const void* p, size_t n) {
+    return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), static_cast<const Bytef*>(p), static_cast<uInt>(n)));
+  };
+  const uint8_t label[8] = {0, 0, 0, 0, 0, 0, 0, 0}, group[4] = {3, 0, 0, 0}, place[4] = {1, 0, 0, 0};
+  const std::string caption = "a photo of a caf\u00e9 \u2615 number 3", source = "dir/image_3.jpg";
+  EXPECT_EQ(table[15], crc(label, 8));
+  EXPECT_EQ(table[15], 0x6522df69u);  // the README's example
+  EXPECT_EQ(table[16], crc(group, 4));
+  EXPECT_EQ(table[17], crc(place, 4));
+  EXPECT_EQ(table[18], crc(caption.data(), caption.size()));
+  EXPECT_EQ(table[19], crc(source.data(), source.size()));
+}
+
+TEST(VerifyTest, ASameLengthCaptionChangeNamesTheSampleAndTheField) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  replace_bytes(dir / "shard-00001.h5", "\u2615 number 6", "\u2615 NUMBER 6");
+  EXPECT_NO_THROW(Store(dir.path().string()));  // the open-time checks cannot see it
+  StoreReport r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].file, "shard-00001.h5");
+  EXPECT_EQ(r.problems[0].row, 2);
+  EXPECT_EQ(r.problems[0].index, 6);
+  EXPECT_EQ(r.problems[0].source, "dir/image_6.jpg");
+  EXPECT_NE(r.problems[0].what.find("caption (now 'a photo of a caf\u00e9 \u2615 NUMBER 6')"), std::string::npos)
+      << r.problems[0].what;
+  EXPECT_EQ(r.problems[0].what.find("source"), std::string::npos) << r.problems[0].what;
+  // Store::verify and the command say the same.
+  std::string err = error_of([&] { Store(dir.path().string()).verify(); });
+  EXPECT_NE(err.find("shard-00001.h5 row 2 (sample 6) 'dir/image_6.jpg': changed since conversion: caption"),
+            std::string::npos)
+      << err;
+  std::string log;
+  EXPECT_EQ(starft::testing::run_command(starft::testing::starft_binary() + " verify " + dir.path().string(), &log), 1)
+      << log;
+  EXPECT_NE(log.find("shard-00001.h5 row 2 (sample 6) 'dir/image_6.jpg': changed since conversion: caption"),
+            std::string::npos)
+      << log;
+}
+
+TEST(VerifyTest, AChangedSourceNamesTheSampleAndTheField) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  replace_bytes(dir / "shard-00002.h5", "dir/image_9.jpg", "dir/image_Q.jpg");
+  StoreReport r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].file, "shard-00002.h5");
+  EXPECT_EQ(r.problems[0].row, 1);
+  EXPECT_EQ(r.problems[0].index, 9);
+  EXPECT_EQ(r.problems[0].source, "dir/image_Q.jpg");
+  EXPECT_NE(r.problems[0].what.find("source (now 'dir/image_Q.jpg')"), std::string::npos) << r.problems[0].what;
+}
+
+TEST(VerifyTest, AFlippedLabelByteNamesTheSample) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  flip_byte(dir / "shard-00001.h5", "labels", 2 * 8, 1);  // row 2 = sample 6: label 0 -> 1
+  EXPECT_EQ(Store(dir.path().string()).labels()[6], 1);   // in range: the open-time checks pass
+  StoreReport r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].file, "shard-00001.h5");
+  EXPECT_EQ(r.problems[0].row, 2);
+  EXPECT_EQ(r.problems[0].index, 6);
+  EXPECT_EQ(r.problems[0].source, "dir/image_6.jpg");
+  EXPECT_NE(r.problems[0].what.find("label (now 1 'dog')"), std::string::npos) << r.problems[0].what;
+}
+
+TEST(VerifyTest, ADamagedFieldChecksumTableIsNotBlamedOnTheSample) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  flip_byte(dir / "shard-00000.h5", kMetaCrcDataset, (1 * 5 + 3) * 4, 0x10);  // row 1's caption entry
+  StoreReport r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].file, "shard-00000.h5");
+  EXPECT_EQ(r.problems[0].row, -1);
+  EXPECT_NE(r.problems[0].what.find("'meta_crc32' is damaged at 1 row(s) (first: row 1)"), std::string::npos)
+      << r.problems[0].what;
+}
+
+TEST(VerifyTest, ShardsWrittenBeforeFieldChecksumsStillVerifyWithANote) {
+  TempDir dir;
+  write_store(dir.path().string(), 16, 4, 10);
+  make_pre_field_checksum_shard(dir.path(), "shard-00001.h5");
+  EXPECT_NO_THROW(Store(dir.path().string()).verify());
+  StoreReport r = verify_store(dir.path().string());
+  EXPECT_TRUE(r.sound());
+  EXPECT_EQ(r.samples_checked, 10);
+  EXPECT_EQ(r.shards_without_field_checksums, 1);
+  EXPECT_NE(r.coverage.find("1 of 3 shards predate per-sample field checksums"), std::string::npos) << r.coverage;
+  EXPECT_NE(r.coverage.find("captions, sources, groups and attributes are covered by no checksum"), std::string::npos)
+      << r.coverage;
+  std::string log;
+  const std::string cmd = starft::testing::starft_binary() + " verify " + dir.path().string();
+  ASSERT_EQ(starft::testing::run_command(cmd, &log), 0) << log;
+  EXPECT_NE(log.find("predate per-sample field checksums"), std::string::npos) << log;
+  EXPECT_NE(log.find("sound: 10 samples in 3 shards"), std::string::npos) << log;
+
+  // What such a shard has is still checked: a label flip is found, though only per shard.
+  flip_byte(dir / "shard-00001.h5", "labels", 2 * 8, 1);
+  r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].file, "shard-00001.h5");
+  EXPECT_EQ(r.problems[0].row, -1);
+  EXPECT_NE(r.problems[0].what.find("the labels changed"), std::string::npos) << r.problems[0].what;
+  // ...while the new shards beside it still name their samples.
+  replace_bytes(dir / "shard-00002.h5", "dir/image_9.jpg", "dir/image_Q.jpg");
+  r = verify_store(dir.path().string());
+  ASSERT_EQ(r.problems.size(), 2u);
+  EXPECT_EQ(r.problems[1].index, 9);
 }

@@ -27,21 +27,18 @@ int run_verify(int argc, char** argv) {
   const auto report = data::verify_store(dir, [](int64_t done, int64_t all) {
     if (done % 50 == 0 && done < all) spdlog::info("verify: {} of {} shards checked", done, all);
   });
-  for (const auto& p : report.problems) {
-    std::string where = p.file;
-    if (p.row >= 0) where += " row " + std::to_string(p.row) + " (sample " + std::to_string(p.index) + ")";
-    if (!p.source.empty()) where += " '" + p.source + "'";
-    spdlog::error("verify {}: {}: {}", dir, where, p.what);
-  }
+  for (const auto& p : report.problems) spdlog::error("verify {}: {}: {}", dir, data::problem_location(p), p.what);
   for (const auto& note : report.notes) spdlog::warn("verify {}: {}", dir, note);
   if (!report.per_image_checksums)
     spdlog::warn(
         "verify {}: some shards predate per-image checksums: damage there is found per shard, not per "
         "sample (re-run `starft shard` to add them)",
         dir);
+  if (!report.coverage.empty()) spdlog::warn("verify {}: {}", dir, report.coverage);
   if (report.sound()) {
-    std::printf("%s: sound: %lld samples in %lld shards, every checksum matches\n", dir.c_str(),
-                static_cast<long long>(report.samples), static_cast<long long>(report.shards));
+    std::printf("%s: sound: %lld samples in %lld shards, every checksum matches%s\n", dir.c_str(),
+                static_cast<long long>(report.samples), static_cast<long long>(report.shards),
+                report.coverage.empty() ? "" : " (older shards lack some checksums: see the warning above)");
     return 0;
   }
   std::printf(

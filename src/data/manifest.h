@@ -16,7 +16,7 @@ inline constexpr const char* kManifestName = "manifest.json";
 struct ShardInfo {
   std::string file;      // relative to the store directory, e.g. "shard-00000.h5"
   int64_t count = 0;     // samples in the shard
-  std::string checksum;  // "crc32:xxxxxxxx" over the shard's labels then image bytes
+  std::string checksum;  // "crc32:xxxxxxxx" over the image bytes, labels, then meta_crc32 (README)
 };
 
 // An image that a converter could not read, with the reason.

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "common/error.h"
@@ -18,6 +19,45 @@ static std::string crc_text(uint32_t crc) {
   char buf[20];
   std::snprintf(buf, sizeof buf, "crc32:%08x", crc);
   return buf;
+}
+
+namespace {
+
+uint32_t crc_of(const void* data, size_t size) {
+  return crc32(crc32(0L, Z_NULL, 0), static_cast<const Bytef*>(data), static_cast<uInt>(size));
+}
+
+// `bytes` bytes of `value`, little-endian (two's complement for negative values).
+uint32_t crc_of_int(uint64_t value, int bytes) {
+  uint8_t b[8];
+  for (int i = 0; i < bytes; ++i) b[i] = static_cast<uint8_t>(value >> (8 * i));
+  return crc_of(b, static_cast<size_t>(bytes));
+}
+
+// HDF5 stores a variable-length string up to its first NUL, so that is what is covered.
+uint32_t crc_of_text(const std::string& text) { return crc_of(text.data(), std::strlen(text.c_str())); }
+
+}  // namespace
+
+std::vector<std::string> meta_crc_columns(const Manifest& layout) {
+  std::vector<std::string> columns{"label"};
+  if (layout.has_groups) columns.push_back("group");
+  for (const auto& name : layout.attribute_names) columns.push_back("attributes/" + name);
+  if (layout.has_captions) columns.push_back("caption");
+  columns.push_back("source");
+  return columns;
+}
+
+void append_meta_crcs(const SampleMeta& meta, const Manifest& layout, std::vector<uint32_t>& out) {
+  out.push_back(crc_of_int(static_cast<uint64_t>(meta.label), 8));
+  if (layout.has_groups) out.push_back(crc_of_int(static_cast<uint32_t>(meta.group), 4));
+  for (const auto& name : layout.attribute_names) {
+    auto it = meta.attributes.find(name);
+    check(it != meta.attributes.end(), "sample '", meta.source, "' lacks attribute '", name, "'");
+    out.push_back(crc_of_int(static_cast<uint32_t>(it->second), 4));
+  }
+  if (layout.has_captions) out.push_back(crc_of_text(meta.caption));
+  out.push_back(crc_of_text(meta.source));
 }
 
 ShardWriter::ShardWriter(const std::string& dir, const std::string& file, const Manifest& layout)
@@ -93,6 +133,7 @@ void ShardWriter::add(const cv::Mat& rgb, const SampleMeta& meta) {
   const uint32_t image_crc = crc32(crc32(0L, Z_NULL, 0), pixels.data, static_cast<uInt>(bytes));
   crc_ = crc32_combine(crc_, image_crc, static_cast<z_off_t>(bytes));
   image_crcs_.push_back(image_crc);
+  append_meta_crcs(meta, layout_, meta_crcs_);
   labels_.push_back(meta.label);
   groups_.push_back(meta.group);
   for (size_t a = 0; a < attrs.size(); ++a) attributes_[a].push_back(attrs[a]);
@@ -101,15 +142,18 @@ void ShardWriter::add(const cv::Mat& rgb, const SampleMeta& meta) {
   ++count_;
 }
 
+// Writes `values` as dataset `name` of shape [values.size() / columns] (columns == 1) or
+// [values.size() / columns, columns], row-major.
 template <typename T>
-static void write_column(hid_t file, const std::string& name, hid_t file_type, hid_t mem_type,
-                         const std::vector<T>& values, const std::string& path) {
-  hsize_t n = values.size();
-  h5::Handle space(H5Screate_simple(1, &n, nullptr));
+static h5::Handle write_column(hid_t file, const std::string& name, hid_t file_type, hid_t mem_type,
+                               const std::vector<T>& values, const std::string& path, size_t columns = 1) {
+  hsize_t dims[2] = {values.size() / columns, columns};
+  h5::Handle space(H5Screate_simple(columns == 1 ? 1 : 2, dims, nullptr));
   h5::Handle ds(H5Dcreate2(file, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   h5::check(ds.get(), path + ": cannot create dataset '" + name + "'");
   h5::check(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
             path + ": cannot write dataset '" + name + "'");
+  return ds;
 }
 
 ShardInfo ShardWriter::finish() {
@@ -125,8 +169,10 @@ ShardInfo ShardWriter::finish() {
     fs::remove(tmp_path_);
     return info;
   }
-  // The checksum covers the image bytes in order, then the labels as little-endian int64.
+  // The checksum covers the image bytes in order, then the labels as little-endian int64, then
+  // the meta_crc32 table as little-endian uint32, row-major (src/data/README.md).
   crc_ = crc32(crc_, reinterpret_cast<const Bytef*>(labels_.data()), static_cast<uInt>(labels_.size() * 8));
+  crc_ = crc32(crc_, reinterpret_cast<const Bytef*>(meta_crcs_.data()), static_cast<uInt>(meta_crcs_.size() * 4));
   info.checksum = crc_text(crc_);
   {
     auto guard = h5::lock();
@@ -134,6 +180,14 @@ ShardInfo ShardWriter::finish() {
     hid_t f = h5file_.get();
     write_column(f, "labels", H5T_STD_I64LE, H5T_NATIVE_INT64, labels_, tmp_path_);
     write_column(f, kImageCrcDataset, H5T_STD_U32LE, H5T_NATIVE_UINT32, image_crcs_, tmp_path_);
+    {
+      const auto columns = meta_crc_columns(layout_);
+      std::string names;
+      for (const auto& c : columns) names += (names.empty() ? "" : ",") + c;
+      h5::Handle ds =
+          write_column(f, kMetaCrcDataset, H5T_STD_U32LE, H5T_NATIVE_UINT32, meta_crcs_, tmp_path_, columns.size());
+      h5::write_attribute(ds.get(), "columns", names);
+    }
     if (layout_.has_groups) write_column(f, "groups", H5T_STD_I32LE, H5T_NATIVE_INT32, groups_, tmp_path_);
     if (!layout_.attribute_names.empty()) {
       h5::Handle group(H5Gcreate2(f, "attributes", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));

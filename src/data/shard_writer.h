@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/hdf5.h"
 #include "data/manifest.h"
@@ -26,6 +27,25 @@ struct SampleMeta {
 // The per-image checksum dataset of a shard: uint32 [N], zlib CRC-32 of each image's S*S*3
 // bytes. Shards written before it existed lack it (their damage is found per shard only).
 inline constexpr const char* kImageCrcDataset = "image_crc32";
+
+// The per-sample field checksum dataset of a shard: uint32 [N, F], row r column c the zlib CRC-32
+// of field meta_crc_columns(layout)[c] of row r, serialised as src/data/README.md specifies. It
+// covers what image_crc32 does not (label, group, attributes, caption, source), so `starft
+// verify` names the sample and the field that changed; the shard checksum covers it in turn.
+// Shards written before it existed lack it: their captions, sources, groups and attributes are
+// covered by no checksum (their labels by the shard checksum only).
+inline constexpr const char* kMetaCrcDataset = "meta_crc32";
+
+// The columns of meta_crc32 for a store's layout, in order: "label", "group" when the store has
+// groups, "attributes/<name>" for each attribute in manifest order, "caption" when it has
+// captions, and "source". The dataset's `columns` attribute holds them joined by ",".
+std::vector<std::string> meta_crc_columns(const Manifest& layout);
+
+// Appends the CRC-32 of each of `meta`'s fields to `out`, in meta_crc_columns(layout) order:
+// label as 8 bytes little-endian int64, group and attributes as 4 bytes little-endian int32,
+// caption and source as their UTF-8 bytes up to the first NUL (what HDF5 stores), no length or
+// terminator. Throws when `meta` lacks one of the layout's attributes.
+void append_meta_crcs(const SampleMeta& meta, const Manifest& layout, std::vector<uint32_t>& out);
 
 // One shard: written to DIR/<file>.tmp and renamed to DIR/<file> by finish(). A writer destroyed
 // before finish() removes its temporary file, so a killed or failed conversion leaves nothing
@@ -55,6 +75,7 @@ class ShardWriter {
   uint32_t crc_ = 0;
   std::vector<int64_t> labels_;
   std::vector<uint32_t> image_crcs_;
+  std::vector<uint32_t> meta_crcs_;  // [count_, meta_crc_columns(layout_).size()], row-major
   std::vector<int32_t> groups_;
   std::vector<std::vector<int32_t>> attributes_;  // one column per layout_.attribute_names
   std::vector<std::string> captions_, sources_;

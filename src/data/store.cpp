@@ -1,12 +1,10 @@
 #include "data/store.h"
 
-#include <zlib.h>
-
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 
 #include "common/error.h"
+#include "data/verify.h"
 
 namespace starft::data {
 
@@ -217,21 +215,14 @@ Sample Store::get(int64_t index) const {
 }
 
 void Store::verify() const {
-  const size_t bytes = static_cast<size_t>(manifest_.image_size) * manifest_.image_size * 3;
-  std::vector<uint8_t> image(bytes);
-  for (size_t i = 0; i < manifest_.shards.size(); ++i) {
-    uint32_t crc = crc32(0L, Z_NULL, 0);
-    for (int64_t k = offsets_[i]; k < offsets_[i + 1]; ++k) {
-      read_image(k, image.data());
-      crc = crc32(crc, image.data(), static_cast<uInt>(bytes));
-    }
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(labels_.data() + offsets_[i]),
-                static_cast<uInt>((offsets_[i + 1] - offsets_[i]) * 8));
-    char text[20];
-    std::snprintf(text, sizeof text, "crc32:%08x", crc);
-    check(manifest_.shards[i].checksum == text, "shard ", shard_path(i), ": content checksum ", text, " differs from ",
-          kManifestName, "'s ", manifest_.shards[i].checksum, " (damaged shard; re-run `starft shard`)");
-  }
+  // One implementation of the checksums: `starft verify`'s, stopping at its first problem.
+  const StoreReport report = verify_store(dir_);
+  if (report.sound()) return;
+  const StoreProblem& p = report.problems.front();
+  fail("store ", dir_, ": ", problem_location(p), ": ", p.what,
+       report.problems.size() > 1 ? " (" + std::to_string(report.problems.size()) +
+                                        " problems in all; `starft verify " + dir_ + "` lists every one)"
+                                  : std::string());
 }
 
 }  // namespace starft::data

@@ -52,8 +52,8 @@ class Store {
   std::string source(int64_t index) const;
   Sample get(int64_t index) const;
 
-  // Reads every shard in full and compares its checksum with the manifest; throws naming the
-  // first shard that differs. Costs a full read of the store.
+  // Reads every shard in full and checks every checksum, as `starft verify` (verify_store) does;
+  // throws naming the first damaged shard and sample. Costs a full read of the store.
   void verify() const;
 
  private:

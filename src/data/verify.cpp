@@ -30,6 +30,9 @@ std::string dims_text(const std::vector<hsize_t>& dims) {
   return "[" + s + "]";
 }
 
+// At most 80 characters of `text`, for messages (a caption may be long).
+std::string short_text(const std::string& text) { return text.size() <= 80 ? text : text.substr(0, 77) + "..."; }
+
 // Checks one shard; appends its problems. `first` is the global index of its row 0.
 void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& info, int64_t first,
                   StoreReport& report) {
@@ -91,32 +94,94 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
     }
     return out.valid();
   };
-  h5::Handle images, labels_ds, source_ds, crc_ds, other;
+  const size_t problems_before = report.problems.size();
+  h5::Handle images, labels_ds, source_ds, crc_ds, captions_ds, groups_ds, meta_ds;
+  std::vector<h5::Handle> attribute_ds(m.attribute_names.size());
   const bool have_images = open("images", {n, s, s, 3}, images);
   const bool have_labels = open("labels", {n}, labels_ds);
   const bool have_sources = open("source", {n}, source_ds);
-  if (m.has_captions) open("captions", {n}, other);
-  if (m.has_groups) open("groups", {n}, other);
-  for (const auto& a : m.attribute_names) open("attributes/" + a, {n}, other);
+  if (m.has_captions) open("captions", {n}, captions_ds);
+  if (m.has_groups) open("groups", {n}, groups_ds);
+  for (size_t a = 0; a < m.attribute_names.size(); ++a)
+    open("attributes/" + m.attribute_names[a], {n}, attribute_ds[a]);
   const bool per_image = h5::exists(file.get(), kImageCrcDataset);
   if (per_image)
     open(kImageCrcDataset, {n}, crc_ds);
   else
     report.per_image_checksums = false;
+  const auto columns = meta_crc_columns(m);
+  const bool per_field = h5::exists(file.get(), kMetaCrcDataset);
+  if (per_field) {
+    if (open(kMetaCrcDataset, {n, static_cast<hsize_t>(columns.size())}, meta_ds) &&
+        H5Aexists(meta_ds.get(), "columns") > 0) {
+      std::string want;
+      for (const auto& c : columns) want += (want.empty() ? "" : ",") + c;
+      std::string got;
+      try {
+        got = h5::read_string_attribute(meta_ds.get(), "columns", path);
+      } catch (const std::exception& e) {
+        got = std::string("(unreadable: ") + e.what() + ")";
+      }
+      if (got != want) {
+        problem(-1, "",
+                std::string("dataset '") + kMetaCrcDataset + "' has columns '" + got +
+                    "', manifest.json's fields give '" + want + "'; copy the shard again or re-run `starft shard`");
+        meta_ds.reset();
+      }
+    }
+  } else {
+    ++report.shards_without_field_checksums;
+  }
 
+  // The fields, whole (they are small); `fields_read` says whether every one could be read.
+  bool fields_read = have_labels && have_sources;
   std::vector<std::string> sources(n);
   if (have_sources) {
     try {
       sources = h5::read_strings(source_ds.get(), 0, n);
     } catch (const std::exception& e) {
       problem(-1, "", std::string("the 'source' strings are unreadable: ") + e.what());
+      sources.assign(n, "");
+      fields_read = false;
     }
   }
+  std::vector<std::string> captions;
+  if (m.has_captions) {
+    if (!captions_ds.valid()) {
+      fields_read = false;
+    } else {
+      try {
+        captions = h5::read_strings(captions_ds.get(), 0, n);
+      } catch (const std::exception& e) {
+        problem(-1, "", std::string("the 'captions' strings are unreadable: ") + e.what());
+        fields_read = false;
+      }
+    }
+  }
+  auto read_int32 = [&](const h5::Handle& ds, const std::string& name, std::vector<int32_t>& out) {
+    if (!ds.valid()) {
+      fields_read = false;
+      return;
+    }
+    out.resize(n);
+    if (H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0) {
+      problem(-1, "", "the '" + name + "' dataset is unreadable: " + h5::error_text());
+      fields_read = false;
+    }
+  };
+  std::vector<int32_t> groups;
+  if (m.has_groups) read_int32(groups_ds, "groups", groups);
+  std::vector<std::vector<int32_t>> attributes(m.attribute_names.size());
+  for (size_t a = 0; a < m.attribute_names.size(); ++a)
+    read_int32(attribute_ds[a], "attributes/" + m.attribute_names[a], attributes[a]);
   std::vector<int64_t> labels(n, 0);
+  bool labels_read = false;
   if (have_labels) {
     if (H5Dread(labels_ds.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels.data()) < 0) {
       problem(-1, "", "the 'labels' dataset is unreadable: " + h5::error_text());
+      fields_read = false;
     } else {
+      labels_read = true;
       const int64_t classes = static_cast<int64_t>(m.class_names.size());
       for (hsize_t r = 0; r < n; ++r)
         if (labels[r] < 0 || (classes > 0 && labels[r] >= classes))
@@ -132,47 +197,146 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
       crcs.clear();
     }
   }
-  if (!have_images) return;
-
-  // Every image through HDF5's ordinary read path (filters applied), one row at a time.
-  const size_t bytes = static_cast<size_t>(s * s * 3);
-  std::vector<uint8_t> pixels(bytes);
-  uint32_t shard_crc = crc32(0L, Z_NULL, 0);
-  bool all_read = true;
-  int64_t bad_images = 0;
-  h5::Handle fspace(H5Dget_space(images.get()));
-  hsize_t count[4] = {1, s, s, 3};
-  h5::Handle mspace(H5Screate_simple(4, count, nullptr));
-  for (hsize_t r = 0; r < n; ++r) {
-    hsize_t start[4] = {r, 0, 0, 0};
-    const auto row = static_cast<int64_t>(r);
-    if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
-        H5Dread(images.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, pixels.data()) < 0) {
-      problem(row, sources[r], "image unreadable: " + h5::error_text());
-      all_read = false;
-      continue;
-    }
-    const uint32_t crc = crc32(crc32(0L, Z_NULL, 0), pixels.data(), static_cast<uInt>(bytes));
-    shard_crc = crc32_combine(shard_crc, crc, static_cast<z_off_t>(bytes));
-    ++report.samples_checked;
-    if (!crcs.empty() && crcs[r] != crc) {
-      problem(row, sources[r], "image bytes changed: CRC-32 " + crc_text(crc) + ", written as " + crc_text(crcs[r]));
-      ++bad_images;
+  // The field checksums as written (`stored`) and as the fields are now (`now`).
+  const size_t f = columns.size();
+  std::vector<uint32_t> stored, now;
+  if (meta_ds.valid()) {
+    stored.resize(n * f);
+    if (H5Dread(meta_ds.get(), H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, stored.data()) < 0) {
+      problem(-1, "", std::string("the '") + kMetaCrcDataset + "' dataset is unreadable: " + h5::error_text());
+      stored.clear();
     }
   }
-  if (!all_read || !have_labels) return;
-  shard_crc = crc32(shard_crc, reinterpret_cast<const Bytef*>(labels.data()), static_cast<uInt>(n * 8));
-  if (crc_text(shard_crc) != info.checksum && bad_images == 0) {
+  if (per_field && fields_read) {
+    now.reserve(n * f);
+    SampleMeta meta;
+    for (hsize_t r = 0; r < n; ++r) {
+      meta.label = labels[r];
+      if (m.has_groups) meta.group = groups[r];
+      for (size_t a = 0; a < attributes.size(); ++a) meta.attributes[m.attribute_names[a]] = attributes[a][r];
+      if (m.has_captions) meta.caption = captions[r];
+      meta.source = sources[r];
+      append_meta_crcs(meta, m, now);
+    }
+  }
+
+  // Every image through HDF5's ordinary read path (filters applied), one row at a time.
+  uint32_t shard_crc = crc32(0L, Z_NULL, 0);
+  bool all_read = have_images;
+  if (have_images) {
+    const size_t bytes = static_cast<size_t>(s * s * 3);
+    std::vector<uint8_t> pixels(bytes);
+    h5::Handle fspace(H5Dget_space(images.get()));
+    hsize_t count[4] = {1, s, s, 3};
+    h5::Handle mspace(H5Screate_simple(4, count, nullptr));
+    for (hsize_t r = 0; r < n; ++r) {
+      hsize_t start[4] = {r, 0, 0, 0};
+      const auto row = static_cast<int64_t>(r);
+      if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+          H5Dread(images.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, pixels.data()) < 0) {
+        problem(row, sources[r], "image unreadable: " + h5::error_text());
+        all_read = false;
+        continue;
+      }
+      const uint32_t crc = crc32(crc32(0L, Z_NULL, 0), pixels.data(), static_cast<uInt>(bytes));
+      shard_crc = crc32_combine(shard_crc, crc, static_cast<z_off_t>(bytes));
+      ++report.samples_checked;
+      if (!crcs.empty() && crcs[r] != crc)
+        problem(row, sources[r], "image bytes changed: CRC-32 " + crc_text(crc) + ", written as " + crc_text(crcs[r]));
+    }
+  }
+  if (all_read && labels_read)
+    shard_crc = crc32(shard_crc, reinterpret_cast<const Bytef*>(labels.data()), static_cast<uInt>(n * 8));
+  auto with_table = [&](const std::vector<uint32_t>& table) {
+    return crc_text(
+        crc32(shard_crc, reinterpret_cast<const Bytef*>(table.data()), static_cast<uInt>(table.size() * 4)));
+  };
+
+  // Each sample's fields against their checksums, naming every field that differs.
+  if (!stored.empty() && !now.empty()) {
+    std::vector<hsize_t> rows;
+    for (hsize_t r = 0; r < n; ++r)
+      if (!std::equal(now.begin() + r * f, now.begin() + (r + 1) * f, stored.begin() + r * f)) rows.push_back(r);
+    if (!rows.empty() && all_read && labels_read && with_table(now) == info.checksum) {
+      // The fields are those the shard checksum was made from: the table itself is damaged.
+      problem(-1, "",
+              std::string("dataset '") + kMetaCrcDataset + "' is damaged at " + std::to_string(rows.size()) +
+                  " row(s) (first: row " + std::to_string(rows[0]) +
+                  "), while every sample's fields match the shard checksum; copy the shard again or re-run "
+                  "`starft shard`");
+    } else {
+      for (hsize_t r : rows) {
+        std::string changed;
+        for (size_t c = 0; c < f; ++c) {
+          if (now[r * f + c] == stored[r * f + c]) continue;
+          const std::string& column = columns[c];
+          std::string value;
+          if (column == "label") {
+            value = std::to_string(labels[r]);
+            if (labels[r] >= 0 && labels[r] < static_cast<int64_t>(m.class_names.size()))
+              value += " '" + m.class_names[static_cast<size_t>(labels[r])] + "'";
+          } else if (column == "group") {
+            value = std::to_string(groups[r]);
+          } else if (column == "caption") {
+            value = "'" + short_text(captions[r]) + "'";
+          } else if (column == "source") {
+            value = "'" + short_text(sources[r]) + "'";
+          } else {
+            for (size_t a = 0; a < m.attribute_names.size(); ++a)
+              if (column == "attributes/" + m.attribute_names[a]) value = std::to_string(attributes[a][r]);
+          }
+          changed += (changed.empty() ? "" : ", ") + column + " (now " + value + ")";
+        }
+        problem(static_cast<int64_t>(r), sources[r],
+                "changed since conversion: " + changed +
+                    (changed.find(" (now ") != changed.rfind(" (now ") ? ": their CRC-32s differ from those in '"
+                                                                       : ": its CRC-32 differs from the one in '") +
+                    kMetaCrcDataset + "'; copy the shard again or re-run `starft shard`");
+      }
+    }
+  }
+
+  // The shard's content checksum: images, labels, then (when the shard has it) the field table.
+  if (!all_read || !labels_read) return;
+  std::string content = crc_text(shard_crc);
+  if (per_field) {
+    if (stored.empty()) return;  // unreadable or malformed: reported above
+    content = with_table(stored);
+  }
+  if (content != info.checksum && report.problems.size() == problems_before) {
+    std::string why;
+    if (!per_image)
+      why = " (this shard predates per-image checksums, so the damaged sample cannot be named)";
+    else if (!per_field)
+      why = " (the labels changed; this shard predates per-sample field checksums, so the sample cannot be named)";
+    else
+      why = " (a sample and its own checksum changed alike, so the sample cannot be named)";
     problem(-1, "",
-            "content checksum " + crc_text(shard_crc) + " differs from manifest.json's " + info.checksum +
-                (per_image ? " (the labels changed)"
-                           : " (this shard predates per-image checksums, so the damaged sample cannot be "
-                             "named)") +
+            "content checksum " + content + " differs from manifest.json's " + info.checksum + why +
                 "; copy the shard again or re-run `starft shard`");
   }
 }
 
+// The fields that shards without meta_crc32 leave uncovered, e.g. "captions and sources".
+std::string uncovered_fields(const Manifest& m) {
+  std::vector<std::string> names;
+  if (m.has_captions) names.push_back("captions");
+  names.push_back("sources");
+  if (m.has_groups) names.push_back("groups");
+  if (!m.attribute_names.empty()) names.push_back("attributes");
+  std::string text;
+  for (size_t i = 0; i < names.size(); ++i) text += (i == 0 ? "" : i + 1 == names.size() ? " and " : ", ") + names[i];
+  return text;
+}
+
 }  // namespace
+
+std::string problem_location(const StoreProblem& p) {
+  std::string where = p.file;
+  if (p.row >= 0) where += " row " + std::to_string(p.row) + " (sample " + std::to_string(p.index) + ")";
+  if (!p.source.empty()) where += " '" + p.source + "'";
+  return where;
+}
 
 StoreReport verify_store(const std::string& dir, const std::function<void(int64_t, int64_t)>& progress) {
   StoreReport report;
@@ -207,6 +371,12 @@ StoreReport verify_store(const std::string& dir, const std::function<void(int64_
       report.notes.push_back(name + ": a shard file not listed in manifest.json (not part of the store)");
   }
   std::sort(report.notes.begin(), report.notes.end());
+  if (report.shards_without_field_checksums > 0)
+    report.coverage = std::to_string(report.shards_without_field_checksums) + " of " + std::to_string(report.shards) +
+                      " shards predate per-sample field checksums (" + kMetaCrcDataset + "): their " +
+                      uncovered_fields(m) +
+                      " are covered by no checksum (labels by the shard checksum only), everything else was checked; "
+                      "re-run `starft shard` to cover them";
   return report;
 }
 
