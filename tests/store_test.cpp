@@ -503,19 +503,27 @@ TEST(VerifyTest, FieldChecksumsFollowTheDocumentedSerialisation) {
   EXPECT_EQ(table[19], crc(source.data(), source.size()));
 }
 
+// The one problem verify_store must report: where (shard file, row, sample index, source; row -1
+// for a shard-level problem) and a part of what it says.
+static void expect_one_problem(const StoreReport& r, const std::string& file, int64_t row, int64_t index,
+                               const std::string& source, const std::string& what_part) {
+  ASSERT_EQ(r.problems.size(), 1u);
+  const auto& p = r.problems[0];
+  EXPECT_EQ(p.file, file);
+  EXPECT_EQ(p.row, row);
+  if (index >= 0) EXPECT_EQ(p.index, index);
+  if (!source.empty()) EXPECT_EQ(p.source, source);
+  EXPECT_NE(p.what.find(what_part), std::string::npos) << p.what;
+}
+
 TEST(VerifyTest, ASameLengthCaptionChangeNamesTheSampleAndTheField) {
   TempDir dir;
   write_store(dir.path().string(), 16, 4, 10);
   replace_bytes(dir / "shard-00001.h5", "\u2615 number 6", "\u2615 NUMBER 6");
   EXPECT_NO_THROW(Store(dir.path().string()));  // the open-time checks cannot see it
   StoreReport r = verify_store(dir.path().string());
-  ASSERT_EQ(r.problems.size(), 1u);
-  EXPECT_EQ(r.problems[0].file, "shard-00001.h5");
-  EXPECT_EQ(r.problems[0].row, 2);
-  EXPECT_EQ(r.problems[0].index, 6);
-  EXPECT_EQ(r.problems[0].source, "dir/image_6.jpg");
-  EXPECT_NE(r.problems[0].what.find("caption (now 'a photo of a caf\u00e9 \u2615 NUMBER 6')"), std::string::npos)
-      << r.problems[0].what;
+  expect_one_problem(r, "shard-00001.h5", 2, 6, "dir/image_6.jpg",
+                     "caption (now 'a photo of a caf\u00e9 \u2615 NUMBER 6')");
   EXPECT_EQ(r.problems[0].what.find("source"), std::string::npos) << r.problems[0].what;
   // Store::verify and the command say the same.
   std::string err = error_of([&] { Store(dir.path().string()).verify(); });
@@ -534,13 +542,8 @@ TEST(VerifyTest, AChangedSourceNamesTheSampleAndTheField) {
   TempDir dir;
   write_store(dir.path().string(), 16, 4, 10);
   replace_bytes(dir / "shard-00002.h5", "dir/image_9.jpg", "dir/image_Q.jpg");
-  StoreReport r = verify_store(dir.path().string());
-  ASSERT_EQ(r.problems.size(), 1u);
-  EXPECT_EQ(r.problems[0].file, "shard-00002.h5");
-  EXPECT_EQ(r.problems[0].row, 1);
-  EXPECT_EQ(r.problems[0].index, 9);
-  EXPECT_EQ(r.problems[0].source, "dir/image_Q.jpg");
-  EXPECT_NE(r.problems[0].what.find("source (now 'dir/image_Q.jpg')"), std::string::npos) << r.problems[0].what;
+  expect_one_problem(verify_store(dir.path().string()), "shard-00002.h5", 1, 9, "dir/image_Q.jpg",
+                     "source (now 'dir/image_Q.jpg')");
 }
 
 TEST(VerifyTest, AFlippedLabelByteNamesTheSample) {
@@ -548,25 +551,16 @@ TEST(VerifyTest, AFlippedLabelByteNamesTheSample) {
   write_store(dir.path().string(), 16, 4, 10);
   flip_byte(dir / "shard-00001.h5", "labels", 2 * 8, 1);  // row 2 = sample 6: label 0 -> 1
   EXPECT_EQ(Store(dir.path().string()).labels()[6], 1);   // in range: the open-time checks pass
-  StoreReport r = verify_store(dir.path().string());
-  ASSERT_EQ(r.problems.size(), 1u);
-  EXPECT_EQ(r.problems[0].file, "shard-00001.h5");
-  EXPECT_EQ(r.problems[0].row, 2);
-  EXPECT_EQ(r.problems[0].index, 6);
-  EXPECT_EQ(r.problems[0].source, "dir/image_6.jpg");
-  EXPECT_NE(r.problems[0].what.find("label (now 1 'dog')"), std::string::npos) << r.problems[0].what;
+  expect_one_problem(verify_store(dir.path().string()), "shard-00001.h5", 2, 6, "dir/image_6.jpg",
+                     "label (now 1 'dog')");
 }
 
 TEST(VerifyTest, ADamagedFieldChecksumTableIsNotBlamedOnTheSample) {
   TempDir dir;
   write_store(dir.path().string(), 16, 4, 10);
   flip_byte(dir / "shard-00000.h5", kMetaCrcDataset, (1 * 5 + 3) * 4, 0x10);  // row 1's caption entry
-  StoreReport r = verify_store(dir.path().string());
-  ASSERT_EQ(r.problems.size(), 1u);
-  EXPECT_EQ(r.problems[0].file, "shard-00000.h5");
-  EXPECT_EQ(r.problems[0].row, -1);
-  EXPECT_NE(r.problems[0].what.find("'meta_crc32' is damaged at 1 row(s) (first: row 1)"), std::string::npos)
-      << r.problems[0].what;
+  expect_one_problem(verify_store(dir.path().string()), "shard-00000.h5", -1, -1, "",
+                     "'meta_crc32' is damaged at 1 row(s) (first: row 1)");
 }
 
 TEST(VerifyTest, ShardsWrittenBeforeFieldChecksumsStillVerifyWithANote) {
