@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "common/error.h"
 #include "common/lfs_pointer.h"
@@ -78,12 +79,13 @@ std::string read_text_file(const std::string& path, const std::string& what) {
   if (std::filesystem::is_directory(path, ec)) fail(what, " ", path, " is a directory, expected a file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("cannot read ", what, " ", path, ": ", std::strerror(errno), " (does it exist, is it readable?)");
-  std::ostringstream text;
-  text << in.rdbuf();
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
   if (in.bad()) fail("cannot read ", what, " ", path, ": read error");
-  refuse_lfs_pointer(text.str(), what + " " + path, path, "the file's content");
-  check_utf8_text(text.str(), what, path);
-  return normalize_text(text.str());
+  std::string text = buffer.str();
+  refuse_lfs_pointer(text, what + " " + path, path, "the file's content");
+  check_utf8_text(text, what, path);
+  return normalize_text(std::move(text));
 }
 
 std::string join(const std::vector<std::string>& items, size_t limit) {

@@ -130,11 +130,9 @@ Trainer::Trainer(TrainConfig config, distributed::Communicator& comm, torch::Dev
     check(list_checkpoints(config_.run_dir).empty(), "--run-dir ", config_.run_dir,
           " already holds checkpoints; pass --resume latest to continue that run, or choose a new --run-dir");
   }
+  if (!config_.resume.empty()) resume_from_ = resolve_checkpoint(config_.resume, config_.run_dir);
   // Evaluation stores and heads are checked before anything is loaded or written.
-  if (config_.evaluates()) {
-    const bool resuming = !config_.resume.empty() && resolve_checkpoint(config_.resume, config_.run_dir).has_value();
-    epoch_eval_ = std::make_unique<EpochEval>(config_, rank_, resuming);
-  }
+  if (config_.evaluates()) epoch_eval_ = std::make_unique<EpochEval>(config_, rank_, resume_from_.has_value());
   precision_ = parse_precision(config_.precision, device_.is_cuda(), "--precision");
   spdlog::info("precision: {} on {}", precision_name(precision_), device_.str());
   store_ = std::make_unique<data::Store>(config_.store);
@@ -283,11 +281,9 @@ void Trainer::resume_or_start() {
   state_.config_ini = to_ini(config_);
   state_.sampler = loader_->sampler().state(0, 0);
   if (fingerprint_ && cache_) state_.teacher_fingerprint = fingerprint_->to_json();
-  std::optional<std::string> from;
-  if (!config_.resume.empty()) {
-    from = resolve_checkpoint(config_.resume, config_.run_dir);
-    if (!from) spdlog::info("--resume latest: no checkpoint in {} yet; starting from the beginning", config_.run_dir);
-  }
+  const std::optional<std::string>& from = resume_from_;
+  if (!config_.resume.empty() && !from)
+    spdlog::info("--resume latest: no checkpoint in {} yet; starting from the beginning", config_.run_dir);
   if (from) {
     const TrainState saved = read_train_state(*from);
     loader_->sampler().check_resumable(saved.sampler);

@@ -146,6 +146,9 @@ class Trainer {
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<TextEncoder> student_text_, teacher_text_;
   std::unique_ptr<EpochEval> epoch_eval_;  // with --eval-stores
+  // The checkpoint --resume names, resolved once (its files' CRC-32s are read in full); empty when
+  // starting from the beginning.
+  std::optional<std::string> resume_from_;
   LrSchedule schedule_;
   TrainState state_;
   std::ofstream metrics_;
