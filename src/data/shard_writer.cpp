@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/checksum.h"
 #include "common/error.h"
 #include "data/image.h"
 
@@ -15,27 +16,17 @@ namespace starft::data {
 
 namespace fs = std::filesystem;
 
-static std::string crc_text(uint32_t crc) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "crc32:%08x", crc);
-  return buf;
-}
-
 namespace {
-
-uint32_t crc_of(const void* data, size_t size) {
-  return crc32(crc32(0L, Z_NULL, 0), static_cast<const Bytef*>(data), static_cast<uInt>(size));
-}
 
 // `bytes` bytes of `value`, little-endian (two's complement for negative values).
 uint32_t crc_of_int(uint64_t value, int bytes) {
   uint8_t b[8];
   for (int i = 0; i < bytes; ++i) b[i] = static_cast<uint8_t>(value >> (8 * i));
-  return crc_of(b, static_cast<size_t>(bytes));
+  return crc32_of(b, static_cast<size_t>(bytes));
 }
 
 // HDF5 stores a variable-length string up to its first NUL, so that is what is covered.
-uint32_t crc_of_text(const std::string& text) { return crc_of(text.data(), std::strlen(text.c_str())); }
+uint32_t crc_of_text(const std::string& text) { return crc32_of(text.data(), std::strlen(text.c_str())); }
 
 }  // namespace
 
@@ -65,7 +56,7 @@ ShardWriter::ShardWriter(const std::string& dir, const std::string& file, const 
   layout_.shards.clear();
   layout_.skipped.clear();
   attributes_.resize(layout_.attribute_names.size());
-  crc_ = crc32(0L, Z_NULL, 0);
+  crc_ = 0;
   auto guard = h5::lock();
   h5file_ = h5::create(tmp_path_);
   const hsize_t s = layout_.image_size;
@@ -130,7 +121,7 @@ void ShardWriter::add(const cv::Mat& rgb, const SampleMeta& meta) {
   }
   // Each image's own CRC-32 (the `image_crc32` dataset, so `starft verify` can name a damaged
   // sample), combined into the shard's running checksum without a second pass over the bytes.
-  const uint32_t image_crc = crc32(crc32(0L, Z_NULL, 0), pixels.data, static_cast<uInt>(bytes));
+  const uint32_t image_crc = crc32_of(pixels.data, bytes);
   crc_ = crc32_combine(crc_, image_crc, static_cast<z_off_t>(bytes));
   image_crcs_.push_back(image_crc);
   append_meta_crcs(meta, layout_, meta_crcs_);
@@ -171,9 +162,9 @@ ShardInfo ShardWriter::finish() {
   }
   // The checksum covers the image bytes in order, then the labels as little-endian int64, then
   // the meta_crc32 table as little-endian uint32, row-major (src/data/README.md).
-  crc_ = crc32(crc_, reinterpret_cast<const Bytef*>(labels_.data()), static_cast<uInt>(labels_.size() * 8));
-  crc_ = crc32(crc_, reinterpret_cast<const Bytef*>(meta_crcs_.data()), static_cast<uInt>(meta_crcs_.size() * 4));
-  info.checksum = crc_text(crc_);
+  crc_ = crc32_update(crc_, labels_.data(), labels_.size() * 8);
+  crc_ = crc32_update(crc_, meta_crcs_.data(), meta_crcs_.size() * 4);
+  info.checksum = crc32_text(crc_);
   {
     auto guard = h5::lock();
     grow_images(count_);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 
+#include "common/checksum.h"
 #include "common/error.h"
 #include "data/hdf5.h"
 #include "data/manifest.h"
@@ -17,12 +18,6 @@ namespace starft::data {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string crc_text(uint32_t crc) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "crc32:%08x", crc);
-  return buf;
-}
 
 std::string dims_text(const std::vector<hsize_t>& dims) {
   std::string s;
@@ -221,7 +216,7 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
   }
 
   // Every image through HDF5's ordinary read path (filters applied), one row at a time.
-  uint32_t shard_crc = crc32(0L, Z_NULL, 0);
+  uint32_t shard_crc = 0;
   bool all_read = have_images;
   if (have_images) {
     const size_t bytes = static_cast<size_t>(s * s * 3);
@@ -238,18 +233,17 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
         all_read = false;
         continue;
       }
-      const uint32_t crc = crc32(crc32(0L, Z_NULL, 0), pixels.data(), static_cast<uInt>(bytes));
+      const uint32_t crc = crc32_of(pixels.data(), bytes);
       shard_crc = crc32_combine(shard_crc, crc, static_cast<z_off_t>(bytes));
       ++report.samples_checked;
       if (!crcs.empty() && crcs[r] != crc)
-        problem(row, sources[r], "image bytes changed: CRC-32 " + crc_text(crc) + ", written as " + crc_text(crcs[r]));
+        problem(row, sources[r],
+                "image bytes changed: CRC-32 " + crc32_text(crc) + ", written as " + crc32_text(crcs[r]));
     }
   }
-  if (all_read && labels_read)
-    shard_crc = crc32(shard_crc, reinterpret_cast<const Bytef*>(labels.data()), static_cast<uInt>(n * 8));
+  if (all_read && labels_read) shard_crc = crc32_update(shard_crc, labels.data(), n * 8);
   auto with_table = [&](const std::vector<uint32_t>& table) {
-    return crc_text(
-        crc32(shard_crc, reinterpret_cast<const Bytef*>(table.data()), static_cast<uInt>(table.size() * 4)));
+    return crc32_text(crc32_update(shard_crc, table.data(), table.size() * 4));
   };
 
   // Each sample's fields against their checksums, naming every field that differs.
@@ -298,7 +292,7 @@ void verify_shard(const std::string& dir, const Manifest& m, const ShardInfo& in
 
   // The shard's content checksum: images, labels, then (when the shard has it) the field table.
   if (!all_read || !labels_read) return;
-  std::string content = crc_text(shard_crc);
+  std::string content = crc32_text(shard_crc);
   if (per_field) {
     if (stored.empty()) return;  // unreadable or malformed: reported above
     content = with_table(stored);

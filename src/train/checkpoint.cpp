@@ -1,7 +1,6 @@
 #include "train/checkpoint.h"
 
 #include <unistd.h>
-#include <zlib.h>
 
 #include <spdlog/spdlog.h>
 
@@ -17,6 +16,7 @@
 
 #include "clip/weights.h"
 #include "common/atomic_file.h"
+#include "common/checksum.h"
 #include "common/error.h"
 
 namespace starft::train {
@@ -30,24 +30,6 @@ constexpr const char* kPrefix = "step-";
 constexpr const char* kChecksumsKey = "checksums";
 // The checkpoint's data files (head.safetensors only with --loss ce).
 constexpr const char* kFiles[] = {"weights.safetensors", "optimizer.safetensors", "head.safetensors"};
-
-// zlib's CRC-32 of the file at `path` as "crc32:xxxxxxxx", the text the store manifest uses for
-// its shards (data/manifest.h); "" when the file cannot be read.
-std::string file_crc32(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::vector<char> buf(size_t{4} << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto got = in.gcount();
-    if (got > 0) crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(got));
-  }
-  if (in.bad()) return "";
-  char text[32];
-  std::snprintf(text, sizeof text, "crc32:%08lx", static_cast<unsigned long>(crc));
-  return text;
-}
 
 // Runs `say` the first time `key` is seen in this process (ranks that are threads included), so
 // each checkpoint's warning or note is logged once although it is looked at several times.
@@ -195,7 +177,7 @@ std::string write_checkpoint(const std::string& run_dir, const CheckpointContent
   nlohmann::json checksums = nlohmann::json::object();
   for (const char* name : kFiles) {
     if (!fs::exists(tmp / name)) continue;
-    const std::string crc = file_crc32(tmp / name);
+    const std::string crc = file_crc32_text((tmp / name).string());
     check(!crc.empty(), "cannot read back ", (tmp / name).string(), " to checksum it; check the file system of ",
           run_dir);
     checksums[name] = crc;
@@ -338,7 +320,7 @@ Inspection inspect_checkpoint(const std::string& dir) {
       return {std::string(name) + " has no checksum in state.json; it was not written with this checkpoint"};
   for (const auto& [name, crc] : sums.items()) {
     if (!fs::is_regular_file(root / name)) return {name + " is missing"};
-    const std::string now = file_crc32(root / name);
+    const std::string now = file_crc32_text((root / name).string());
     if (now.empty()) return {name + " cannot be read"};
     if (now != crc.get<std::string>()) return {name + ": checksum mismatch, the data changed after it was written"};
   }
