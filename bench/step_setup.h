@@ -23,6 +23,7 @@
 #include "starft/build_config.h"
 #include "data/templates.h"
 #include "train/teacher_cache.h"
+#include "train/teacher_cache_build.h"
 #include "train/trainer.h"
 
 namespace starft::bench {

@@ -20,6 +20,7 @@
 #include "test_util.h"
 #include "data/templates.h"
 #include "train/teacher_cache.h"
+#include "train/teacher_cache_build.h"
 #include "train/text_encoder.h"
 #include "train/trainer.h"
 #include "eval_test_store.h"

@@ -17,7 +17,7 @@
 #include "distributed/runtime.h"
 #include "train/config.h"
 #include "data/templates.h"
-#include "train/teacher_cache.h"
+#include "train/teacher_cache_build.h"
 
 namespace starft::cli {
 namespace {

@@ -22,6 +22,7 @@
 #include "distributed/stop_signal.h"
 #include "eval/zeroshot_head.h"
 #include "train/losses.h"
+#include "train/teacher_fingerprint.h"
 #include "data/templates.h"
 
 namespace starft::train {

@@ -13,6 +13,7 @@
 #include "tiny_clip.h"
 #include "data/templates.h"
 #include "train/teacher_cache.h"
+#include "train/teacher_cache_build.h"
 #include "train_test_store.h"
 
 using namespace starft;
