@@ -20,13 +20,15 @@
 using namespace starft;
 using starft::testing::error_of;
 using starft::testing::fixture;
+using starft::testing::read_json;
 using starft::testing::TempDir;
+using starft::testing::write_file;
 using starft::testing::tensors_close;
 namespace fs = std::filesystem;
 
 namespace {
 
-const safetensors::TensorMap& reference() {
+const safetensors::TensorMap& gelu_reference() {
   static auto ref = safetensors::load(fixture("clip/tiny_openclip_gelu_reference.safetensors")).tensors;
   return ref;
 }
@@ -44,11 +46,11 @@ clip::LoadOptions with_model(const std::string& model) {
 void check_reference(clip::CLIP model, const std::string& what, double tol = 1e-4) {
   model->eval();
   torch::NoGradGuard no_grad;
-  auto img = model->encode_image(reference().at("images"));
-  auto txt = model->encode_text(reference().at("tokens"));
-  EXPECT_TRUE(tensors_close(img, reference().at("image_features"), tol, 0)) << what + " image_features";
-  EXPECT_TRUE(tensors_close(txt, reference().at("text_features"), tol, 0)) << what + " text_features";
-  EXPECT_TRUE(tensors_close(model->logits_per_image(img, txt), reference().at("logits_per_image"), tol, 0))
+  auto img = model->encode_image(gelu_reference().at("images"));
+  auto txt = model->encode_text(gelu_reference().at("tokens"));
+  EXPECT_TRUE(tensors_close(img, gelu_reference().at("image_features"), tol, 0)) << what + " image_features";
+  EXPECT_TRUE(tensors_close(txt, gelu_reference().at("text_features"), tol, 0)) << what + " text_features";
+  EXPECT_TRUE(tensors_close(model->logits_per_image(img, txt), gelu_reference().at("logits_per_image"), tol, 0))
       << what + " logits_per_image";
 }
 
@@ -59,16 +61,6 @@ void expect_gelu_fixture_config(const clip::CLIPConfig& c) {
   EXPECT_EQ(c.vision_width, 128);
   EXPECT_EQ(c.embed_dim, 64);
   EXPECT_EQ(c.image_size, 32);
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
 }
 
 nlohmann::json gelu_open_clip_config() { return read_json(gelu_json()); }
@@ -161,7 +153,7 @@ TEST(ClipArchitecture, OpenClipExportRoundTrips) {
   EXPECT_EQ(cfg["model_cfg"], gelu_open_clip_config());   // the published model config, key for key
   check_reference(clip::load_weights(dir / "oc"), "open_clip export folder");
   // Its model_cfg, given as --model for the bare weights file, as open_clip users do.
-  write_text(dir / "model.json", cfg["model_cfg"].dump());
+  write_file(dir / "model.json", cfg["model_cfg"].dump());
   auto plain = safetensors::load(dir / "oc/open_clip_model.safetensors").tensors;
   safetensors::save(dir / "bare.safetensors", plain);  // without starft's metadata
   check_reference(clip::load_weights(dir / "bare.safetensors", with_model(dir / "model.json")), "open_clip model_cfg");
@@ -194,7 +186,7 @@ TEST(ClipArchitecture, ShardedHuggingFaceCheckpointLoads) {
   ASSERT_FALSE(b.empty());
   safetensors::save(dir / "model-00001-of-00002.safetensors", a, {{"format", "pt"}});
   safetensors::save(dir / "model-00002-of-00002.safetensors", b, {{"format", "pt"}});
-  write_text(dir / "model.safetensors.index.json",
+  write_file(dir / "model.safetensors.index.json",
              nlohmann::json{{"metadata", {{"total_size", 0}}}, {"weight_map", weight_map}}.dump());
   fs::copy_file(gelu_hf() + "/config.json", dir / "config.json");
   check_reference(clip::load_weights(dir.path().string()), "sharded folder");
@@ -410,7 +402,7 @@ TEST(ClipArchitecture, RefusesAPreprocessorOfAnotherSize) {
 
 TEST(ClipArchitecture, RefusesAGitLfsPointerNamingGitLfsPull) {
   TempDir dir;
-  write_text(
+  write_file(
       dir / "model.safetensors",
       "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\nsize 14349010\n");
   const auto msg = error_of([&] { safetensors::load(dir / "model.safetensors"); });
@@ -428,11 +420,11 @@ TEST(ClipArchitecture, AConfigJsonThatIsAGitLfsPointerNamesTheFileAndGitLfsPull)
       "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
       "size 4519\n";
   std::filesystem::copy_file(gelu_hf() + "/model.safetensors", dir / "model.safetensors");
-  write_text(dir / "config.json", pointer);
+  write_file(dir / "config.json", pointer);
   auto msg = error_of([&] { clip::read_weights(dir.path().string()); });
   EXPECT_NE(msg.find(dir / "config.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("git lfs pull --include \"config.json\""), std::string::npos) << msg;
-  write_text(dir / "model.json", pointer);
+  write_file(dir / "model.json", pointer);
   msg = error_of([&] { clip::model_config(dir / "model.json"); });
   EXPECT_NE(msg.find(dir / "model.json"), std::string::npos) << msg;
   EXPECT_NE(msg.find("git lfs pull --include \"model.json\""), std::string::npos) << msg;
@@ -440,7 +432,7 @@ TEST(ClipArchitecture, AConfigJsonThatIsAGitLfsPointerNamesTheFileAndGitLfsPull)
 
 TEST(ClipArchitecture, RefusesAPyTorchPickleWithTheConversionCommand) {
   TempDir dir;
-  write_text(dir / "pytorch_model.bin", std::string("\x80\x02}q\x00.", 6));
+  write_file(dir / "pytorch_model.bin", std::string("\x80\x02}q\x00.", 6));
   const auto msg = load_error(dir / "pytorch_model.bin");
   EXPECT_CONTAINS(msg, "PyTorch pickle");
   EXPECT_CONTAINS(msg, "safetensors.torch");
@@ -449,7 +441,7 @@ TEST(ClipArchitecture, RefusesAPyTorchPickleWithTheConversionCommand) {
 
 TEST(ClipArchitecture, RefusesAFolderHoldingOnlyAPickle) {
   TempDir dir;
-  write_text(dir / "open_clip_pytorch_model.bin", "PK\x03\x04 not really");
+  write_file(dir / "open_clip_pytorch_model.bin", "PK\x03\x04 not really");
   const auto msg = load_error(dir.path().string());
   EXPECT_CONTAINS(msg, "open_clip_pytorch_model.bin");
   EXPECT_CONTAINS(msg, "open_clip_model.safetensors");
@@ -457,7 +449,7 @@ TEST(ClipArchitecture, RefusesAFolderHoldingOnlyAPickle) {
 
 TEST(ClipArchitecture, RefusesAZipArchiveNamedSafetensors) {
   TempDir dir;
-  write_text(dir / "w.safetensors", std::string("PK\x03\x04\x14\x00\x00\x00\x08\x00", 10) + std::string(64, 'x'));
+  write_file(dir / "w.safetensors", std::string("PK\x03\x04\x14\x00\x00\x00\x08\x00", 10) + std::string(64, 'x'));
   const auto msg = error_of([&] { safetensors::load(dir / "w.safetensors"); });
   EXPECT_CONTAINS(msg, "zip archive");
   EXPECT_CONTAINS(msg, "python3 -c");
@@ -468,7 +460,7 @@ TEST(ClipArchitecture, RefusesAZipArchiveNamedSafetensors) {
 TEST(ClipArchitecture, EncodeAndExportCommandsTakeModel) {
   TempDir dir;
   safetensors::save(dir / "in.safetensors",
-                    {{"images", reference().at("images")}, {"tokens", reference().at("tokens")}});
+                    {{"images", gelu_reference().at("images")}, {"tokens", gelu_reference().at("tokens")}});
   const std::string bin = starft::testing::starft_binary();
   std::string out;
   // Without configuration: refused, naming --model; nothing written.
@@ -487,9 +479,9 @@ TEST(ClipArchitecture, EncodeAndExportCommandsTakeModel) {
       << out;
   EXPECT_CONTAINS(out, "exact GELU");  // the log says which architecture was used
   auto res = safetensors::load(dir / "out.safetensors").tensors;
-  EXPECT_TRUE(tensors_close(res.at("image_features"), reference().at("image_features"), 1e-4, 0))
+  EXPECT_TRUE(tensors_close(res.at("image_features"), gelu_reference().at("image_features"), 1e-4, 0))
       << "encode image_features";
-  EXPECT_TRUE(tensors_close(res.at("text_features"), reference().at("text_features"), 1e-4, 0))
+  EXPECT_TRUE(tensors_close(res.at("text_features"), gelu_reference().at("text_features"), 1e-4, 0))
       << "encode text_features";
   // export --weights --format hf: a folder that loads with no further configuration.
   ASSERT_EQ(starft::testing::run_command(bin + " export --weights " + gelu_weights() + " --model " + gelu_json() +

@@ -15,7 +15,7 @@ using starft::testing::starft_binary;
 namespace {
 
 // `timeout` turns a hang into exit status 124 instead of a stuck test.
-std::string mpirun(int ranks, const std::string& args, int limit_s) {
+std::string mpirun_selftest(int ranks, const std::string& args, int limit_s) {
   return "timeout -k 5 " + std::to_string(limit_s) +
          " env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np " + std::to_string(ranks) +
          " --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 " + starft_binary() + " dist-selftest " + args;
@@ -25,7 +25,7 @@ std::string mpirun(int ranks, const std::string& args, int limit_s) {
 
 TEST(DistLaunch, HealthyJobPasses) {
   std::string out;
-  int rc = run_command(mpirun(3, "--steps 3", 120), &out);
+  int rc = run_command(mpirun_selftest(3, "--steps 3", 120), &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("dist-selftest: 3 rank(s) agree"), std::string::npos) << out;
   // One start-up line per rank, although ranks other than 0 log warnings only.
@@ -38,9 +38,9 @@ TEST(DistLaunch, HealthyJobPasses) {
 
 TEST(DistLaunch, RankThatThrowsEndsTheWholeJob) {
   std::string out;
-  int rc = run_command(mpirun(2, "--steps 5", 30), &out);
+  int rc = run_command(mpirun_selftest(2, "--steps 5", 30), &out);
   ASSERT_EQ(rc, 0) << "the healthy job must pass first:\n" << out;
-  rc = run_command(mpirun(3, "--steps 5 --fail-rank 1", 30), &out);
+  rc = run_command(mpirun_selftest(3, "--steps 5 --fail-rank 1", 30), &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung instead of ending:\n" << out;
   EXPECT_NE(out.find("[rank 1] [error] dist-selftest: simulated failure on rank 1 at step 1"), std::string::npos)
@@ -49,7 +49,7 @@ TEST(DistLaunch, RankThatThrowsEndsTheWholeJob) {
 
 TEST(DistLaunch, RankThatSkipsACollectiveTripsTheTimeout) {
   std::string out;
-  int rc = run_command(mpirun(3, "--steps 5 --skip-rank 1 --comm-timeout 2", 60), &out);
+  int rc = run_command(mpirun_selftest(3, "--steps 5 --skip-rank 1 --comm-timeout 2", 60), &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung instead of timing out:\n" << out;
   std::regex report(
@@ -61,7 +61,7 @@ TEST(DistLaunch, RankThatSkipsACollectiveTripsTheTimeout) {
 
 TEST(DistLaunch, Sigusr1OnOneRankStopsAllRanksAtTheSameStep) {
   std::string out;
-  int rc = run_command(mpirun(3, "--steps 10 --signal-rank 2 --signal-step 3", 120), &out);
+  int rc = run_command(mpirun_selftest(3, "--steps 10 --signal-rank 2 --signal-step 3", 120), &out);
   EXPECT_EQ(rc, 0) << out;
   for (int r = 0; r < 3; ++r) {
     EXPECT_NE(out.find("dist-selftest: rank " + std::to_string(r) + " stopped at step 3"), std::string::npos) << out;

@@ -22,7 +22,7 @@ using starft::testing::relative_difference;
 
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
+std::string exception_text(const std::function<void()>& fn) {
   try {
     fn();
   } catch (const std::exception& e) {
@@ -78,23 +78,24 @@ TEST(ThreadCollectives, BadArgumentsAreRefusedWithTheirReason) {
   ThreadGroup group(2);
   auto& comm = group.comm(0);
   auto t = torch::zeros({4, 4});
-  EXPECT_NE(error_of([&] { comm.all_reduce_async(t.t(), ReduceOp::Sum, "grads"); }).find("contiguous"),
+  EXPECT_NE(exception_text([&] { comm.all_reduce_async(t.t(), ReduceOp::Sum, "grads"); }).find("contiguous"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(exception_text([&] {
               comm.all_reduce_async(torch::zeros({2}, torch::kHalf), ReduceOp::Sum, "grads");
             }).find("only supported by the NCCL backend"),
             std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(exception_text([&] {
               comm.all_reduce_async(torch::zeros({2}, torch::kLong), ReduceOp::Avg, "count");
             }).find("average is only defined for floating-point"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { comm.broadcast_async(t, 2, "weights"); }).find("root 2 is not a rank"), std::string::npos);
-  EXPECT_NE(error_of([&] {
+  EXPECT_NE(exception_text([&] { comm.broadcast_async(t, 2, "weights"); }).find("root 2 is not a rank"),
+            std::string::npos);
+  EXPECT_NE(exception_text([&] {
               comm.all_gather_async(torch::zeros({7}), torch::zeros({4}), "features");
             }).find("expected 2 blocks of 4"),
             std::string::npos);
   // The message names the operation and the rank.
-  auto msg = error_of([&] { comm.all_reduce_async(t.t(), ReduceOp::Sum, "grad_bucket_3"); });
+  auto msg = exception_text([&] { comm.all_reduce_async(t.t(), ReduceOp::Sum, "grad_bucket_3"); });
   EXPECT_NE(msg.find("grad_bucket_3"), std::string::npos) << msg;
   EXPECT_NE(msg.find("rank 0"), std::string::npos) << msg;
 }
@@ -321,7 +322,7 @@ TEST(GradSyncTraining, RowSparseNameMustBeAParameter) {
     GradSyncOptions o;
     o.row_sparse = {"token_embedding.weight"};
     auto p = torch::zeros({3, 2}, torch::requires_grad());
-    const auto message = error_of([&] { GradSync sync({p}, comm, o, {"visual.proj"}); });
+    const auto message = exception_text([&] { GradSync sync({p}, comm, o, {"visual.proj"}); });
     EXPECT_NE(message.find("token_embedding.weight"), std::string::npos) << message;
   });
 }
@@ -397,7 +398,7 @@ TEST(GradSyncTraining, SecondBackwardBeforeFinishIsRefused) {
   auto w = torch::ones({2}, torch::requires_grad());
   GradSync sync({w}, group.comm(0), {}, {"head.weight"});
   w.sum().backward();
-  auto msg = error_of([&] { w.sum().backward(); });
+  auto msg = exception_text([&] { w.sum().backward(); });
   EXPECT_NE(msg.find("head.weight received a second gradient before finish()"), std::string::npos) << msg;
 }
 
@@ -419,7 +420,7 @@ TEST(ParameterCheck, DivergenceNamesTheRanksThatDiffer) {
     auto w = torch::linspace(-1, 1, 1000);
     check_parameters_in_sync({w}, comm, "step 0");  // identical: passes
     if (comm.rank() == 2) w[17] += 1e-6;            // a small change in one element
-    errors[comm.rank()] = error_of([&] { check_parameters_in_sync({w}, comm, "step 100"); });
+    errors[comm.rank()] = exception_text([&] { check_parameters_in_sync({w}, comm, "step 100"); });
   });
   for (int r = 0; r < 3; ++r) {
     EXPECT_NE(errors[r].find("parameters diverged across ranks at step 100: rank 2"), std::string::npos) << errors[r];
@@ -434,7 +435,7 @@ TEST(Watchdog, RankThatSkipsACollectiveIsNamed) {
     comm.barrier("warm_up");
     if (comm.rank() == 1) return;  // skips the next collective
     auto t = torch::ones({8});
-    errors[comm.rank()] = error_of([&] { comm.all_reduce(t, ReduceOp::Sum, "grad_bucket_0"); });
+    errors[comm.rank()] = exception_text([&] { comm.all_reduce(t, ReduceOp::Sum, "grad_bucket_0"); });
   });
   for (int r : {0, 2}) {
     EXPECT_NE(errors[r].find("collective 'grad_bucket_0' (operation #1 on the thread communicator) did not complete "
@@ -460,7 +461,7 @@ TEST(Watchdog, LaterOperationsFailAfterAFailure) {
     auto first = comm.all_reduce_async(t, ReduceOp::Sum, "first");
     auto second = comm.all_reduce_async(t, ReduceOp::Sum, "second");
     EXPECT_THROW(first->wait(), Error);
-    later = error_of([&] { second->wait(); });
+    later = exception_text([&] { second->wait(); });
   });
   EXPECT_NE(later.find("second (thread, rank 0) was not run: an earlier operation failed: first"), std::string::npos)
       << later;

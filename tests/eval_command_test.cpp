@@ -13,7 +13,10 @@
 #include "tiny_clip.h"
 #include "data/templates.h"
 
+using starft::testing::fish_list;
+using starft::testing::fish_map;
 using starft::testing::fixture;
+using starft::testing::read_json;
 using starft::testing::run_command;
 using starft::testing::starft_binary;
 using starft::testing::TempDir;
@@ -32,18 +35,10 @@ std::string alone(const std::string& args) {
   return "timeout -k 5 300 env OMP_NUM_THREADS=1 " + starft_binary() + common_args() + " " + args;
 }
 
-std::string mpirun(int ranks, const std::string& args) {
+std::string mpirun_eval(int ranks, const std::string& args) {
   return "timeout -k 5 300 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np " +
          std::to_string(ranks) + " --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 " + starft_binary() +
          common_args() + " " + args;
-}
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << path;
-  nlohmann::json j;
-  if (in) in >> j;
-  return j;
 }
 
 // The counts of one row: per store, per class and per group correct/total.
@@ -63,9 +58,6 @@ std::vector<int64_t> counts(const nlohmann::json& row) {
   }
   return out;
 }
-
-std::string fish_list() { return starft::data::datasets_dir() + "/classnames/example-fish.txt"; }
-std::string fish_map() { return starft::data::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
 struct EvalScene : starft::testing::EvalStores {
   std::string zeroshot = fixture("clip/tiny_clip_openai.safetensors");
@@ -109,7 +101,7 @@ TEST(EvalCommand, AloneAndUnderMpirunWithThreeRanksGiveIdenticalCounts) {
   const std::string a = s.dir / "alone", b = s.dir / "three";
   ASSERT_EQ(run_command(alone("--weights " + s.zeroshot + " " + s.stores() + " --out " + a), &out), 0) << out;
   EXPECT_NE(out.find("## Accuracy (%)"), std::string::npos) << out;  // rank 0 prints the table
-  ASSERT_EQ(run_command(mpirun(3, "--weights " + s.zeroshot + " " + s.stores() + " --out " + b), &out), 0) << out;
+  ASSERT_EQ(run_command(mpirun_eval(3, "--weights " + s.zeroshot + " " + s.stores() + " --out " + b), &out), 0) << out;
   const auto ja = read_json(a + "/results.json"), jb = read_json(b + "/results.json");
   ASSERT_EQ(ja["rows"].size(), 1u);
   ASSERT_EQ(jb["rows"].size(), 1u);
@@ -146,8 +138,8 @@ TEST(EvalCommand, WiseAlphaZeroAndOneEqualTheTwoModels) {
   const std::string stores = "--store " + s.fish + "," + s.birds + " --train-store " + s.birds_train;
   std::string out;
   const std::string w = s.dir / "wise", z = s.dir / "zs", f = s.dir / "ft";
-  ASSERT_EQ(run_command(mpirun(2, "--weights " + ckpt + " --zeroshot-weights " + s.zeroshot +
-                                      " --wise-alphas 0,0.5,1 " + stores + " --out " + w),
+  ASSERT_EQ(run_command(mpirun_eval(2, "--weights " + ckpt + " --zeroshot-weights " + s.zeroshot +
+                                           " --wise-alphas 0,0.5,1 " + stores + " --out " + w),
                         &out),
             0)
       << out;
@@ -216,7 +208,7 @@ TEST(EvalCommand, RequestErrorsEndTheJobWithoutAReport) {
   }
   // Under mpirun every rank stops; the job ends instead of waiting in a collective.
   std::string out;
-  const int rc = run_command(mpirun(2, cases[0].args + " --out " + out_dir), &out);
+  const int rc = run_command(mpirun_eval(2, cases[0].args + " --out " + out_dir), &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung:\n" << out;
   EXPECT_NE(out.find(cases[0].message), std::string::npos) << out;
@@ -276,8 +268,8 @@ TEST(EvalCommand, RankThatFailsWhileScoringEndsTheJobWithoutAReport) {
   }
   const std::string out_dir = dir / "out";
   std::string out;
-  const int rc = run_command(mpirun(2, "--weights " + fixture("clip/tiny_clip_openai.safetensors") + " --store " +
-                                           store + " --out " + out_dir),
+  const int rc = run_command(mpirun_eval(2, "--weights " + fixture("clip/tiny_clip_openai.safetensors") + " --store " +
+                                                store + " --out " + out_dir),
                              &out);
   EXPECT_NE(rc, 0) << out;
   EXPECT_NE(rc, 124) << "the job hung:\n" << out;

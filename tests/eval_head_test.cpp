@@ -17,6 +17,8 @@
 
 using namespace starft;
 using namespace starft::eval;
+using starft::testing::fish_list;
+using starft::testing::fish_map;
 using starft::testing::fixture;
 using starft::testing::TempDir;
 using starft::testing::error_of;
@@ -31,9 +33,6 @@ const clip::Tokenizer& tokenizer() {
   static clip::Tokenizer t = clip::Tokenizer::load(fixture("clip/bpe_simple_vocab_16e6.txt.gz"));
   return t;
 }
-
-std::string fish_list() { return data::datasets_dir() + "/classnames/example-fish.txt"; }
-std::string fish_map() { return data::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
 struct Stores : starft::testing::EvalStores {
   // Every kind of matching: identity (fish), class id subset, class map, the store's own head.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/shard_writer.h"
+#include "data/templates.h"
 #include "test_util.h"
 
 namespace starft::testing {
@@ -115,5 +116,9 @@ struct EvalStores {
     make_eval_store(birds_train, birds_layout(20, 9));
   }
 };
+
+// The example class list and class map the repository ships (datasets/classnames/).
+inline std::string fish_list() { return data::datasets_dir() + "/classnames/example-fish.txt"; }
+inline std::string fish_map() { return data::datasets_dir() + "/classnames/example-fish-map.tsv"; }
 
 }  // namespace starft::testing

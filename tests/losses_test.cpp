@@ -14,11 +14,11 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-const starft::safetensors::TensorMap& reference() {
+const starft::safetensors::TensorMap& loss_reference() {
   static const auto tensors = starft::safetensors::load(fixture("clip/loss_reference.safetensors")).tensors;
   return tensors;
 }
-torch::Tensor ref(const std::string& key) { return reference().at(key).clone(); }
+torch::Tensor ref(const std::string& key) { return loss_reference().at(key).clone(); }
 torch::Tensor leaf(const torch::Tensor& t) { return t.detach().clone().requires_grad_(true); }
 
 double teacher_scale() { return ref("teacher_logit_scale").item<double>(); }

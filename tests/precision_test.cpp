@@ -60,7 +60,7 @@ void expect_features_close(const torch::Tensor& amp, const torch::Tensor& fp32, 
   std::printf("[ %s: max |amp_bf16 - fp32| %.2e, min cosine %.6f ]\n", what.c_str(), max_diff, min_cos);
 }
 
-void build_cache(const train::TrainConfig& c) {
+void build_precision_cache(const train::TrainConfig& c) {
   clip::LoadOptions lo;
   lo.precision = parse_precision(c.precision, false);
   lo.model = c.model;
@@ -267,7 +267,7 @@ TEST(AmpBf16, LossesAndGradientsAreCloseToFp32) {
     auto c = starft::testing::tiny_config(tmp / "store", tmp / ("run-" + precision));
     c.precision = precision;
     c.teacher_cache = tmp / ("cache-" + precision + ".h5");
-    build_cache(c);
+    build_precision_cache(c);
     train::Trainer t(c, group.comm(0));
     t.loader().start(0, 0);
     auto batch = t.loader().next();
@@ -333,7 +333,7 @@ TEST(AmpBf16, TwoRanksMatchOneRankOnTheFirstStep) {
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
   c.precision = "amp_bf16";
-  build_cache(c);
+  build_precision_cache(c);
   auto grads_of = [&](int ranks) {
     distributed::ThreadGroup group(ranks);
     std::vector<torch::Tensor> grads;
@@ -362,7 +362,7 @@ TEST(TeacherCache, RefusesACacheOfAnotherPrecisionAndReadsOldCachesAsFp32) {
   starft::testing::make_train_store(tmp / "store");
   auto c = starft::testing::tiny_config(tmp / "store", tmp / "run");
   c.precision = "amp_bf16";
-  build_cache(c);
+  build_precision_cache(c);
   {
     train::TeacherCache cache(c.teacher_cache_path());
     EXPECT_EQ(cache.fingerprint().precision, "amp_bf16");

@@ -15,17 +15,11 @@
 using namespace starft;
 using starft::testing::run_command;
 using starft::testing::starft_binary;
+using starft::testing::read_file;
 using starft::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 void train_run(const train::TrainConfig& c, int ranks) {
   distributed::ThreadGroup group(ranks);
@@ -49,7 +43,7 @@ TEST(Report, RunReportHasTheCurvesBreakdownAndEvaluations) {
   train_run(c, 2);
   std::string out;
   ASSERT_EQ(run_command(starft_binary() + " report --run-dir " + (tmp / "run"), &out), 0) << out;
-  const std::string md = read_text(tmp / "run/report.md");
+  const std::string md = read_file(tmp / "run/report.md");
   for (const char* s :
        {"## Per epoch", "| 1 | 3 |", "| 2 | 3 |", "## Where a step's time goes", "| comm exposed |", "| backward |",
         "| **step** |", "2 ranks", "## Evaluation per epoch (%)", "train-store top-1", "The slowest rank"}) {
@@ -83,7 +77,7 @@ TEST(Report, ScalingReportGivesImagesPerSecondAndEfficiencyPerRankCount) {
   ASSERT_EQ(run_command(starft_binary() + " report --scaling " + (tmp / "sweep") + " --out " + (tmp / "study"), &out),
             0)
       << out;
-  const std::string md = read_text(tmp / "study/scaling.md");
+  const std::string md = read_file(tmp / "study/scaling.md");
   EXPECT_NE(md.find("| weak | 1 | 4 | 4 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| weak | 2 | 8 | 4 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| 1.00 | 1.00 |"), std::string::npos) << "the baseline's speed-up and efficiency\n" << md;

@@ -11,17 +11,13 @@
 namespace st = starft::safetensors;
 using starft::testing::fixture;
 using starft::testing::TempDir;
+using starft::testing::write_file;
 
 namespace {
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // A file image built by hand: 8-byte little-endian header length, the header, the data.
@@ -194,7 +190,7 @@ TEST_P(MalformedFile, IsRejectedWithTheFileAndTensorNamed) {
   const Malformed& m = GetParam();
   TempDir dir;
   const std::string path = dir / (std::string(m.label) + ".safetensors");
-  write_bytes(path, m.bytes);
+  write_file(path, m.bytes);
   for (bool from_disk : {true, false}) {
     const std::string name = from_disk ? path : std::string("mem-") + m.label;
     try {

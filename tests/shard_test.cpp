@@ -21,7 +21,9 @@ using namespace starft::data;
 using starft::testing::error_of;
 using starft::testing::run_command;
 using starft::testing::starft_binary;
+using starft::testing::read_file;
 using starft::testing::TempDir;
+using starft::testing::write_file;
 
 namespace {
 
@@ -50,14 +52,9 @@ std::string make_folder_dataset(const TempDir& tmp, int per_class = 4) {
 
 std::string shard_cmd(const std::string& args) { return starft_binary() + " shard " + args; }
 
-std::string mpirun(int np, const std::string& command) {
+std::string mpirun_np(int np, const std::string& command) {
   return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np " + std::to_string(np) +
          " --oversubscribe --bind-to none " + command;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void expect_same_samples(const std::string& a_dir, const std::string& b_dir) {
@@ -139,9 +136,9 @@ TEST(ShardTest, OneTwoAndThreeRanksWriteTheSameStore) {
   ASSERT_EQ(run_command(shard_cmd(args + (tmp / "one")), &log), 0) << log;
   for (int np : {2, 3}) {
     std::string out = tmp / ("ranks" + std::to_string(np));
-    ASSERT_EQ(run_command(mpirun(np, shard_cmd(args + out)), &log), 0) << log;
+    ASSERT_EQ(run_command(mpirun_np(np, shard_cmd(args + out)), &log), 0) << log;
     // The manifest (shard files, counts, checksums, skipped list) is identical byte for byte.
-    EXPECT_EQ(read_text(fs::path(out) / "manifest.json"), read_text(tmp.path() / "one" / "manifest.json"));
+    EXPECT_EQ(read_file(fs::path(out) / "manifest.json"), read_file(tmp.path() / "one" / "manifest.json"));
     expect_same_samples(tmp / "one", out);
   }
 }
@@ -155,8 +152,8 @@ TEST(ShardTest, StrictFailureOnAnyRankEndsTheJob) {
     if (std::string(cls) == "zebra")
       fs::rename(fs::path(root) / "ant" / "broken.jpg", fs::path(root) / "zebra" / "broken.jpg");
     std::string out = tmp / (std::string("strict_") + cls), log;
-    EXPECT_NE(run_command(mpirun(2, shard_cmd("--from folder --input " + root + " --out " + out +
-                                              " --image-size 8 --shard-size 2 --strict")),
+    EXPECT_NE(run_command(mpirun_np(2, shard_cmd("--from folder --input " + root + " --out " + out +
+                                                 " --image-size 8 --shard-size 2 --strict")),
                           &log),
               0);
     EXPECT_NE(log.find(std::string(cls) + "/broken.jpg"), std::string::npos) << log;
@@ -369,11 +366,6 @@ std::string file_bytes(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
 // A photo-like image (gradients and noise), so JPEG entropy data spans many bytes.
 cv::Mat photo(int h, int w, int seed) {
   cv::Mat m = pattern(h, w, seed);
@@ -442,7 +434,7 @@ DamagedSet make_damaged_set(const TempDir& tmp) {
   const cv::Mat a = photo(90, 120, 1), b = photo(64, 64, 2);
   const std::string base = jpeg(a), prog = jpeg(a, true), grey = jpeg(b, false, true), pngs = png(b);
   auto put = [&](const std::string& rel, const std::string& bytes, bool good) {
-    write_bytes(root / rel, bytes);
+    write_file(root / rel, bytes);
     (good ? set.good : set.bad).push_back(rel);
   };
   put("bird/a_good.jpg", base, true);
@@ -516,7 +508,7 @@ TEST(ShardTest, StrictFailsNamingEachKindOfDamagedImage) {
     // One class folder holding a good JPEG and this one damaged file only.
     TempDir one;
     fs::path root = one.path() / "in";
-    write_bytes(root / "c" / "a_good.jpg", file_bytes(fs::path(set.root) / "bird" / "a_good.jpg"));
+    write_file(root / "c" / "a_good.jpg", file_bytes(fs::path(set.root) / "bird" / "a_good.jpg"));
     fs::copy_file(fs::path(set.root) / bad, root / "c" / fs::path(bad).filename());
     std::string out = one / "out", log;
     EXPECT_NE(
@@ -552,7 +544,7 @@ TEST(ShardTest, DecodedPixelsEqualOpenCvForEveryOrientationAndColourKind) {
   for (int o = 1; o <= 8; ++o)
     files.push_back({"exif" + std::to_string(o) + ".jpg", with_exif_orientation(jpeg(a), o)});
   for (const auto& [name, bytes] : files) {
-    write_bytes(tmp.path() / name, bytes);
+    write_file(tmp.path() / name, bytes);
     const cv::Mat got = read_image_rgb(tmp / name), want = opencv(tmp / name);
     ASSERT_EQ(got.size(), want.size()) << name;
     EXPECT_EQ(cv::norm(got, want, cv::NORM_INF), 0) << name;
@@ -589,16 +581,16 @@ TEST(ShardTest, HiddenFilesAndFoldersAreSkippedAtEveryDepth) {
   TempDir tmp;
   fs::path root = tmp.path() / "train";
   const std::string img = png(pattern(12, 12, 1));
-  write_bytes(root / "cat" / "a.png", img);
-  write_bytes(root / "cat" / "sub" / "b.png", img);
-  write_bytes(root / "dog" / "c.png", img);
-  write_bytes(root / ".ipynb_checkpoints" / "stale.png", img);                 // hidden class folder
-  write_bytes(root / "cat" / ".ipynb_checkpoints" / "a-checkpoint.png", img);  // hidden folder in a class
-  write_bytes(root / "cat" / "sub" / ".cache" / "deep" / "x.png", img);        // two levels further down
-  write_bytes(root / "dog" / "._c.png", "\0\5\26\7AppleDouble");               // AppleDouble file
-  write_bytes(root / ".DS_Store", "\0\0\0\1Bud1");
-  write_bytes(root / "dog" / ".DS_Store", "\0\0\0\1Bud1");
-  write_bytes(root / "dog" / "Thumbs.db", "\xd0\xcf\x11\xe0");
+  write_file(root / "cat" / "a.png", img);
+  write_file(root / "cat" / "sub" / "b.png", img);
+  write_file(root / "dog" / "c.png", img);
+  write_file(root / ".ipynb_checkpoints" / "stale.png", img);                 // hidden class folder
+  write_file(root / "cat" / ".ipynb_checkpoints" / "a-checkpoint.png", img);  // hidden folder in a class
+  write_file(root / "cat" / "sub" / ".cache" / "deep" / "x.png", img);        // two levels further down
+  write_file(root / "dog" / "._c.png", "\0\5\26\7AppleDouble");               // AppleDouble file
+  write_file(root / ".DS_Store", "\0\0\0\1Bud1");
+  write_file(root / "dog" / ".DS_Store", "\0\0\0\1Bud1");
+  write_file(root / "dog" / "Thumbs.db", "\xd0\xcf\x11\xe0");
   std::string out = tmp / "store", log;
   ASSERT_EQ(
       run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 8"), &log), 0)
@@ -623,7 +615,7 @@ TEST(ShardTest, ImagesBesideClassFoldersAndClassesWithoutFolderAreReported) {
   std::string log;
   // ImageNet's val as it unpacks: every image flat, no class folder.
   fs::path flat = tmp.path() / "val_flat";
-  for (int i = 1; i <= 4; ++i) write_bytes(flat / ("ILSVRC2012_val_0000000" + std::to_string(i) + ".JPEG"), img);
+  for (int i = 1; i <= 4; ++i) write_file(flat / ("ILSVRC2012_val_0000000" + std::to_string(i) + ".JPEG"), img);
   EXPECT_NE(run_command(shard_cmd("--from folder --input " + flat.string() + names + " --out " + (tmp / "o1")), &log),
             0);
   EXPECT_NE(log.find("4 image files"), std::string::npos) << log;
@@ -651,10 +643,9 @@ TEST(ShardTest, ImagesBesideClassFoldersAndClassesWithoutFolderAreReported) {
 
 TEST(ShardTest, CsvAndClassListsWithByteOrderMarksCrlfCommasAndFloatLabels) {
   TempDir tmp;
-  for (int i = 0; i < 2; ++i)
-    write_bytes(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
+  for (int i = 0; i < 2; ++i) write_file(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
   const std::string bom = "\xEF\xBB\xBF";
-  write_bytes(tmp.path() / "names.txt", bom + "tench\r\ngoldfish\r\n");
+  write_file(tmp.path() / "names.txt", bom + "tench\r\ngoldfish\r\n");
   const std::map<std::string, std::string> files = {
       {"bom.tsv", bom + "title\tfilepath\tlabel\na tench\timages/0.png\t0\na goldfish\timages/1.png\t1\n"},
       {"crlf.tsv", "title\tfilepath\tlabel\r\na tench\timages/0.png\t0\r\na goldfish\timages/1.png\t1\r\n"},
@@ -663,7 +654,7 @@ TEST(ShardTest, CsvAndClassListsWithByteOrderMarksCrlfCommasAndFloatLabels) {
       {"float.tsv", "\ttitle\tfilepath\tlabel\n0\ta tench\timages/0.png\t0.0\n1\ta goldfish\timages/1.png\t1.0\n"},
   };
   for (const auto& [name, text] : files) {
-    write_bytes(tmp.path() / name, text);
+    write_file(tmp.path() / name, text);
     std::string out = tmp / ("store-" + name), log;
     ASSERT_EQ(run_command(shard_cmd("--from csv --input " + (tmp / name) + " --class-names " + (tmp / "names.txt") +
                                     " --out " + out + " --image-size 8"),
@@ -679,7 +670,7 @@ TEST(ShardTest, CsvAndClassListsWithByteOrderMarksCrlfCommasAndFloatLabels) {
     EXPECT_EQ(store.manifest().class_names, (std::vector<std::string>{"tench", "goldfish"})) << name;
   }
   std::string log;
-  write_bytes(tmp.path() / "half.tsv", "title\tfilepath\tlabel\nx\timages/0.png\t1.5\n");
+  write_file(tmp.path() / "half.tsv", "title\tfilepath\tlabel\nx\timages/0.png\t1.5\n");
   EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "half.tsv") + " --out " + (tmp / "o")), &log), 0);
   EXPECT_NE(log.find("label '1.5' is not an integer"), std::string::npos) << log;
 }
@@ -690,10 +681,10 @@ TEST(ShardTest, WaterbirdsMetadataWithByteOrderMarkAndCrlf) {
   std::string meta = "\xEF\xBB\xBFimg_id,img_filename,y,split,place,place_filename\r\n";
   for (int i = 0; i < 3; ++i) {
     const std::string file = "001.Albatross/b" + std::to_string(i) + ".png";
-    write_bytes(root / file, png(pattern(16, 16, i)));
+    write_file(root / file, png(pattern(16, 16, i)));
     meta += std::to_string(i + 1) + "," + file + ",1," + std::to_string(i) + ",0,/x.jpg\r\n";
   }
-  write_bytes(root / "metadata.csv", meta);
+  write_file(root / "metadata.csv", meta);
   std::string out = tmp / "out", log;
   ASSERT_EQ(
       run_command(shard_cmd("--from waterbirds --input " + root.string() + " --out " + out + " --image-size 8"), &log),
@@ -748,14 +739,13 @@ TEST(ShardTest, TableSeparatorIsDecidedFromTheHeaderLineAlone) {
 
 TEST(ShardTest, CsvWithATabInAQuotedCaptionAndTsvWithACommaInOne) {
   TempDir tmp;
-  for (int i = 0; i < 2; ++i)
-    write_bytes(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
+  for (int i = 0; i < 2; ++i) write_file(tmp.path() / "images" / (std::to_string(i) + ".png"), png(pattern(16, 16, i)));
   const std::map<std::string, std::string> files = {
       {"t.csv", "filepath,title,label\nimages/0.png,\"a fish\twith a tab\",0\nimages/1.png,plain,1\n"},
       {"t.tsv", "filepath\ttitle\tlabel\nimages/0.png\ta fish\twith a tab\t0\n"},  // unquoted: a refusal
       {"c.tsv", "filepath\ttitle\tlabel\nimages/0.png\ta fish, with a comma\t0\nimages/1.png\t\"x,\ty\"\t1\n"},
   };
-  for (const auto& [name, text] : files) write_bytes(tmp.path() / name, text);
+  for (const auto& [name, text] : files) write_file(tmp.path() / name, text);
   std::string log;
   ASSERT_EQ(
       run_command(shard_cmd("--from csv --input " + (tmp / "t.csv") + " --out " + (tmp / "s1") + " --image-size 8"),
@@ -780,7 +770,7 @@ TEST(ShardTest, CsvWithATabInAQuotedCaptionAndTsvWithACommaInOne) {
   EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "t.tsv") + " --out " + (tmp / "s3")), &log), 0);
   EXPECT_NE(log.find("row 2 has 4 fields, the header has 3 (the file is read as tab-separated"), std::string::npos)
       << log;
-  write_bytes(tmp.path() / "semi.csv", "filepath;title;label\nimages/0.png;x;0\n");
+  write_file(tmp.path() / "semi.csv", "filepath;title;label\nimages/0.png;x;0\n");
   EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "semi.csv") + " --out " + (tmp / "s4")), &log), 0);
   EXPECT_NE(log.find("no 'title' column"), std::string::npos) << log;
   EXPECT_NE(log.find("semicolon-separated"), std::string::npos) << log;
@@ -834,14 +824,14 @@ TEST(ShardTest, Utf16AndUtf32TablesAndClassListsAreRefusedNamingTheEncoding) {
       std::string::npos);
 
   TempDir tmp;
-  write_bytes(tmp.path() / "images" / "0.png", png(pattern(16, 16, 0)));
-  write_bytes(tmp.path() / "unicode.txt", wide("title\tfilepath\tlabel\r\na\timages/0.png\t0\r\n", 2, true, true));
+  write_file(tmp.path() / "images" / "0.png", png(pattern(16, 16, 0)));
+  write_file(tmp.path() / "unicode.txt", wide("title\tfilepath\tlabel\r\na\timages/0.png\t0\r\n", 2, true, true));
   std::string log;
   EXPECT_NE(run_command(shard_cmd("--from csv --input " + (tmp / "unicode.txt") + " --out " + (tmp / "o")), &log), 0);
   EXPECT_NE(log.find("unicode.txt is UTF-16 (little-endian"), std::string::npos) << log;
   EXPECT_NE(log.find("iconv -f UTF-16 -t UTF-8"), std::string::npos) << log;
   // The same check guards every text file read through common/text.h: class lists here.
-  write_bytes(tmp.path() / "names.txt", wide("tench\r\ngoldfish\r\n", 2, true, true));
+  write_file(tmp.path() / "names.txt", wide("tench\r\ngoldfish\r\n", 2, true, true));
   const std::string err = error_of([&] { data::read_class_list(tmp / "names.txt"); });
   EXPECT_NE(err.find("class list " + (tmp / "names.txt") + " is UTF-16"), std::string::npos) << err;
   // Converted as the message says, it is read.
@@ -859,13 +849,13 @@ TEST(ShardTest, MacZipResourceForkFoldersAreLeftOutAtEveryDepth) {
   fs::path root = tmp.path() / "train";
   const std::string img = png(pattern(12, 12, 1));
   const std::string fork = std::string("\0\5\26\7\0\2\0\0Mac OS X", 16);  // AppleDouble header
-  write_bytes(root / "cat" / "a.png", img);
-  write_bytes(root / "dog" / "b.png", img);
-  write_bytes(root / "__MACOSX" / "cat" / "._a.png", fork);  // as `unzip` leaves a zip made by macOS
-  write_bytes(root / "__MACOSX" / "dog" / "._b.png", fork);
-  write_bytes(root / "__MACOSX" / "dog" / "b.png", img);             // even an image inside is no class
-  write_bytes(root / "dog" / "__MACOSX" / "stale.png", img);         // inside a class folder
-  write_bytes(root / "dog" / "sub" / "__MACOSX" / "deep.png", img);  // further down
+  write_file(root / "cat" / "a.png", img);
+  write_file(root / "dog" / "b.png", img);
+  write_file(root / "__MACOSX" / "cat" / "._a.png", fork);  // as `unzip` leaves a zip made by macOS
+  write_file(root / "__MACOSX" / "dog" / "._b.png", fork);
+  write_file(root / "__MACOSX" / "dog" / "b.png", img);             // even an image inside is no class
+  write_file(root / "dog" / "__MACOSX" / "stale.png", img);         // inside a class folder
+  write_file(root / "dog" / "sub" / "__MACOSX" / "deep.png", img);  // further down
   std::string out = tmp / "store", log;
   ASSERT_EQ(
       run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 8"), &log), 0)
@@ -951,8 +941,8 @@ TEST(ShardTest, GitLfsPointersAreNamedWithGitLfsPull) {
       "size 48213\n";
   TempDir tmp;
   const fs::path root = tmp.path() / "in";
-  write_bytes(root / "c" / "a_good.png", png(pattern(16, 16, 1)));
-  write_bytes(root / "c" / "photo.jpg", pointer);
+  write_file(root / "c" / "a_good.png", png(pattern(16, 16, 1)));
+  write_file(root / "c" / "photo.jpg", pointer);
   std::string out = tmp / "store", log;
   ASSERT_EQ(
       run_command(shard_cmd("--from folder --input " + root.string() + " --out " + out + " --image-size 16"), &log), 0)
@@ -971,19 +961,19 @@ TEST(ShardTest, GitLfsPointersAreNamedWithGitLfsPull) {
 
   // The list, then the class list, is the pointer.
   const std::string list = tmp / "list.tsv", names = tmp / "cls.txt";
-  write_bytes(tmp.path() / "imgs" / "0.png", png(pattern(16, 16, 0)));
-  write_bytes(list, pointer);
-  write_bytes(names, "tench\n");
+  write_file(tmp.path() / "imgs" / "0.png", png(pattern(16, 16, 0)));
+  write_file(list, pointer);
+  write_file(names, "tench\n");
   const std::string csv = "--from csv --input " + list + " --class-names " + names + " --image-size 16 --out ";
   EXPECT_NE(run_command(shard_cmd(csv + (tmp / "o1")), &log), 0);
   EXPECT_NE(log.find(list), std::string::npos) << log;
   EXPECT_NE(log.find("git lfs pull --include \"list.tsv\""), std::string::npos) << log;
-  write_bytes(list, "title\tfilepath\tlabel\na tench\timgs/0.png\t0\n");
-  write_bytes(names, pointer);
+  write_file(list, "title\tfilepath\tlabel\na tench\timgs/0.png\t0\n");
+  write_file(names, pointer);
   EXPECT_NE(run_command(shard_cmd(csv + (tmp / "o2")), &log), 0);
   EXPECT_NE(log.find(names), std::string::npos) << log;
   EXPECT_NE(log.find("git lfs pull --include \"cls.txt\""), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(tmp.path() / "o2" / "manifest.json"));
-  write_bytes(names, "tench\n");
+  write_file(names, "tench\n");
   EXPECT_EQ(run_command(shard_cmd(csv + (tmp / "o3")), &log), 0) << log;  // the fetched files convert
 }

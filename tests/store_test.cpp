@@ -25,7 +25,7 @@ using starft::testing::error_of;
 namespace {
 
 // A deterministic RGB image with structure (so crops and resizes are visible).
-cv::Mat pattern(int h, int w, int seed) {
+cv::Mat store_pattern(int h, int w, int seed) {
   cv::Mat m(h, w, CV_8UC3);
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
@@ -66,7 +66,7 @@ Written write_store(const std::string& dir, int size, int64_t shard_size, int n,
     meta.caption = "a photo of a caf\u00e9 \u2615 number " + std::to_string(i);
     meta.source = "dir/image_" + std::to_string(i) + ".jpg";
     // Mixed sizes: exact, larger (shrunk), smaller (enlarged), non-square.
-    cv::Mat img = pattern(i % 3 == 0 ? size : size + 7 * i, i % 2 ? size : size * 2 - i, i);
+    cv::Mat img = store_pattern(i % 3 == 0 ? size : size + 7 * i, i % 2 ? size : size * 2 - i, i);
     writer.add(img, meta);
     w.images.push_back(fit_square(img, size));
     w.metas.push_back(meta);
@@ -191,7 +191,7 @@ TEST(StoreTest, WrongManifestIsRefused) {
       SampleMeta meta;
       meta.label = i % 3;
       meta.attributes["place"] = 0;
-      writer.add(pattern(16, 16, 100 + i), meta);
+      writer.add(store_pattern(16, 16, 100 + i), meta);
     }
     writer.finish();
   }
@@ -271,7 +271,7 @@ TEST(StoreTest, UnfinishedShardLeavesNothing) {
     ShardWriter writer(dir.path().string(), "shard-00000.h5", layout(8, 4));
     SampleMeta meta;
     meta.attributes["place"] = 1;
-    writer.add(pattern(8, 8, 1), meta);
+    writer.add(store_pattern(8, 8, 1), meta);
     EXPECT_TRUE(fs::exists(dir / "shard-00000.h5.tmp"));
   }  // destroyed without finish(), as when a conversion fails
   EXPECT_TRUE(fs::is_empty(dir.path()));
@@ -285,10 +285,10 @@ TEST(StoreTest, SkippedItemsKeepShardBoundaries) {
   m.attribute_values.clear();
   StoreWriter writer(dir.path().string(), m, false);
   SampleMeta meta;
-  writer.add(pattern(8, 8, 0), meta);
+  writer.add(store_pattern(8, 8, 0), meta);
   writer.skip("broken.jpg", "cannot decode");
-  writer.add(pattern(8, 8, 2), meta);
-  writer.add(pattern(8, 8, 3), meta);
+  writer.add(store_pattern(8, 8, 2), meta);
+  writer.add(store_pattern(8, 8, 3), meta);
   Manifest out = writer.finish();
   ASSERT_EQ(out.shards.size(), 2u);
   EXPECT_EQ(out.shards[0].count, 1);  // items 0-1, item 1 skipped
@@ -511,8 +511,12 @@ static void expect_one_problem(const StoreReport& r, const std::string& file, in
   const auto& p = r.problems[0];
   EXPECT_EQ(p.file, file);
   EXPECT_EQ(p.row, row);
-  if (index >= 0) EXPECT_EQ(p.index, index);
-  if (!source.empty()) EXPECT_EQ(p.source, source);
+  if (index >= 0) {
+    EXPECT_EQ(p.index, index);
+  }
+  if (!source.empty()) {
+    EXPECT_EQ(p.source, source);
+  }
   EXPECT_NE(p.what.find(what_part), std::string::npos) << p.what;
 }
 

@@ -13,24 +13,11 @@
 #include "test_util.h"
 
 using namespace starft::data;
+using starft::testing::error_of;
 using starft::testing::TempDir;
+using starft::testing::write_file;
 
 namespace {
-
-void write_text(const std::string& path, const std::string& text) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << text;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const starft::Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no starft::Error thrown";
-  return "";
-}
 
 // Sets an environment variable for one scope.
 class ScopedEnv {
@@ -77,8 +64,8 @@ TEST(ParseTemplates, RejectsTwoPlaceholdersRepeatsAndEmptyFiles) {
 TEST(LoadTemplates, ReadsAFileFromDiskAndRejectsABadOneWithItsLine) {
   TempDir dir;
   const std::string good = dir / "mine.txt", bad = dir / "bad.txt";
-  write_text(good, "{} on the moon.\n{} under the sea.\n");
-  write_text(bad, "{} fine.\n# comment\nmissing.\n");
+  write_file(good, "{} on the moon.\n{} under the sea.\n");
+  write_file(bad, "{} fine.\n# comment\nmissing.\n");
   EXPECT_EQ(load_templates(good), (std::vector<std::string>{"{} on the moon.", "{} under the sea."}));
   const std::string msg = error_of([&] { load_templates(bad); });
   EXPECT_NE(msg.find(bad + ":3"), std::string::npos) << msg;
@@ -113,7 +100,7 @@ TEST(LoadTemplates, BuiltInSetsAreWellFormedAndLargeEnough) {
 
 TEST(LoadTemplates, JoinsCommaSeparatedSetsKeepingEachTemplateOnce) {
   TempDir dir;
-  write_text(dir / "extra.txt", "{} on the moon.\n{} in the snow.\n");
+  write_file(dir / "extra.txt", "{} on the moon.\n{} in the snow.\n");
   auto backgrounds = load_templates("backgrounds");
   auto textures = load_templates("textures");
   auto joined = load_templates("backgrounds, textures," + (dir / "extra.txt"));
@@ -133,14 +120,14 @@ TEST(LoadTemplates, UnknownNameListsTheBuiltInOnes) {
 
 TEST(LoadTemplates, EnvironmentOverridesTheDatasetsFolder) {
   TempDir dir;
-  write_text(dir / "pools/mine.txt", "{} in a teacup.\n");
-  write_text(dir / "templates/heads.txt", "a drawing of a {}.\n");
+  write_file(dir / "pools/mine.txt", "{} in a teacup.\n");
+  write_file(dir / "templates/heads.txt", "a drawing of a {}.\n");
   ScopedEnv env("STARFT_DATASETS", dir.path().string());
   EXPECT_EQ(datasets_dir(), dir.path().string());
   EXPECT_EQ(builtin_template_sets(), (std::vector<std::string>{"heads", "mine"}));
   EXPECT_EQ(load_templates("mine,heads"), (std::vector<std::string>{"{} in a teacup.", "a drawing of a {}."}));
   EXPECT_THROW(load_templates("backgrounds"), starft::Error);
-  write_text(dir / "templates/mine.txt", "{} twice.\n");
+  write_file(dir / "templates/mine.txt", "{} twice.\n");
   EXPECT_NE(error_of([] { load_templates("mine"); }).find("ambiguous"), std::string::npos);
 }
 
@@ -206,7 +193,7 @@ TEST(DrawTemplate, IsUniform) {
 TEST(LoadTemplates, AcceptsAByteOrderMarkAndCrlfLineEnds) {
   TempDir dir;
   const std::string path = dir / "windows.txt";
-  write_text(path,
+  write_file(path,
              "\xEF\xBB\xBF"
              "{} on the moon.\r\n# comment\r\n{} under the sea.\r\n");
   EXPECT_EQ(load_templates(path), (std::vector<std::string>{"{} on the moon.", "{} under the sea."}));
@@ -215,7 +202,7 @@ TEST(LoadTemplates, AcceptsAByteOrderMarkAndCrlfLineEnds) {
 TEST(LoadTemplates, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
   TempDir dir;
   const std::string path = dir / "mine.txt";
-  write_text(path,
+  write_file(path,
              "version https://git-lfs.github.com/spec/v1\n"
              "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
              "size 15\n");

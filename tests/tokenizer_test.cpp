@@ -22,7 +22,10 @@ namespace starft::clip {
 namespace {
 
 using starft::testing::fixture;
+using starft::testing::error_of;
+using starft::testing::read_file;
 using starft::testing::TempDir;
+using starft::testing::write_file;
 
 struct Case {
   std::string text;
@@ -47,18 +50,6 @@ const Tokenizer& gz_tokenizer() {
   return tokenizer;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_text(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary);
-  out << content;
-}
-
 std::string gunzip(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
   EXPECT_NE(f, nullptr);
@@ -68,21 +59,6 @@ std::string gunzip(const std::string& path) {
   while ((n = gzread(f, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
   gzclose(f);
   return data;
-}
-
-// The message of the starft::Error that fn throws ("" and a test failure if none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const starft::Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected starft::Error, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected starft::Error, nothing was thrown";
-  return "";
 }
 
 TEST(Tokenizer, MatchesEveryReferenceCase) {
@@ -124,7 +100,7 @@ TEST(Tokenizer, HuggingFaceFilesGiveIdenticalIds) {
   gz.save_hf(dir.path().string());
   // Rewrite vocab.json with its keys in alphabetical order, so only the ids (not the order of
   // the entries) can give the right answer, as in published vocab.json files.
-  const std::string saved = read_text(dir / "vocab.json");
+  const std::string saved = read_file(dir / "vocab.json");
   const auto vocab = nlohmann::json::parse(saved);  // std::map: keys sorted
   ASSERT_EQ(vocab.size(), 49408u);
   EXPECT_EQ(vocab.at("a</w>").get<int>(), 320);
@@ -136,8 +112,8 @@ TEST(Tokenizer, HuggingFaceFilesGiveIdenticalIds) {
     previous = id.get<int64_t>();
   }
   EXPECT_FALSE(id_order);
-  write_text(dir / "vocab.json", vocab.dump());
-  const std::string merges = read_text(dir / "merges.txt");
+  write_file(dir / "vocab.json", vocab.dump());
+  const std::string merges = read_file(dir / "merges.txt");
   EXPECT_EQ(merges.rfind("#version: 0.2\n", 0), 0u);
   // the merges are the gz file's lines 1..48894, verbatim
   const std::string gz_text = gunzip(gz_path());
@@ -383,7 +359,7 @@ TEST(TokenizerErrors, MissingFilesNameThePath) {
   EXPECT_NE(error_of([&] { Tokenizer::load(missing); }).find(missing), std::string::npos);
   EXPECT_NE(error_of([&] { Tokenizer::from_bpe_merges(missing); }).find(missing), std::string::npos);
   // a Hugging Face directory without merges.txt
-  write_text(dir / "vocab.json", "{\"a\": 0}");
+  write_file(dir / "vocab.json", "{\"a\": 0}");
   const std::string merges = dir / "merges.txt";
   EXPECT_NE(error_of([&] { Tokenizer::load(dir.path().string()); }).find(merges), std::string::npos);
 }
@@ -392,7 +368,7 @@ TEST(TokenizerErrors, MalformedFilesNameThePath) {
   TempDir dir;
   // not a merges file at all
   const std::string text = dir / "notes.txt";
-  write_text(text, "#version: 0.2\nthis line has four fields\n");
+  write_file(text, "#version: 0.2\nthis line has four fields\n");
   auto msg = error_of([&] { Tokenizer::from_bpe_merges(text); });
   EXPECT_NE(msg.find(text), std::string::npos) << msg;
   EXPECT_NE(msg.find("line 2"), std::string::npos) << msg;
@@ -400,21 +376,21 @@ TEST(TokenizerErrors, MalformedFilesNameThePath) {
   // a merges file with too few merges
   const std::string gz_text = gunzip(gz_path());
   const std::string few = dir / "few.txt";
-  write_text(few, gz_text.substr(0, gz_text.find('\n', 5000) + 1));
+  write_file(few, gz_text.substr(0, gz_text.find('\n', 5000) + 1));
   msg = error_of([&] { Tokenizer::from_bpe_merges(few); });
   EXPECT_NE(msg.find(few), std::string::npos) << msg;
   EXPECT_NE(msg.find("48894"), std::string::npos) << msg;
 
   // the plain (gunzipped) file is accepted and gives the same ids
   const std::string plain = dir / "plain.txt";
-  write_text(plain, gz_text);
+  write_file(plain, gz_text);
   EXPECT_EQ(Tokenizer::from_bpe_merges(plain).encode("a photo of a tench."),
             gz_tokenizer().encode("a photo of a tench."));
 
   // a truncated gzip file
-  const std::string gz_bytes = read_text(gz_path());
+  const std::string gz_bytes = read_file(gz_path());
   const std::string cut = dir / "cut.txt.gz";
-  write_text(cut, gz_bytes.substr(0, gz_bytes.size() / 2));
+  write_file(cut, gz_bytes.substr(0, gz_bytes.size() / 2));
   msg = error_of([&] { Tokenizer::from_bpe_merges(cut); });
   EXPECT_NE(msg.find(cut), std::string::npos) << msg;
 
@@ -422,17 +398,17 @@ TEST(TokenizerErrors, MalformedFilesNameThePath) {
   gz_tokenizer().save_hf(dir.path().string());
   const std::string vocab = dir / "vocab.json";
   const std::string merges = dir / "merges.txt";
-  const std::string good_vocab = read_text(vocab);
-  write_text(vocab, good_vocab.substr(0, good_vocab.size() / 2));
+  const std::string good_vocab = read_file(vocab);
+  write_file(vocab, good_vocab.substr(0, good_vocab.size() / 2));
   msg = error_of([&] { Tokenizer::from_hf(vocab, merges); });
   EXPECT_NE(msg.find(vocab), std::string::npos) << msg;
-  write_text(vocab, "{\"a\": 0, \"b\": 5}");
+  write_file(vocab, "{\"a\": 0, \"b\": 5}");
   msg = error_of([&] { Tokenizer::from_hf(vocab, merges); });
   EXPECT_NE(msg.find(vocab), std::string::npos) << msg;
   auto v = nlohmann::json::parse(good_vocab);
   v.erase("photo</w>");
   v["zzz-not-a-merge"] = 1125;
-  write_text(vocab, v.dump());
+  write_file(vocab, v.dump());
   msg = error_of([&] { Tokenizer::from_hf(vocab, merges); });
   EXPECT_NE(msg.find("photo</w>"), std::string::npos) << msg;
   EXPECT_NE(msg.find(vocab), std::string::npos) << msg;
@@ -463,7 +439,7 @@ TEST(TokenizeCommand, PrintsTheReferenceIds) {
     std::replace(line.begin(), line.end(), '\n', ' ');  // whitespace either way
     input += line + "\n";
   }
-  write_text(dir / "texts.txt", input);
+  write_file(dir / "texts.txt", input);
   const std::string base = starft::testing::starft_binary() + " tokenize --vocab " + shell_quote(gz_path());
   std::string out;
   // stdout only: the log (stderr) may warn about the processor, as on machines OpenBLAS does not know
@@ -508,7 +484,7 @@ TEST(TokenizerErrors, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
       "oid sha256:4d7a2146e1d3c5a8f0b9e6a3c2d1f0e9b8a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3\n"
       "size 1356917\n";
   const std::string merges = dir / "bpe_simple_vocab_16e6.txt.gz";
-  write_text(merges, pointer);
+  write_file(merges, pointer);
   auto msg = error_of([&] { Tokenizer::load(merges); });
   EXPECT_NE(msg.find(merges), std::string::npos) << msg;
   EXPECT_NE(msg.find("git lfs pull --include \"bpe_simple_vocab_16e6.txt.gz\""), std::string::npos) << msg;
@@ -517,7 +493,7 @@ TEST(TokenizerErrors, AGitLfsPointerIsRefusedNamingTheFileAndGitLfsPull) {
   for (const char* name : {"vocab.json", "merges.txt"}) {
     TempDir hf;
     gz_tokenizer().save_hf(hf.path().string());
-    write_text(hf / name, pointer);
+    write_file(hf / name, pointer);
     msg = error_of([&] { Tokenizer::load(hf.path().string()); });
     EXPECT_NE(msg.find(hf / name), std::string::npos) << msg;
     EXPECT_NE(msg.find("git lfs pull --include \"" + std::string(name) + "\""), std::string::npos) << msg;

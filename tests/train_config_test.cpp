@@ -20,6 +20,7 @@
 using namespace starft;
 using namespace starft::train;
 using starft::testing::TempDir;
+using starft::testing::write_file;
 using starft::testing::error_of;
 namespace fs = std::filesystem;
 
@@ -32,13 +33,11 @@ namespace {
         << "expected an error containing '" << (text) << "', got '" << message << "'"; \
   } while (0)
 
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-
 }  // namespace
 
 TEST(TrainConfig, CommandLineWinsOverIniWhichWinsOverDefaults) {
   TempDir tmp;
-  write_text(tmp / "a.ini", "# a comment\nbatch-size = 64\nlr = 3e-5\nspurious-pool = textures\ndedup = false\n");
+  write_file(tmp / "a.ini", "# a comment\nbatch-size = 64\nlr = 3e-5\nspurious-pool = textures\ndedup = false\n");
   auto c = parse_train_args({"--config", tmp / "a.ini", "--lr", "7e-6", "--epochs=4"});
   EXPECT_EQ(c.batch_size, 64);             // from the file
   EXPECT_DOUBLE_EQ(c.lr, 7e-6);            // command line over the file
@@ -75,7 +74,7 @@ TEST(TrainConfig, EffectiveConfigReadsBackIdentically) {
 
 TEST(TrainConfig, UnknownKeysAndBadValuesAreErrors) {
   TempDir tmp;
-  write_text(tmp / "bad.ini", "batch-sise = 4\n");
+  write_file(tmp / "bad.ini", "batch-sise = 4\n");
   EXPECT_ERROR(parse_train_args({"--config", tmp / "bad.ini"}), "bad.ini");
   EXPECT_ERROR(parse_train_args({"--batch-size", "many"}), "batch-size");
   EXPECT_ERROR(parse_train_args({"--no-such-option"}), "no-such-option");
@@ -105,7 +104,7 @@ TEST(TrainConfig, ChoicesAreEnumsReadByName) {
   EXPECT_ERROR(parse_train_args({"--teacher", "oracle"}), "--teacher: unknown value 'oracle'");
   EXPECT_ERROR(parse_train_args({"--mode", "Pretrain"}), "finetune, pretrain");
   TempDir tmp;
-  write_text(tmp / "bad.ini", "regulariser = l2\n");
+  write_file(tmp / "bad.ini", "regulariser = l2\n");
   e = error_of([&] { parse_train_args({"--config", tmp / "bad.ini"}); });
   EXPECT_NE(e.find("bad.ini"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown value 'l2'; choose one of starft, kl, none"), std::string::npos) << e;
@@ -115,7 +114,7 @@ TEST(TrainConfig, FormerNamesAreRefusedNamingTheNewOnes) {
   TempDir tmp;
   auto e = error_of([] { parse_train_args({"--eval-classnames", "names.txt"}); });
   EXPECT_NE(e.find("eval-class-names"), std::string::npos) << e;
-  write_text(tmp / "old.ini", "lr = 1e-5\neval-classnames = names.txt\n");
+  write_file(tmp / "old.ini", "lr = 1e-5\neval-classnames = names.txt\n");
   e = error_of([&] { parse_train_args({"--config", tmp / "old.ini"}); });
   EXPECT_NE(e.find("old.ini"), std::string::npos) << e;
   EXPECT_NE(e.find("eval-class-names"), std::string::npos) << e;

@@ -66,13 +66,13 @@ std::unique_ptr<sharding::ShardComm> runtime_comm() {
 }
 
 // A scratch directory made by rank 0 and shared with the others (one node).
-class SharedDir {
+class ConverterScratchDir {
  public:
-  explicit SharedDir(sharding::ShardComm& comm) : comm_(comm) {
+  explicit ConverterScratchDir(sharding::ShardComm& comm) : comm_(comm) {
     if (comm.rank() == 0) own_ = std::make_unique<starft::testing::TempDir>();
     path_ = comm.broadcast(own_ ? own_->path().string() : "");
   }
-  ~SharedDir() { comm_.gather("done"); }  // rank 0 removes it only after everybody is done
+  ~ConverterScratchDir() { comm_.gather("done"); }  // rank 0 removes it only after everybody is done
   const std::string& path() const { return path_; }
 
  private:
@@ -86,7 +86,7 @@ class SharedDir {
 TEST(ShardMpiTest, ConversionByAllRanksEqualsOneProcess) {
   auto comm = runtime_comm();
   ASSERT_GE(comm->size(), 2);
-  SharedDir dir(*comm);
+  ConverterScratchDir dir(*comm);
   auto items = generated_items(29);  // 8 shards of 4 (the last holds 1), 4 corrupt items
   auto multi = sharding::convert(items, options(dir.path() + "/multi"), *comm);
   EXPECT_EQ(multi.skipped, 4);

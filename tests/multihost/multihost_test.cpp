@@ -1,5 +1,5 @@
 // Several hosts on one machine (tests/multihost/README.md): each test runs inside
-// `tests/multihost/cluster.sh run --hosts 2 -- multihost_test --gtest_filter=...`, which made the
+// `tests/multihost/cluster.sh run --hosts 2 -- starft_tests --gtest_filter=MultiHost...`, which made the
 // hosts as network namespaces and passes $STARFT_MH_MPIRUN (ranks across the hosts, Open MPI over
 // TCP) and $STARFT_MH_CLUSTER (cut / restore / kill a host). Ranks 0, 1 run on host 0 and 2, 3 on
 // host 1, so the node split, the local ranks and the TCP transport between hosts are real.
