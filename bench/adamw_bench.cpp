@@ -19,10 +19,11 @@
 #include "common/hardware.h"
 #include "step_setup.h"
 #include "train/optimizer.h"
+#include "bench_main.h"
 
 using namespace starft;
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(adamw_bench) {
   keep_freed_memory_for_reuse();
   int64_t rounds = 20;
   int threads = 1;

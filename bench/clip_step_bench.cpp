@@ -10,6 +10,7 @@
 // usage: clip_step_bench [--batch N] [--steps N] [--layers N] [--threads N (default: all cores)]
 //                        [--precision fp32|amp_bf16|both (default both)] [--device cpu|cuda]
 //                        [--peak-tflops X (the device's spec bfloat16 dense peak, for MFU)]
+//                        [--activation gelu (open_clip's ViT-B-16, default) | quick_gelu (OpenAI's)]
 // On CUDA the step is timed between device synchronisations and MFU = achieved / --peak-tflops
 // (default 989: H100 / H200 SXM dense bfloat16) is printed beside the ratio to the measured GEMM.
 #include <torch/cuda.h>
@@ -25,13 +26,13 @@
 #include "common/hardware.h"
 #include "common/log.h"
 #include "distributed/device.h"
+#include "bench_main.h"
 
 using namespace starft;
 using Clock = std::chrono::steady_clock;
+using starft::bench::seconds_since;
 
 namespace {
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // FLOPs of one tower's transformer, forward + backward, for `rows` sequences of length L.
 double transformer_flops(int64_t rows, int64_t L, int64_t W, int64_t layers) {
@@ -63,10 +64,10 @@ double gemm_peak(int64_t n, int reps, torch::ScalarType dtype, const torch::Devi
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(clip_step_bench) {
   int64_t batch = 4, steps = 3, layers = 12;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
-  std::string which = "both", device_name = "cpu";
+  std::string which = "both", device_name = "cpu", activation = "gelu";
   double peak_tflops = 989;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--batch"))
@@ -83,6 +84,8 @@ int main(int argc, char** argv) {
       device_name = argv[i + 1];
     else if (!std::strcmp(argv[i], "--peak-tflops"))
       peak_tflops = std::stod(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--activation"))
+      activation = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -107,7 +110,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto cfg = clip::config_by_name("ViT-B-16");
+  if (activation != "gelu" && activation != "quick_gelu") {
+    std::fprintf(stderr, "--activation must be gelu (open_clip's ViT-B-16) or quick_gelu (OpenAI's), got %s\n",
+                 activation.c_str());
+    return 2;
+  }
+  auto cfg = clip::config_by_name(activation == "gelu" ? "ViT-B-16" : "ViT-B-16-quickgelu");
   cfg.vision_layers = layers;
   cfg.text_layers = layers;
   clip::CLIP model(cfg);
@@ -168,10 +176,11 @@ int main(int argc, char** argv) {
   const auto& cpu = cpu_features();
   std::printf(
       "clip_step_bench: CLIP ViT-B/16 shapes (image 224, patch 16, vision width 768, text width 512, "
-      "%lld+%lld layers, embed 512), batch %lld images + %lld captions (%lld positions after "
+      "%lld+%lld layers, embed 512, %s), batch %lld images + %lld captions (%lld positions after "
       "truncation), threads %d\n",
-      (long long)cfg.vision_layers, (long long)cfg.text_layers, (long long)batch, (long long)batch, (long long)text_len,
-      torch::get_num_threads());
+      (long long)cfg.vision_layers, (long long)cfg.text_layers,
+      cfg.quick_gelu ? "QuickGELU (OpenAI)" : "exact GELU (open_clip)", (long long)batch, (long long)batch,
+      (long long)text_len, torch::get_num_threads());
   std::printf("processor: %s (family %d model %d), %s; BLAS %s, OpenBLAS kernels %s\n", cpu.model_name.c_str(),
               cpu.family, cpu.model, cpu.flags_text().c_str(), blas.library.empty() ? "(static)" : blas.library.c_str(),
               blas.openblas_core.empty() ? "-" : blas.openblas_core.c_str());

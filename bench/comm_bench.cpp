@@ -15,6 +15,7 @@
 #include "distributed/mpi_communicator.h"
 #include "distributed/runtime.h"
 #include "bench_runtime.h"
+#include "bench_main.h"
 
 using namespace starft;
 using namespace starft::distributed;
@@ -42,7 +43,7 @@ double time_per_op(int iters, int reps, const std::function<void()>& op) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(comm_bench) {
   po::options_description options("comm_bench options");
   options.add_options()("help,h", "show this help")("min-kib", po::value<int64_t>()->default_value(4),
                                                     "smallest message, KiB")(

@@ -26,6 +26,7 @@
 #include "clip/weights.h"
 #include "data/shard_writer.h"
 #include "starft/build_config.h"
+#include "bench_main.h"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
@@ -67,7 +68,7 @@ void write_store(const std::string& dir, int64_t images, int size) {
   w.finish();
 }
 
-std::string load_average() {
+std::string load_average_text() {
   std::ifstream in("/proc/loadavg");
   std::string a, b, c;
   in >> a >> b >> c;
@@ -107,7 +108,7 @@ Run run_eval(const std::string& starft, int ranks, const std::string& args, int6
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(eval_bench) {
   po::options_description opts("eval_bench options");
   opts.add_options()("help,h", "show this help")("images", po::value<int64_t>()->default_value(512),
                                                  "images in the generated store")(
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
     }
     const std::string args =
         "--weights " + weights + " --store " + store + " --vocab " + vocab + " --templates simple --workers 1";
-    const std::string load_before = load_average();
+    const std::string load_before = load_average_text();
     Run best[2];
     for (int rep = 0; rep < repeats; ++rep) {
       for (int k = 0; k < 2; ++k) {
@@ -199,7 +200,7 @@ int main(int argc, char** argv) {
     // on two otherwise idle cores the ratio is bounded only by the start barrier and reduction.
     std::printf("  CPU per image, 2 ranks / 1 rank: %.2f\n", best[1].cpu_s / best[0].cpu_s);
     std::printf("  %u cores; load average (1/5/15 min) before: %s, after: %s\n", std::thread::hardware_concurrency(),
-                load_before.c_str(), load_average().c_str());
+                load_before.c_str(), load_average_text().c_str());
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     rc = 1;

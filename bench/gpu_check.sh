@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check, in one prepared script: on a machine with an NVIDIA GPU and a CUDA LibTorch (the
 # one inside a PyTorch wheel will do), builds starft against it and runs
-#   - tests/dist_nccl_test (the NCCL communicator's one-rank all-reduce and all-gather on the GPU),
-#   - tests/mpi_dist_equivalence_test with one rank (data-parallel equals one process, fp32 and
-#     amp_bf16; on the GPU the towers autocast with CUDA's bfloat16),
+#   - tests/starft_tests --gtest_filter='NcclCore.*' (the NCCL communicator's one-rank all-reduce and
+#     all-gather on the GPU),
+#   - tests/mpi_tests --gtest_filter='DataParallelEquivalence.*' with one rank (data-parallel equals
+#     one process, fp32 and amp_bf16; on the GPU the towers autocast with CUDA's bfloat16),
 #   - bench/clip_step_bench --device cuda at ViT-B/16 (fp32 and amp_bf16 side by side), which prints
 #     samples/s and MFU against --peak-tflops (989: H100 / H200 SXM dense bfloat16).
 #
@@ -86,11 +87,11 @@ fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "gpu_check: no nvidia-smi here"
 run cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=$prefix_path" \
   -DSTARFT_CUDA_ROOT="$cuda" -DSTARFT_BUILD_TESTS=ON -DSTARFT_BUILD_BENCH=ON
-run cmake --build "$build" -j "$(nproc)" --target starft dist_nccl_test mpi_dist_equivalence_test clip_step_bench
+run cmake --build "$build" -j "$(nproc)" --target starft starft_tests mpi_tests clip_step_bench
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 status=0
-run "$build/tests/dist_nccl_test" || status=1
-run mpiexec -np 1 "$build/tests/mpi_dist_equivalence_test" || status=1
+run "$build/tests/starft_tests" --gtest_filter='NcclCore.*' || status=1
+run mpiexec -np 1 "$build/tests/mpi_tests" --gtest_filter='DataParallelEquivalence.*' || status=1
 run "$build/bench/clip_step_bench" --device cuda --precision both --batch 128 --steps 5 --peak-tflops 989 || status=1
 echo "gpu_check: $([ "$status" = 0 ] && echo passed || echo FAILED) (logs above; OUT=$out)"
 exit "$status"

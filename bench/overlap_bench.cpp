@@ -23,6 +23,7 @@
 #include "distributed/thread_communicator.h"
 #include "distributed/runtime.h"
 #include "bench_runtime.h"
+#include "bench_main.h"
 
 using namespace starft;
 using namespace starft::distributed;
@@ -72,7 +73,7 @@ double seconds_per_step(Communicator& control, int steps, int reps, bool partici
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(overlap_bench) {
   po::options_description options("overlap_bench options");
   options.add_options()("help,h", "show this help")("width", po::value<int64_t>()->default_value(1024),
                                                     "width of each square layer")(

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "eval/evaluate.h"
 #include "step_setup.h"
+#include "bench_main.h"
 
 using namespace starft;
 
@@ -65,7 +66,7 @@ std::pair<double, double> step_times(const clip::CLIPConfig& cfg, int64_t batch,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(precision_bench) {
   int64_t batch = 32, rounds = 5, eval_images = 256;
   int threads = 1;
   std::string shapes = "vitb16,demo";

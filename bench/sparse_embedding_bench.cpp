@@ -28,6 +28,7 @@
 #include "distributed/thread_communicator.h"
 #include "step_setup.h"
 #include "train/optimizer.h"
+#include "bench_main.h"
 
 using namespace starft;
 
@@ -44,7 +45,7 @@ torch::Tensor random_captions(int64_t batch, int64_t length, int64_t vocabulary,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(sparse_embedding_bench) {
   keep_freed_memory_for_reuse();
   int64_t rounds = 20, batch = 64;
   int ranks = 2;

@@ -28,11 +28,12 @@
 #include "common/hardware.h"
 #include "common/log.h"
 #include "step_setup.h"
+#include "bench_main.h"
 
 using namespace starft;
 using Clock = std::chrono::steady_clock;
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(starft_step_bench) {
   int64_t batch = 32, rounds = 7, layers = 3;
   int threads = 1;
   std::string precision = "fp32";

@@ -31,15 +31,15 @@
 #include "data/rng.h"
 #include "data/shard_writer.h"
 #include "data/store.h"
+#include "bench_main.h"
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
 using namespace starft::data;
 using Clock = std::chrono::steady_clock;
+using starft::bench::seconds_since;
 
 namespace {
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double cpu_seconds(clockid_t clock) {
   timespec t;
@@ -110,7 +110,7 @@ int64_t dir_bytes(const fs::path& dir) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(store_bench) {
   int images = 400, workers = 2, store_size = 256, output = 224;
   double seconds = 3;
   std::string jpeg_dir;

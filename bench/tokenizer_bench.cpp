@@ -14,12 +14,12 @@
 
 #include "clip/tokenizer.h"
 #include "starft/build_config.h"
+#include "bench_main.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+using starft::bench::seconds_since;
 
 // Class names: adjective + noun combinations, so the pool has thousands of distinct words and
 // word pairs, as a fine-tuning prompt pool does.
@@ -128,7 +128,7 @@ std::vector<std::string> make_spurious() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+STARFT_BENCH_MAIN(tokenizer_bench) {
   std::string vocab = std::string(STARFT_FIXTURES_DIR) + "/clip/bpe_simple_vocab_16e6.txt.gz";
   size_t n = 100000;
   for (int i = 1; i < argc; ++i) {
