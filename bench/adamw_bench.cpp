@@ -24,6 +24,8 @@
 using namespace starft;
 
 STARFT_BENCH_MAIN(adamw_bench) {
+  const char* usage = "usage: adamw_bench [--rounds N] [--threads N] [--model FILE.json]";
+  if (int status; bench::usage_requested(argc, argv, usage, &status)) return status;
   keep_freed_memory_for_reuse();
   int64_t rounds = 20;
   int threads = 1;
@@ -36,7 +38,7 @@ STARFT_BENCH_MAIN(adamw_bench) {
     else if (!std::strcmp(argv[i], "--model"))
       model_file = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: adamw_bench [--rounds N] [--threads N] [--model FILE.json]\n");
+      std::fprintf(stderr, "unknown option %s\n%s\n", argv[i], usage);
       return 2;
     }
   }

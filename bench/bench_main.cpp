@@ -23,6 +23,22 @@ bool register_bench(const char* name, BenchMain main) {
   return true;
 }
 
+bool usage_requested(int argc, char** argv, const char* usage, int* status) {
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
+      std::printf("%s\n", usage);
+      *status = 0;
+      return true;
+    }
+  }
+  if (argc % 2 == 0) {  // "--option value" pairs after argv[0]: an odd count leaves one without
+    std::fprintf(stderr, "%s needs a value\n%s\n", argv[argc - 1], usage);
+    *status = 2;
+    return true;
+  }
+  return false;
+}
+
 // Runs the benchmark `argv` names (see the file's comment); lists them when it names none.
 int run_bench(int argc, char** argv) {
   const auto& benches = table();

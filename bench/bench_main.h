@@ -15,6 +15,11 @@ using BenchMain = int (*)(int argc, char** argv);
 // Adds `main` under `name` to the program's table (STARFT_BENCH_MAIN calls it before main()).
 bool register_bench(const char* name, BenchMain main);
 
+// For the benchmarks that read "--option value" pairs by hand: true when the arguments ask for help
+// (-h or --help: `usage` goes to stdout, *status = 0) or end with an option that has no value
+// (the option and `usage` go to stderr, *status = 2); the benchmark then returns *status.
+bool usage_requested(int argc, char** argv, const char* usage, int* status);
+
 // Seconds of std::chrono::steady_clock since `t0`.
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

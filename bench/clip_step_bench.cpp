@@ -65,6 +65,9 @@ double gemm_peak(int64_t n, int reps, torch::ScalarType dtype, const torch::Devi
 }  // namespace
 
 STARFT_BENCH_MAIN(clip_step_bench) {
+  const char* usage =
+      "usage: clip_step_bench [--batch N] [--steps N] [--layers N] [--threads N] [--precision fp32|amp_bf16|both] [--device cpu|cuda] [--peak-tflops X] [--activation gelu|quick_gelu]";
+  if (int status; bench::usage_requested(argc, argv, usage, &status)) return status;
   int64_t batch = 4, steps = 3, layers = 12;
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   std::string which = "both", device_name = "cpu", activation = "gelu";
@@ -87,7 +90,7 @@ STARFT_BENCH_MAIN(clip_step_bench) {
     else if (!std::strcmp(argv[i], "--activation"))
       activation = argv[i + 1];
     else {
-      std::fprintf(stderr, "unknown option %s\n", argv[i]);
+      std::fprintf(stderr, "unknown option %s\n%s\n", argv[i], usage);
       return 2;
     }
   }

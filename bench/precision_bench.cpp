@@ -67,6 +67,9 @@ std::pair<double, double> step_times(const clip::CLIPConfig& cfg, int64_t batch,
 }  // namespace
 
 STARFT_BENCH_MAIN(precision_bench) {
+  const char* usage =
+      "usage: precision_bench [--batch N] [--rounds N] [--threads N] [--eval-images N] [--shapes vitb16,demo]";
+  if (int status; bench::usage_requested(argc, argv, usage, &status)) return status;
   int64_t batch = 32, rounds = 5, eval_images = 256;
   int threads = 1;
   std::string shapes = "vitb16,demo";
@@ -82,9 +85,7 @@ STARFT_BENCH_MAIN(precision_bench) {
     else if (!std::strcmp(argv[i], "--shapes"))
       shapes = argv[i + 1];
     else {
-      std::fprintf(stderr,
-                   "usage: precision_bench [--batch N] [--rounds N] [--threads N] [--eval-images N] "
-                   "[--shapes vitb16,demo]\n");
+      std::fprintf(stderr, "unknown option %s\n%s\n", argv[i], usage);
       return 2;
     }
   }

@@ -46,6 +46,9 @@ torch::Tensor random_captions(int64_t batch, int64_t length, int64_t vocabulary,
 }  // namespace
 
 STARFT_BENCH_MAIN(sparse_embedding_bench) {
+  const char* usage =
+      "usage: sparse_embedding_bench [--rounds N] [--batch N (per rank)] [--ranks N] [--precision fp32|amp_bf16|auto] [--model FILE.json]";
+  if (int status; bench::usage_requested(argc, argv, usage, &status)) return status;
   keep_freed_memory_for_reuse();
   int64_t rounds = 20, batch = 64;
   int ranks = 2;
@@ -63,8 +66,7 @@ STARFT_BENCH_MAIN(sparse_embedding_bench) {
     else if (!std::strcmp(argv[i], "--model"))
       model_file = argv[i + 1];
     else {
-      std::fprintf(stderr,
-                   "usage: sparse_embedding_bench [--rounds N] [--batch N] [--ranks N] [--precision P] [--model F]\n");
+      std::fprintf(stderr, "unknown option %s\n%s\n", argv[i], usage);
       return 2;
     }
   }

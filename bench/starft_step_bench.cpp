@@ -34,6 +34,9 @@ using namespace starft;
 using Clock = std::chrono::steady_clock;
 
 STARFT_BENCH_MAIN(starft_step_bench) {
+  const char* usage =
+      "usage: starft_step_bench [--batch N] [--rounds N] [--threads N] [--layers N] [--precision fp32|amp_bf16|auto]";
+  if (int status; bench::usage_requested(argc, argv, usage, &status)) return status;
   int64_t batch = 32, rounds = 7, layers = 3;
   int threads = 1;
   std::string precision = "fp32";
@@ -49,9 +52,7 @@ STARFT_BENCH_MAIN(starft_step_bench) {
     else if (!std::strcmp(argv[i], "--precision"))
       precision = argv[i + 1];
     else {
-      std::fprintf(stderr,
-                   "usage: starft_step_bench [--batch N] [--rounds N] [--threads N] [--layers N] "
-                   "[--precision fp32|amp_bf16|auto]\n");
+      std::fprintf(stderr, "unknown option %s\n%s\n", argv[i], usage);
       return 2;
     }
   }
