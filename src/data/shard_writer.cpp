@@ -4,7 +4,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
